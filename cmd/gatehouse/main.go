@@ -1,0 +1,4 @@
+// Command gatehouse runs the gatehouse identity-aware access proxy.
+package main
+
+func main() {}
