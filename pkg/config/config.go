@@ -1,0 +1,465 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Service names accepted by the services option.
+const (
+	ServiceAuthenticate = "authenticate"
+	ServiceAuthorize    = "authorize"
+	ServiceProxy        = "proxy"
+	ServiceDataBroker   = "databroker"
+)
+
+// AllServices lists the services in start order.
+var AllServices = []string{ServiceDataBroker, ServiceAuthorize, ServiceAuthenticate, ServiceProxy}
+
+// Config is a loaded, validated configuration: the options plus what was
+// derived from them. A Config is never modified after Load; hot reload
+// produces a new one.
+type Config struct {
+	Options
+	// Path is the file the configuration came from ("" for environment only).
+	Path string
+
+	// ServiceSet holds the services this process runs.
+	ServiceSet map[string]bool
+	// SharedKey is the decoded shared_secret (32 bytes).
+	SharedKey []byte
+	// CookieKey is the decoded cookie_secret (32 bytes).
+	CookieKey []byte
+	// AuthenticateURLParsed is authenticate_service_url, parsed.
+	AuthenticateURLParsed *url.URL
+	// AuthenticateInternalURLParsed is where services reach authenticate (defaults to the public URL).
+	AuthenticateInternalURLParsed *url.URL
+	// AuthorizeTargets and DataBrokerTargets are the gRPC replicas to dial.
+	AuthorizeTargets  []*url.URL
+	DataBrokerTargets []*url.URL
+	// TLSCertificates are the server certificates (certificate plus certificates).
+	TLSCertificates []tls.Certificate
+	// CAPool trusts certificate_authority in addition to the system roots (nil when unset).
+	CAPool *x509.CertPool
+
+	lines map[string]int
+}
+
+// Runs reports whether this process runs the named service.
+func (c *Config) Runs(service string) bool { return c.ServiceSet[service] }
+
+// Line returns the file line where key was set, or 0.
+func (c *Config) Line(key string) int { return c.lines[key] }
+
+// GRPCInsecureOrDefault reports whether gRPC is plaintext: grpc_insecure when
+// set, else plaintext unless the server has certificates.
+func (c *Config) GRPCInsecureOrDefault() bool {
+	if c.GRPCInsecure != nil {
+		return *c.GRPCInsecure
+	}
+	return len(c.TLSCertificates) == 0
+}
+
+// PassIdentityHeadersFor reports pass_identity_headers for a route (route, else global).
+func (c *Config) PassIdentityHeadersFor(r *Route) bool {
+	if r.PassIdentityHeaders != nil {
+		return *r.PassIdentityHeaders
+	}
+	return c.PassIdentityHeaders != nil && *c.PassIdentityHeaders
+}
+
+// LogLevel returns log_level as a slog level.
+func (c *Config) SlogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel))
+	return l
+}
+
+func (o *Options) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&o.Services, "all")
+	if o.InsecureServer {
+		def(&o.Address, ":80")
+	}
+	def(&o.Address, ":443")
+	def(&o.GRPCAddress, ":5443")
+	def(&o.HealthCheckAddr, "127.0.0.1:28080")
+	def(&o.LogLevel, "info")
+	def(&o.LogFormat, "json")
+	def(&o.CookieName, "_pomerium")
+	def(&o.CookieSameSite, "lax")
+	def(&o.DataBrokerStorageType, "memory")
+	def(&o.IDPProvider, "oidc")
+	def(&o.AuthenticateCallbackPath, "/oauth2/callback")
+	if o.CookieExpire == 0 {
+		o.CookieExpire = Duration(14 * time.Hour)
+	}
+	if o.DefaultUpstreamTimeout == 0 {
+		o.DefaultUpstreamTimeout = Duration(30 * time.Second)
+	}
+	if o.TimeoutRead == 0 {
+		o.TimeoutRead = Duration(30 * time.Second)
+	}
+	if o.TimeoutIdle == 0 {
+		o.TimeoutIdle = Duration(5 * time.Minute)
+	}
+	if o.GRPCClientTimeout == 0 {
+		o.GRPCClientTimeout = Duration(10 * time.Second)
+	}
+	if len(o.IDPScopes) == 0 {
+		o.IDPScopes = StringList{"openid", "profile", "email", "offline_access"}
+	}
+}
+
+func (c *Config) validate(errs *Errors) {
+	o := &c.Options
+	at := func(key string) int { return c.lines[key] }
+
+	c.ServiceSet = map[string]bool{}
+	for _, s := range splitList(o.Services) {
+		switch s {
+		case "all":
+			for _, name := range AllServices {
+				c.ServiceSet[name] = true
+			}
+		case ServiceAuthenticate, ServiceAuthorize, ServiceProxy, ServiceDataBroker:
+			c.ServiceSet[s] = true
+		default:
+			errs.add("services", at("services"), fmt.Sprintf("unknown service %q: expected all or a comma list of authenticate, authorize, proxy, databroker", s))
+		}
+	}
+	allInOne := len(c.ServiceSet) == len(AllServices)
+
+	c.SharedKey = c.secret(errs, "shared_secret", o.SharedSecret, !allInOne)
+	c.CookieKey = c.secret(errs, "cookie_secret", o.CookieSecret, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy))
+
+	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize))
+	c.AuthenticateInternalURLParsed = c.httpURL(errs, "authenticate_internal_service_url", o.AuthenticateInternalURL, false)
+	if c.AuthenticateInternalURLParsed == nil {
+		c.AuthenticateInternalURLParsed = c.AuthenticateURLParsed
+	}
+	c.AuthorizeTargets = c.grpcTargets(errs, "authorize_service_url", o.AuthorizeInternalURL, o.AuthorizeURL, o.AuthorizeURLs,
+		c.Runs(ServiceProxy) && !c.Runs(ServiceAuthorize))
+	c.DataBrokerTargets = c.grpcTargets(errs, "databroker_service_url", o.DataBrokerInternalURL, o.DataBrokerURL, o.DataBrokerURLs,
+		(c.Runs(ServiceAuthorize) || c.Runs(ServiceAuthenticate)) && !c.Runs(ServiceDataBroker))
+
+	for _, a := range []struct{ key, val string }{
+		{"address", o.Address}, {"grpc_address", o.GRPCAddress}, {"health_check_addr", o.HealthCheckAddr},
+		{"metrics_address", o.MetricsAddr}, {"http_redirect_addr", o.HTTPRedirectAddr},
+	} {
+		if a.val == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a.val); err != nil || port == "" {
+			errs.add(a.key, at(a.key), fmt.Sprintf("expected host:port (such as :443 or 127.0.0.1:5443), got %q", a.val))
+		}
+	}
+
+	switch o.DataBrokerStorageType {
+	case "memory":
+	case "redis":
+		if c.Runs(ServiceDataBroker) {
+			if o.DataBrokerStorageConnectionString == "" {
+				errs.add("databroker_storage_connection_string", at("databroker_storage_type"), "required when databroker_storage_type is redis (redis://, rediss://, redis+sentinel:// or redis+cluster://)")
+			} else if u, err := url.Parse(o.DataBrokerStorageConnectionString); err != nil || !strings.HasPrefix(u.Scheme, "redis") {
+				errs.add("databroker_storage_connection_string", at("databroker_storage_connection_string"), "expected a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL")
+			}
+		}
+	default:
+		errs.add("databroker_storage_type", at("databroker_storage_type"), fmt.Sprintf("expected memory or redis, got %q", o.DataBrokerStorageType))
+	}
+
+	switch strings.ToLower(o.CookieSameSite) {
+	case "", "lax", "strict", "none":
+	default:
+		errs.add("cookie_same_site", at("cookie_same_site"), fmt.Sprintf("expected lax, strict or none, got %q", o.CookieSameSite))
+	}
+	switch strings.ToLower(o.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs.add("log_level", at("log_level"), fmt.Sprintf("expected debug, info, warn or error, got %q", o.LogLevel))
+	}
+	switch o.LogFormat {
+	case "json", "text":
+	default:
+		errs.add("log_format", at("log_format"), fmt.Sprintf("expected json or text, got %q", o.LogFormat))
+	}
+
+	if c.Runs(ServiceAuthenticate) {
+		c.validateIDP(errs)
+	}
+	if o.SignOutRedirectURL != "" {
+		c.httpURL(errs, "signout_redirect_url", o.SignOutRedirectURL, false)
+	}
+	if o.XFFNumTrustedHops < 0 {
+		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
+	}
+	c.validateCertificates(errs)
+	for i := range o.Routes {
+		c.validateRoute(errs, i, &o.Routes[i])
+	}
+}
+
+// secret decodes a base64 32-byte secret.
+func (c *Config) secret(errs *Errors, key, val string, required bool) []byte {
+	line := c.lines[key]
+	if line == 0 {
+		line = c.lines[key+"_file"]
+	}
+	if val == "" {
+		if required {
+			errs.add(key, line, fmt.Sprintf("required: 32 random bytes in base64 (make one with: head -c32 /dev/urandom | base64), or %s_file", key))
+		}
+		return nil
+	}
+	b, err := decodeBase64(strings.TrimSpace(val))
+	if err != nil {
+		errs.add(key, line, "expected base64 of 32 random bytes, got text that is not base64")
+		return nil
+	}
+	if len(b) != 32 {
+		errs.add(key, line, fmt.Sprintf("expected base64 of 32 random bytes, got %d bytes", len(b)))
+		return nil
+	}
+	return b
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("not base64")
+}
+
+func (c *Config) httpURL(errs *Errors, key, val string, required bool) *url.URL {
+	if val == "" {
+		if required {
+			errs.add(key, c.lines[key], "required: an absolute https:// (or http://) URL")
+		}
+		return nil
+	}
+	u, err := url.Parse(val)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.add(key, c.lines[key], fmt.Sprintf("expected an absolute http:// or https:// URL, got %q", val))
+		return nil
+	}
+	return u
+}
+
+// grpcTargets gathers a service's replicas from its internal, singular and
+// plural URL options.
+func (c *Config) grpcTargets(errs *Errors, key, internal, single string, many []string, required bool) []*url.URL {
+	var raw []string
+	switch {
+	case internal != "":
+		raw = []string{internal}
+	case len(many) > 0:
+		raw = append(raw, many...)
+	case single != "":
+		raw = []string{single}
+	}
+	var out []*url.URL
+	for _, s := range raw {
+		if u := c.httpURL(errs, key, s, false); u != nil {
+			out = append(out, u)
+		}
+	}
+	if required && len(raw) == 0 {
+		errs.add(key, 0, "required when this process does not run that service itself: set "+key+" or "+key+"s")
+	}
+	return out
+}
+
+var knownProviders = map[string]string{
+	"oidc":   "",
+	"google": "https://accounts.google.com",
+	"auth0":  "", "okta": "", "onelogin": "", "ping": "", "cognito": "", "gitlab": "https://gitlab.com", "azure": "",
+}
+
+// unsupportedProviders use OAuth2 without OpenID Connect.
+var unsupportedProviders = map[string]bool{"github": true, "apple": true}
+
+func (c *Config) validateIDP(errs *Errors) {
+	o := &c.Options
+	p := strings.ToLower(o.IDPProvider)
+	if unsupportedProviders[p] {
+		errs.add("idp_provider", c.lines["idp_provider"], fmt.Sprintf("%q is not an OpenID Connect provider and is not supported yet; supported: oidc, google, okta, auth0, azure, gitlab, cognito, onelogin, ping", o.IDPProvider))
+		return
+	}
+	def, ok := knownProviders[p]
+	if !ok {
+		errs.add("idp_provider", c.lines["idp_provider"], fmt.Sprintf("unknown provider %q; supported: oidc, google, okta, auth0, azure, gitlab, cognito, onelogin, ping", o.IDPProvider))
+		return
+	}
+	if o.IDPProviderURL == "" && def != "" {
+		o.IDPProviderURL = def
+	}
+	c.httpURL(errs, "idp_provider_url", o.IDPProviderURL, true)
+	if o.IDPClientID == "" {
+		errs.add("idp_client_id", c.lines["idp_client_id"], "required: the OAuth client id registered with the identity provider")
+	}
+	if o.IDPClientSecret == "" {
+		errs.add("idp_client_secret", c.lines["idp_client_secret"], "required: the OAuth client secret, or idp_client_secret_file")
+	}
+}
+
+func (c *Config) validateCertificates(errs *Errors) {
+	o := &c.Options
+	add := func(key, cert, key2 string) {
+		if cert == "" && key2 == "" {
+			return
+		}
+		crt, err := tls.X509KeyPair([]byte(maybeBase64PEM(cert)), []byte(maybeBase64PEM(key2)))
+		if err != nil {
+			errs.add(key, c.lines[key], fmt.Sprintf("bad certificate or key: %v", err))
+			return
+		}
+		c.TLSCertificates = append(c.TLSCertificates, crt)
+	}
+	add("certificate", o.Certificate, o.CertificateKey)
+	for i, crt := range o.Certificates {
+		add(fmt.Sprintf("certificates[%d]", i), crt.Cert, crt.Key)
+	}
+	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 {
+		errs.add("certificate", 0, "required unless insecure_server is true: set certificate_file and certificate_key_file, or certificates")
+	}
+	if o.CertificateAuthority != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM([]byte(maybeBase64PEM(o.CertificateAuthority))) {
+			errs.add("certificate_authority", c.lines["certificate_authority"], "expected PEM certificates")
+		}
+		c.CAPool = pool
+	}
+}
+
+// maybeBase64PEM accepts PEM or base64 of PEM, as Pomerium does.
+func maybeBase64PEM(s string) string {
+	if strings.Contains(s, "-----BEGIN") {
+		return s
+	}
+	if b, err := decodeBase64(strings.TrimSpace(s)); err == nil {
+		return string(b)
+	}
+	return s
+}
+
+func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
+	key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
+	line := func(k string) int {
+		if l := c.lines[key(k)]; l > 0 {
+			return l
+		}
+		return c.lines[fmt.Sprintf("routes[%d]", i)]
+	}
+	if r.From == "" {
+		errs.add(key("from"), line("from"), "required: the external URL of the route, such as https://app.example.com")
+	} else if u, err := url.Parse(r.From); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.add(key("from"), line("from"), fmt.Sprintf("expected an http:// or https:// URL with a host, got %q", r.From))
+	} else if u.Path != "" && u.Path != "/" {
+		errs.add(key("from"), line("from"), "must not have a path; use prefix, path or regex")
+	} else {
+		r.FromURL = u
+	}
+	if len(r.To) == 0 {
+		errs.add(key("to"), line("to"), "required: the upstream URL (or a list of them)")
+	}
+	for _, t := range r.To {
+		raw, weight := t, 1
+		if u, w, ok := strings.Cut(t, ","); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(w))
+			if err != nil || n < 1 {
+				errs.add(key("to"), line("to"), fmt.Sprintf("expected url,weight with a positive weight, got %q", t))
+				continue
+			}
+			raw, weight = strings.TrimSpace(u), n
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.add(key("to"), line("to"), fmt.Sprintf("expected an http:// or https:// URL, got %q", raw))
+			continue
+		}
+		r.ToURLs = append(r.ToURLs, WeightedURL{URL: u, Weight: weight})
+	}
+	n := 0
+	for _, v := range []string{r.Prefix, r.Path, r.Regex} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		errs.add(key("prefix"), line("prefix"), "set only one of prefix, path and regex")
+	}
+	if r.Prefix != "" && !strings.HasPrefix(r.Prefix, "/") {
+		errs.add(key("prefix"), line("prefix"), fmt.Sprintf("must start with /, got %q", r.Prefix))
+	}
+	if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
+		errs.add(key("path"), line("path"), fmt.Sprintf("must start with /, got %q", r.Path))
+	}
+	if r.Regex != "" {
+		re, err := regexp.Compile("^(?:" + r.Regex + ")$")
+		if err != nil {
+			errs.add(key("regex"), line("regex"), fmt.Sprintf("not a valid regular expression: %v", err))
+		}
+		r.RegexRE = re
+	}
+	if r.RegexRewritePattern != "" {
+		re, err := regexp.Compile(r.RegexRewritePattern)
+		if err != nil {
+			errs.add(key("regex_rewrite_pattern"), line("regex_rewrite_pattern"), fmt.Sprintf("not a valid regular expression: %v", err))
+		}
+		r.RewriteRE = re
+	}
+	if r.TLSCustomCA != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(maybeBase64PEM(r.TLSCustomCA))) {
+			errs.add(key("tls_custom_ca"), line("tls_custom_ca"), "expected PEM certificates (or base64 of PEM)")
+		}
+	}
+	if (r.TLSClientCert == "") != (r.TLSClientKey == "") {
+		errs.add(key("tls_client_cert"), line("tls_client_cert"), "tls_client_cert and tls_client_key go together")
+	} else if r.TLSClientCert != "" {
+		if _, err := tls.X509KeyPair([]byte(maybeBase64PEM(r.TLSClientCert)), []byte(maybeBase64PEM(r.TLSClientKey))); err != nil {
+			errs.add(key("tls_client_cert"), line("tls_client_cert"), fmt.Sprintf("bad client certificate or key: %v", err))
+		}
+	}
+	c.validatePolicy(errs, i, r, key, line)
+}
+
+// TLSClientCertificate returns the route's client certificate for mTLS upstreams.
+func (r *Route) TLSClientCertificate() (*tls.Certificate, error) {
+	if r.TLSClientCert == "" {
+		return nil, nil
+	}
+	crt, err := tls.X509KeyPair([]byte(maybeBase64PEM(r.TLSClientCert)), []byte(maybeBase64PEM(r.TLSClientKey)))
+	if err != nil {
+		return nil, err
+	}
+	return &crt, nil
+}
+
+// TLSCustomCAPool returns the pool trusting tls_custom_ca, or nil.
+func (r *Route) TLSCustomCAPool() *x509.CertPool {
+	if r.TLSCustomCA == "" {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(maybeBase64PEM(r.TLSCustomCA)))
+	return pool
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Environ looks up an environment variable; os.LookupEnv in production,
+// a map in tests.
+type Environ func(key string) (string, bool)
+
+// Load reads the YAML file at path (which may be empty for environment-only
+// configuration), applies environment overrides, fills defaults and
+// validates. The error, when not nil, is an Errors listing every problem.
+func Load(path string, env Environ) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		data, err = os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+	}
+	return Parse(data, path, env)
+}
+
+// Parse is Load for configuration already in memory; path is only used in
+// messages.
+func Parse(data []byte, path string, env Environ) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	cfg := &Config{Path: path, lines: map[string]int{}}
+	var errs Errors
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{{Key: "(file)", Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if len(doc.Content) > 0 {
+		decodeStrict(&doc, &cfg.Options, "", &errs, cfg.lines)
+	}
+	applyEnv(&cfg.Options, env, &errs, cfg.lines)
+	readSecretFiles(&cfg.Options, &errs, cfg.lines)
+	cfg.Options.setDefaults()
+	cfg.validate(&errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// applyEnv sets every option whose upper-cased name is in the environment.
+// Strings are taken as they are; everything else is read as YAML so that
+// lists (`a,b` or `[a, b]`), maps and booleans work.
+func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int) {
+	v := reflect.ValueOf(o).Elem()
+	for name, i := range fieldIndex(v.Type()) {
+		val, ok := env(strings.ToUpper(name))
+		if !ok {
+			continue
+		}
+		delete(lines, name) // the value no longer comes from the file
+		field := v.Field(i)
+		if field.Kind() == reflect.String {
+			field.SetString(val)
+			continue
+		}
+		if name == "routes" {
+			val = maybeBase64(val)
+		}
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(val), &n); err != nil || len(n.Content) == 0 {
+			n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: val}
+		} else {
+			n = *n.Content[0]
+		}
+		if err := decodeField(&n, field, name, errs, lines); err != nil {
+			errs.add(name, 0, fmt.Sprintf("from environment variable %s: %v", strings.ToUpper(name), err))
+		}
+	}
+}
+
+func maybeBase64(s string) string {
+	if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s)); err == nil {
+		return string(b)
+	}
+	return s
+}
+
+// readSecretFiles reads every *_file option into its option.
+func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
+	for _, f := range []struct {
+		name   string
+		file   string
+		target *string
+	}{
+		{"shared_secret_file", o.SharedSecretFile, &o.SharedSecret},
+		{"cookie_secret_file", o.CookieSecretFile, &o.CookieSecret},
+		{"signing_key_file", o.SigningKeyFile, &o.SigningKey},
+		{"idp_client_secret_file", o.IDPClientSecretFile, &o.IDPClientSecret},
+		{"databroker_storage_connection_string_file", o.DataBrokerStorageConnectionStringFile, &o.DataBrokerStorageConnectionString},
+		{"certificate_file", o.CertificateFile, &o.Certificate},
+		{"certificate_key_file", o.CertificateKeyFile, &o.CertificateKey},
+		{"certificate_authority_file", o.CertificateAuthorityFile, &o.CertificateAuthority},
+	} {
+		if f.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			errs.add(f.name, lines[f.name], fmt.Sprintf("cannot read file: %v", err))
+			continue
+		}
+		*f.target = strings.TrimSpace(string(b))
+		if strings.Contains(f.name, "certificate") || f.name == "signing_key_file" {
+			*f.target = string(b)
+		}
+	}
+	for i := range o.Routes {
+		r := &o.Routes[i]
+		for _, f := range []struct {
+			name   string
+			file   string
+			target *string
+		}{
+			{"tls_custom_ca_file", r.TLSCustomCAFile, &r.TLSCustomCA},
+			{"tls_client_cert_file", r.TLSClientCertFile, &r.TLSClientCert},
+			{"tls_client_key_file", r.TLSClientKeyFile, &r.TLSClientKey},
+		} {
+			if f.file == "" {
+				continue
+			}
+			key := fmt.Sprintf("routes[%d].%s", i, f.name)
+			b, err := os.ReadFile(f.file)
+			if err != nil {
+				errs.add(key, lines[key], fmt.Sprintf("cannot read file: %v", err))
+				continue
+			}
+			*f.target = string(b)
+		}
+	}
+	for i := range o.Certificates {
+		c := &o.Certificates[i]
+		for _, f := range []struct {
+			name   string
+			file   string
+			target *string
+		}{{"cert_file", c.CertFile, &c.Cert}, {"key_file", c.KeyFile, &c.Key}} {
+			if f.file == "" {
+				continue
+			}
+			key := fmt.Sprintf("certificates[%d].%s", i, f.name)
+			b, err := os.ReadFile(f.file)
+			if err != nil {
+				errs.add(key, lines[key], fmt.Sprintf("cannot read file: %v", err))
+				continue
+			}
+			*f.target = string(b)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"net/url"
+	"regexp"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Options holds every configuration option by its Pomerium name. Fields are
+// filled from the YAML file and then from environment variables named after
+// the option in upper case (SHARED_SECRET, JWT_CLAIMS_HEADERS, ...).
+type Options struct {
+	// Services is "all" or a comma list of authenticate, authorize, proxy, databroker.
+	Services string `yaml:"services"`
+	// Address is the HTTP(S) listener of the proxy and authenticate services.
+	Address string `yaml:"address"`
+	// GRPCAddress is the gRPC listener of the authorize and databroker services.
+	GRPCAddress string `yaml:"grpc_address"`
+	// InsecureServer serves plain HTTP (behind a TLS-terminating load balancer).
+	InsecureServer bool `yaml:"insecure_server"`
+	// GRPCInsecure makes gRPC servers and clients use plaintext.
+	GRPCInsecure *bool `yaml:"grpc_insecure"`
+	// HealthCheckAddr serves /healthz, /readyz and /startupz.
+	HealthCheckAddr string `yaml:"health_check_addr"`
+	// MetricsAddr serves Prometheus /metrics when set.
+	MetricsAddr string `yaml:"metrics_address"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is json (default) or text.
+	LogFormat string `yaml:"log_format"`
+	// HTTPRedirectAddr, when set, redirects plain HTTP to HTTPS.
+	HTTPRedirectAddr string `yaml:"http_redirect_addr"`
+
+	AuthenticateURL          string     `yaml:"authenticate_service_url"`
+	AuthenticateInternalURL  string     `yaml:"authenticate_internal_service_url"`
+	AuthenticateCallbackPath string     `yaml:"authenticate_callback_path"`
+	AuthorizeURL             string     `yaml:"authorize_service_url"`
+	AuthorizeURLs            StringList `yaml:"authorize_service_urls"`
+	AuthorizeInternalURL     string     `yaml:"authorize_internal_service_url"`
+	DataBrokerURL            string     `yaml:"databroker_service_url"`
+	DataBrokerURLs           StringList `yaml:"databroker_service_urls"`
+	DataBrokerInternalURL    string     `yaml:"databroker_internal_service_url"`
+
+	DataBrokerStorageType                 string `yaml:"databroker_storage_type"`
+	DataBrokerStorageConnectionString     string `yaml:"databroker_storage_connection_string"`
+	DataBrokerStorageConnectionStringFile string `yaml:"databroker_storage_connection_string_file"`
+
+	SharedSecret     string   `yaml:"shared_secret"`
+	SharedSecretFile string   `yaml:"shared_secret_file"`
+	CookieSecret     string   `yaml:"cookie_secret"`
+	CookieSecretFile string   `yaml:"cookie_secret_file"`
+	CookieName       string   `yaml:"cookie_name"`
+	CookieDomain     string   `yaml:"cookie_domain"`
+	CookieExpire     Duration `yaml:"cookie_expire"`
+	CookieSameSite   string   `yaml:"cookie_same_site"`
+	CookieHTTPOnly   *bool    `yaml:"cookie_http_only"`
+	CookieSecure     *bool    `yaml:"cookie_secure"`
+
+	SigningKey     string `yaml:"signing_key"`
+	SigningKeyFile string `yaml:"signing_key_file"`
+
+	IDPProvider         string     `yaml:"idp_provider"`
+	IDPProviderURL      string     `yaml:"idp_provider_url"`
+	IDPClientID         string     `yaml:"idp_client_id"`
+	IDPClientSecret     string     `yaml:"idp_client_secret"`
+	IDPClientSecretFile string     `yaml:"idp_client_secret_file"`
+	IDPScopes           StringList `yaml:"idp_scopes"`
+	IDPRequestParams    StringMap  `yaml:"idp_request_params"`
+
+	SignOutRedirectURL                  string     `yaml:"signout_redirect_url"`
+	ProgrammaticRedirectDomainWhitelist StringList `yaml:"programmatic_redirect_domain_whitelist"`
+
+	JWTClaimsHeaders    ClaimsHeaders `yaml:"jwt_claims_headers"`
+	PassIdentityHeaders *bool         `yaml:"pass_identity_headers"`
+	SetResponseHeaders  StringMap     `yaml:"set_response_headers"`
+	XFFNumTrustedHops   int           `yaml:"xff_num_trusted_hops"`
+
+	Certificate              string        `yaml:"certificate"`
+	CertificateFile          string        `yaml:"certificate_file"`
+	CertificateKey           string        `yaml:"certificate_key"`
+	CertificateKeyFile       string        `yaml:"certificate_key_file"`
+	Certificates             []Certificate `yaml:"certificates"`
+	CertificateAuthority     string        `yaml:"certificate_authority"`
+	CertificateAuthorityFile string        `yaml:"certificate_authority_file"`
+
+	TimeoutRead            Duration `yaml:"timeout_read"`
+	TimeoutWrite           Duration `yaml:"timeout_write"`
+	TimeoutIdle            Duration `yaml:"timeout_idle"`
+	DefaultUpstreamTimeout Duration `yaml:"default_upstream_timeout"`
+	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
+
+	Routes []Route `yaml:"routes"`
+}
+
+// Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
+type Certificate struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Route is one entry of `routes`.
+type Route struct {
+	ID          string     `yaml:"id"`
+	Name        string     `yaml:"name"`
+	Description string     `yaml:"description"`
+	From        string     `yaml:"from"`
+	To          StringList `yaml:"to"`
+	Prefix      string     `yaml:"prefix"`
+	Path        string     `yaml:"path"`
+	Regex       string     `yaml:"regex"`
+
+	PrefixRewrite            string `yaml:"prefix_rewrite"`
+	RegexRewritePattern      string `yaml:"regex_rewrite_pattern"`
+	RegexRewriteSubstitution string `yaml:"regex_rewrite_substitution"`
+	HostRewrite              string `yaml:"host_rewrite"`
+	PreserveHostHeader       bool   `yaml:"preserve_host_header"`
+
+	PassIdentityHeaders  *bool      `yaml:"pass_identity_headers"`
+	SetRequestHeaders    StringMap  `yaml:"set_request_headers"`
+	RemoveRequestHeaders StringList `yaml:"remove_request_headers"`
+	SetResponseHeaders   StringMap  `yaml:"set_response_headers"`
+
+	AllowWebsockets bool      `yaml:"allow_websockets"`
+	AllowSPDY       bool      `yaml:"allow_spdy"`
+	Timeout         *Duration `yaml:"timeout"`
+	IdleTimeout     *Duration `yaml:"idle_timeout"`
+
+	TLSSkipVerify     bool   `yaml:"tls_skip_verify"`
+	TLSServerName     string `yaml:"tls_server_name"`
+	TLSCustomCA       string `yaml:"tls_custom_ca"`
+	TLSCustomCAFile   string `yaml:"tls_custom_ca_file"`
+	TLSClientCert     string `yaml:"tls_client_cert"`
+	TLSClientKey      string `yaml:"tls_client_key"`
+	TLSClientCertFile string `yaml:"tls_client_cert_file"`
+	TLSClientKeyFile  string `yaml:"tls_client_key_file"`
+
+	AllowPublicUnauthenticatedAccess bool             `yaml:"allow_public_unauthenticated_access"`
+	AllowAnyAuthenticatedUser        bool             `yaml:"allow_any_authenticated_user"`
+	AllowedUsers                     StringList       `yaml:"allowed_users"`
+	AllowedDomains                   StringList       `yaml:"allowed_domains"`
+	AllowedIDPClaims                 map[string][]any `yaml:"allowed_idp_claims"`
+	CORSAllowPreflight               bool             `yaml:"cors_allow_preflight"`
+	Policy                           *yaml.Node       `yaml:"policy"`
+
+	// Derived by validation.
+	FromURL   *url.URL       `yaml:"-"`
+	ToURLs    []WeightedURL  `yaml:"-"`
+	RegexRE   *regexp.Regexp `yaml:"-"`
+	RewriteRE *regexp.Regexp `yaml:"-"`
+}
+
+// WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
+type WeightedURL struct {
+	URL    *url.URL
+	Weight int
+}
