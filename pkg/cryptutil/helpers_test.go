@@ -1,0 +1,5 @@
+package cryptutil
+
+import "encoding/hex"
+
+func hexString(b []byte) string { return hex.EncodeToString(b) }
