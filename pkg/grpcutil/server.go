@@ -1,0 +1,167 @@
+package grpcutil
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// MaxMessageSize bounds a gRPC message in either direction.
+const MaxMessageSize = 16 << 20
+
+// ServerOptions configures NewServer.
+type ServerOptions struct {
+	// SharedKey is the decoded shared_secret that service tokens are signed with.
+	SharedKey []byte
+	// Creds are the TLS credentials; nil serves plaintext.
+	Creds credentials.TransportCredentials
+	// Logger receives refused calls and recovered panics.
+	Logger *slog.Logger
+	// Registerer receives the gRPC server metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Server is a gRPC server with service-token authentication, health,
+// reflection, keepalive, message limits, panic recovery and metrics.
+type Server struct {
+	*grpc.Server
+	// Health is the grpc.health.v1 server; services set their status on it.
+	Health *health.Server
+}
+
+// openMethods are reachable without a service token.
+func openMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+// NewServer builds a Server. Register services on it, then Serve.
+func NewServer(o ServerOptions) *Server {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &authenticator{key: o.SharedKey, logger: logger}
+	rec := &recoverer{logger: logger}
+	unary := []grpc.UnaryServerInterceptor{rec.unary, a.unary}
+	stream := []grpc.StreamServerInterceptor{rec.stream, a.stream}
+	if o.Registerer != nil {
+		m := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+		if err := o.Registerer.Register(m); err == nil {
+			unary = append([]grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}, unary...)
+			stream = append([]grpc.StreamServerInterceptor{m.StreamServerInterceptor()}, stream...)
+		}
+	}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if o.Creds != nil {
+		opts = append(opts, grpc.Creds(o.Creds))
+	}
+	s := &Server{Server: grpc.NewServer(opts...), Health: health.NewServer()}
+	healthpb.RegisterHealthServer(s.Server, s.Health)
+	reflection.Register(s.Server)
+	return s
+}
+
+type authenticator struct {
+	key    []byte
+	logger *slog.Logger
+	cache  tokenCache
+}
+
+// TokenFromMetadata returns the service token of an incoming call: metadata
+// `jwt` (Pomerium's form) or `authorization: Bearer <jwt>`.
+func TokenFromMetadata(md metadata.MD) string {
+	if v := md.Get("jwt"); len(v) > 0 {
+		return v[0]
+	}
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+func (a *authenticator) check(ctx context.Context, method string) error {
+	if openMethod(method) {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	tok := TokenFromMetadata(md)
+	now := time.Now()
+	if tok != "" && a.cache.valid(tok, now) {
+		return nil
+	}
+	exp, err := verifyServiceToken(a.key, tok)
+	if err == nil && now.After(exp) {
+		err = ErrTokenExpired
+	}
+	if err != nil {
+		// Never log the token itself.
+		a.logger.Warn("grpc call refused", "method", method, "reason", err.Error())
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	a.cache.add(tok, exp)
+	return nil
+}
+
+func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := a.check(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := a.check(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// recoverer turns a handler panic into codes.Internal; the process lives on.
+type recoverer struct{ logger *slog.Logger }
+
+func (r *recoverer) recovered(method string, p any) error {
+	r.logger.Error("grpc handler panicked", "method", method, "panic", p, "stack", string(debug.Stack()))
+	return status.Error(codes.Internal, "internal error")
+}
+
+func (r *recoverer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = r.recovered(info.FullMethod, p)
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (r *recoverer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = r.recovered(info.FullMethod, p)
+		}
+	}()
+	return h(srv, ss)
+}
