@@ -1,0 +1,17 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/gatehouse/gatehouse/services/databroker/storage"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/memory"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/storagetest"
+)
+
+func newBackend(t testing.TB, o storagetest.Options) storage.Backend {
+	b := memory.New(memory.Options{Retention: o.Retention, MaxChanges: o.MaxChanges})
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) { storagetest.Run(t, newBackend) }
