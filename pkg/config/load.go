@@ -164,3 +164,46 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 		}
 	}
 }
+
+// LoadSharedSecret returns shared_secret (or the content of
+// shared_secret_file) from a file and the environment, without validating
+// the rest of the configuration.
+func LoadSharedSecret(path string, env Environ) (string, error) {
+	var o struct {
+		SharedSecret     string `yaml:"shared_secret"`
+		SharedSecretFile string `yaml:"shared_secret_file"`
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	if err := yaml.Unmarshal(data, &o); err != nil {
+		return "", fmt.Errorf("%s: not valid YAML: %w", path, err)
+	}
+	if v, ok := env("SHARED_SECRET"); ok {
+		o.SharedSecret = v
+	}
+	if v, ok := env("SHARED_SECRET_FILE"); ok {
+		o.SharedSecretFile = v
+	}
+	if o.SharedSecret == "" && o.SharedSecretFile != "" {
+		b, err := os.ReadFile(o.SharedSecretFile)
+		if err != nil {
+			return "", fmt.Errorf("shared_secret_file: %w", err)
+		}
+		o.SharedSecret = strings.TrimSpace(string(b))
+	}
+	return o.SharedSecret, nil
+}
+
+// DecodeSecret decodes a base64 secret of 32 bytes.
+func DecodeSecret(s string) ([]byte, error) {
+	b, err := decodeBase64(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("expected base64 of 32 random bytes: %w", err)
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("expected base64 of 32 random bytes, got %d bytes", len(b))
+	}
+	return b, nil
+}

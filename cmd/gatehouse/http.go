@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// serveHTTP runs the HTTP(S) listener of the proxy and authenticate
+// services (and the HTTP-to-HTTPS redirect) until ctx ends.
+func (p *process) serveHTTP(ctx context.Context) error {
+	cfg := p.cfg
+	srv := &http.Server{
+		Handler:           p.http,
+		ReadHeaderTimeout: 30 * time.Second,
+		ReadTimeout:       cfg.TimeoutRead.Std(),
+		WriteTimeout:      cfg.TimeoutWrite.Std(),
+		IdleTimeout:       cfg.TimeoutIdle.Std(),
+		ErrorLog:          nil,
+	}
+	lis, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return fmt.Errorf("listen address %s: %w", cfg.Address, err)
+	}
+	if !cfg.InsecureServer {
+		srv.TLSConfig = &tls.Config{
+			Certificates: cfg.TLSCertificates,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
+		lis = tls.NewListener(lis, srv.TLSConfig)
+	}
+	p.logger.Info("http listener started", "address", lis.Addr().String(), "tls", !cfg.InsecureServer)
+	var redirect *http.Server
+	if cfg.HTTPRedirectAddr != "" {
+		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(redirectToHTTPS)}
+		go func() {
+			if err := redirect.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				p.logger.Error("http redirect listener failed", "error", err)
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if redirect != nil {
+		_ = redirect.Shutdown(sctx)
+	}
+	return srv.Shutdown(sctx)
+}
+
+func redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	u := url.URL{Scheme: "https", Host: host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
+}
+
+func parseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", s, err)
+	}
+	return u, nil
+}

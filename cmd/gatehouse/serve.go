@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/grpcutil"
+	"github.com/gatehouse/gatehouse/pkg/health"
+	"github.com/gatehouse/gatehouse/pkg/logging"
+)
+
+// drainTimeout bounds how long shutdown waits for in-flight requests and
+// streams before closing them.
+const drainTimeout = 10 * time.Second
+
+// process is everything one gatehouse process runs, assembled from the
+// services named in the config.
+type process struct {
+	src      *config.Source
+	cfg      *config.Config
+	logger   *slog.Logger
+	health   *health.Registry
+	metrics  *prometheus.Registry
+	grpc     *grpcutil.Server // nil when no gRPC service runs here
+	http     http.Handler     // nil when no HTTP service runs here
+	runners  []func(context.Context) error
+	closers  []func()
+	grpcConn map[string]*grpc.ClientConn
+}
+
+func runCommand(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	boot := logging.New(stderr, "info", "json")
+	src, err := config.NewSource(*path, os.LookupEnv, boot)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			return fmt.Errorf("%s: invalid configuration:\n%w", displayPath(*path), err)
+		}
+		return err
+	}
+	cfg := src.Current()
+	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	ctx, stop := signalContext()
+	defer stop()
+	p, err := newProcess(ctx, src, logger)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	return p.run(ctx)
+}
+
+func newProcess(ctx context.Context, src *config.Source, logger *slog.Logger) (*process, error) {
+	cfg := src.Current()
+	p := &process{
+		src: src, cfg: cfg, logger: logger,
+		health:   health.NewRegistry(),
+		metrics:  prometheus.NewRegistry(),
+		grpcConn: map[string]*grpc.ClientConn{},
+	}
+	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
+		var creds credentials.TransportCredentials
+		if !cfg.GRPCInsecureOrDefault() {
+			creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
+		}
+		p.grpc = grpcutil.NewServer(grpcutil.ServerOptions{
+			SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: p.metrics,
+		})
+	}
+	for _, name := range config.AllServices {
+		if !cfg.Runs(name) {
+			continue
+		}
+		build, ok := serviceBuilders[name]
+		if !ok {
+			p.close()
+			return nil, fmt.Errorf("service %q is not available in this build of gatehouse yet; remove it from services", name)
+		}
+		if err := build(ctx, p); err != nil {
+			p.close()
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		logger.Info("service configured", "service", name)
+	}
+	return p, nil
+}
+
+// serviceBuilders adds each service to a process.
+var serviceBuilders = map[string]func(context.Context, *process) error{}
+
+// conn returns the shared client connection to a service's replicas.
+func (p *process) conn(service string) (*grpc.ClientConn, error) {
+	if cc, ok := p.grpcConn[service]; ok {
+		return cc, nil
+	}
+	targets := p.cfg.DataBrokerTargets
+	if service == config.ServiceAuthorize {
+		targets = p.cfg.AuthorizeTargets
+	}
+	if len(targets) == 0 {
+		// The service runs in this process: talk to our own gRPC listener.
+		addr := p.cfg.GRPCAddress
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		scheme := "http"
+		if !p.cfg.GRPCInsecureOrDefault() {
+			scheme = "https"
+		}
+		u, err := parseURL(scheme + "://" + net.JoinHostPort(host, port))
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, u)
+	}
+	cc, err := grpcutil.Dial(grpcutil.ClientOptions{
+		Targets: targets, SharedKey: p.cfg.SharedKey, Insecure: p.cfg.GRPCInsecure != nil && *p.cfg.GRPCInsecure,
+		RootCAs: p.cfg.CAPool, Registerer: p.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", service, err)
+	}
+	p.grpcConn[service] = cc
+	return cc, nil
+}
+
+func (p *process) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+	p.closers = nil
+	for _, cc := range p.grpcConn {
+		_ = cc.Close()
+	}
+}
+
+// run serves until ctx ends (SIGINT/SIGTERM), then drains.
+func (p *process) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	cfg := p.cfg
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				_ = p.src.Reload(ctx)
+			}
+		}
+	})
+	g.Go(func() error { return p.src.Watch(ctx) })
+	g.Go(func() error {
+		return health.Serve(ctx, cfg.HealthCheckAddr, p.health.Handler(), p.logger, drainTimeout)
+	})
+	if cfg.MetricsAddr != "" {
+		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", h)
+		g.Go(func() error { return health.Serve(ctx, cfg.MetricsAddr, mux, p.logger, drainTimeout) })
+	}
+	for _, r := range p.runners {
+		g.Go(func() error { return r(ctx) })
+	}
+	if p.grpc != nil {
+		lis, err := net.Listen("tcp", cfg.GRPCAddress)
+		if err != nil {
+			return fmt.Errorf("listen grpc_address %s: %w", cfg.GRPCAddress, err)
+		}
+		p.logger.Info("grpc listener started", "address", lis.Addr().String())
+		g.Go(func() error { return p.grpc.Serve(lis) })
+		g.Go(func() error {
+			<-ctx.Done()
+			p.grpc.Health.Shutdown() // tell clients to move to other replicas
+			done := make(chan struct{})
+			go func() { p.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(drainTimeout):
+				p.logger.Warn("grpc drain timed out; closing remaining streams")
+				p.grpc.Stop()
+			}
+			return nil
+		})
+	}
+	if p.http != nil {
+		g.Go(func() error { return p.serveHTTP(ctx) })
+	}
+	p.health.SetStarted()
+	if p.grpc != nil {
+		p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	}
+	err := g.Wait()
+	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	p.logger.Info("gatehouse stopped")
+	return err
+}
