@@ -50,11 +50,8 @@ func startIdP(t *testing.T, cfg Config, useTLS bool) *testIdP {
 	if cfg.Issuer == "" || strings.HasPrefix(cfg.Issuer, "/") { // a path only
 		cfg.Issuer = scheme + "://" + ts.Listener.Addr().String() + cfg.Issuer
 	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = testClientID
-	}
-	if cfg.ClientSecret == "" {
-		cfg.ClientSecret = testClientSecret
+	if cfg.ClientID == "" { // the default confidential client
+		cfg.ClientID, cfg.ClientSecret = testClientID, testClientSecret
 	}
 	if cfg.RedirectURIs == nil {
 		cfg.RedirectURIs = []string{testRedirectURI}
@@ -362,8 +359,13 @@ func TestWrongClientSecret(t *testing.T) {
 }
 
 func TestPublicClientRequiresPKCE(t *testing.T) {
-	idp := startIdP(t, Config{ClientSecret: ""}, false)
-	idp.srv.storage.client.secret, idp.srv.storage.client.publicClient = "", true
+	idp := startIdP(t, Config{ClientID: "public-cli"}, false)
+	var meta struct {
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if err := idp.provider.Claims(&meta); err != nil || !slices.Equal(meta.AuthMethods, []string{"none"}) {
+		t.Errorf("token_endpoint_auth_methods_supported = %q, %v; want [none]", meta.AuthMethods, err)
+	}
 	conf := idp.oauth2Config("")
 	// Without PKCE the code is refused.
 	authURL := conf.AuthCodeURL("s")
@@ -576,6 +578,34 @@ func TestIssuerWithPath(t *testing.T) {
 	code, verifier := idp.codeFlow(t, conf, "n")
 	if _, err := conf.Exchange(idp.ctx, code, oauth2.VerifierOption(verifier)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDiscovery(t *testing.T) {
+	idp := startIdP(t, Config{}, false)
+	var d struct {
+		Issuer      string   `json:"issuer"`
+		JWKS        string   `json:"jwks_uri"`
+		Userinfo    string   `json:"userinfo_endpoint"`
+		Grants      []string `json:"grant_types_supported"`
+		Responses   []string `json:"response_types_supported"`
+		PKCE        []string `json:"code_challenge_methods_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		Claims      []string `json:"claims_supported"`
+		Device      string   `json:"device_authorization_endpoint"`
+	}
+	if err := idp.provider.Claims(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Issuer != idp.issuer || d.JWKS != idp.issuer+"/keys" || d.Userinfo != idp.issuer+"/userinfo" ||
+		idp.meta.Revocation != idp.issuer+"/revoke" || idp.meta.EndSession != idp.issuer+"/end_session" {
+		t.Errorf("endpoints: %+v %+v", d, idp.meta)
+	}
+	if !slices.Equal(d.Grants, []string{"authorization_code", "refresh_token"}) ||
+		!slices.Equal(d.Responses, []string{"code"}) || !slices.Contains(d.PKCE, "S256") ||
+		!slices.Equal(d.AuthMethods, []string{"client_secret_basic", "client_secret_post"}) ||
+		!slices.Contains(d.Claims, "groups") || d.Device != "" {
+		t.Errorf("discovery: %+v", d)
 	}
 }
 

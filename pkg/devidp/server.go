@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -128,6 +129,7 @@ const (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	issuerCtx := op.NewIssuerInterceptor(s.provider.IssuerFromRequest)
+	mux.Handle("GET "+s.prefix+oidc.DiscoveryEndpoint, issuerCtx.HandlerFunc(s.handleDiscovery))
 	mux.Handle(s.prefix+pathLogin, issuerCtx.HandlerFunc(s.handleLogin))
 	mux.HandleFunc(s.prefix+pathSignedOut, s.handleSignedOut)
 	mux.HandleFunc("POST "+s.prefix+pathRejectRefresh, s.handleRejectRefresh)
@@ -156,6 +158,33 @@ func (s *Server) permissiveEndSession(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// handleDiscovery serves op's discovery document, trimmed to what this
+// provider really does: op advertises every flow it could support (implicit,
+// device code, JWT bearer), this provider has one client doing the
+// authorization code flow.
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	d := op.CreateDiscoveryConfig(r.Context(), s.provider, s.storage)
+	d.DeviceAuthorizationEndpoint = ""
+	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
+	d.ResponseModesSupported = []string{string(oidc.ResponseModeQuery), string(oidc.ResponseModeFormPost)}
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	d.ScopesSupported = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, "groups"}
+	d.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp",
+		"at_hash", "c_hash", "email", "email_verified", "name", "groups"}
+	methods := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
+	if s.storage.client.publicClient {
+		methods = []oidc.AuthMethod{oidc.AuthMethodNone}
+	}
+	d.TokenEndpointAuthMethodsSupported = methods
+	d.RevocationEndpointAuthMethodsSupported = methods
+	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic}
+	d.TokenEndpointAuthSigningAlgValuesSupported = nil
+	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
+	d.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	op.Discover(w, d)
 }
 
 func (s *Server) handleRejectRefresh(w http.ResponseWriter, r *http.Request) {

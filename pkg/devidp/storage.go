@@ -235,7 +235,6 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 	}
 	a := &authRequest{
 		id:           randomID(),
-		created:      s.now(),
 		clientID:     req.ClientID,
 		redirectURI:  req.RedirectURI,
 		state:        req.State,
@@ -251,6 +250,7 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked()
+	a.created = s.now()
 	s.authRequests[a.id] = a
 	return a.clone(), nil
 }
