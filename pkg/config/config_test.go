@@ -192,6 +192,8 @@ func TestValidationErrors(t *testing.T) {
 		{"route prefix and path", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    prefix: /a\n    path: /b\n", nil, []string{"set only one of prefix, path and regex"}},
 		{"route prefix slash", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    prefix: a\n", nil, []string{"routes[0].prefix: must start with /"}},
 		{"route policy scalar", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    policy: allow everyone\n", nil, []string{"line 7: routes[0].policy: expected a rule"}},
+		{"route bad ppl criterion", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    policy:\n      - allow:\n          or:\n            - emial:\n                is: a@example.com\n", nil, []string{"line 10: routes[0].policy:", "emial"}},
+		{"route bad ppl matcher", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    policy:\n      allow:\n        and:\n          - email:\n              iz: a@example.com\n", nil, []string{"routes[0].policy:", "iz"}},
 		{"route bad timeout", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    timeout: soon\n", nil, []string{"line 7: routes[0].timeout:"}},
 		{"several problems listed", "services: nope\nshared_secret: abc\nbogus: 1\n", nil, []string{"services: unknown service", "shared_secret: expected base64", "bogus: unknown option"}},
 	}

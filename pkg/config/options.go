@@ -5,6 +5,8 @@ import (
 	"regexp"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/pkg/policy"
 )
 
 // Options holds every configuration option by its Pomerium name. Fields are
@@ -150,6 +152,8 @@ type Route struct {
 	ToURLs    []WeightedURL  `yaml:"-"`
 	RegexRE   *regexp.Regexp `yaml:"-"`
 	RewriteRE *regexp.Regexp `yaml:"-"`
+	// Evaluator is the route's compiled policy (shorthands and policy).
+	Evaluator *policy.Evaluator `yaml:"-"`
 }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
