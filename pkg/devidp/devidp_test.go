@@ -2,9 +2,9 @@ package devidp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -640,31 +640,52 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestRunCommand(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, useTLS := range []bool{false, true} {
+		name := "http"
+		if useTLS {
+			name = "https"
+		}
+		t.Run(name, func(t *testing.T) { testRunCommand(t, useTLS) })
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	if err := RunCommand(t.Context(), []string{"--help"}, io.Discard); err != nil {
+		t.Errorf("--help: %v", err)
+	}
+	if err := RunCommand(t.Context(), []string{"--address", "127.0.0.1:1"}, io.Discard); err == nil {
+		t.Error("RunCommand without a redirect URI succeeded")
+	}
+}
+
+func testRunCommand(t *testing.T, useTLS bool) {
+	addr := freeLoopbackAddr(t)
+	issuer := "http://" + addr
+	args := []string{"--address", addr, "--client-id", "cli", "--client-secret", "s",
+		"--redirect-uri", testRedirectURI, "--access-token-ttl", "5m"}
+	httpClient := &http.Client{Timeout: 5 * time.Second}
+	if useTLS {
+		certFile, keyFile, pool := selfSignedCert(t, t.TempDir())
+		issuer = "https://" + addr
+		args = append(args, "--issuer", issuer, "--tls-cert", certFile, "--tls-key", keyFile)
+		httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
 
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		done <- RunCommand(ctx, []string{"--address", addr, "--client-id", "cli", "--client-secret", "s",
-			"--redirect-uri", testRedirectURI, "--access-token-ttl", "5m"}, out)
-	}()
-	issuer := "http://" + addr
+	go func() { done <- RunCommand(ctx, args, out) }()
+
+	octx := oidc.ClientContext(t.Context(), httpClient)
 	var provider *oidc.Provider
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		provider, err = oidc.NewProvider(t.Context(), issuer)
+		provider, err = oidc.NewProvider(octx, issuer)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("discovery against RunCommand: %v", err)
+		t.Fatalf("discovery against RunCommand: %v\n%s", err, out.String())
 	}
 	if provider.Endpoint().TokenURL != issuer+"/oauth/token" {
 		t.Errorf("token URL %q", provider.Endpoint().TokenURL)
@@ -680,11 +701,5 @@ func TestRunCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FOR DEVELOPMENT ONLY") {
 		t.Errorf("output lacks the warning:\n%s", out.String())
-	}
-	if err := RunCommand(t.Context(), []string{"--help"}, io.Discard); err != nil {
-		t.Errorf("--help: %v", err)
-	}
-	if err := RunCommand(t.Context(), []string{"--address", addr}, io.Discard); err == nil {
-		t.Error("RunCommand without a redirect URI succeeded")
 	}
 }
