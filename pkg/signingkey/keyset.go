@@ -33,7 +33,6 @@ const deriveInfo = "gatehouse signing key P-256 v1"
 // being rotated out). A KeySet is immutable and safe for concurrent use.
 type KeySet struct {
 	keys     []key
-	signer   jose.Signer
 	jwks     jose.JSONWebKeySet
 	jwksJSON []byte
 	etag     string
@@ -44,6 +43,9 @@ type key struct {
 	private crypto.Signer
 	alg     jose.SignatureAlgorithm
 	kid     string
+	hash    crypto.Hash // of alg
+	sigLen  int         // JWS signature size in bytes
+	header  string      // base64url of the protected header
 }
 
 // Parse reads the value of the signing_key option: one or several PEM blocks
@@ -143,20 +145,6 @@ func (s *KeySet) JWKS() jose.JSONWebKeySet {
 // built. The caller must not modify the returned slice.
 func (s *KeySet) JWKSJSON() []byte { return s.jwksJSON }
 
-// Sign marshals claims to JSON (see IdentityClaims) and returns it as a
-// compact JWS signed by the first key, with header alg, kid and typ "JWT".
-func (s *KeySet) Sign(claims any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("signingkey: marshal claims: %w", err)
-	}
-	jws, err := s.signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("signingkey: sign: %w", err)
-	}
-	return jws.CompactSerialize()
-}
-
 func parseBlock(block *pem.Block) (key, error) {
 	if len(block.Headers) != 0 {
 		return key{}, errors.New("encrypted or annotated PEM blocks are not supported")
@@ -221,15 +209,12 @@ func newKey(priv any) (key, error) {
 }
 
 func newKeySet(keys []key) (*KeySet, error) {
-	first := keys[0]
-	signer, err := jose.NewSigner(jose.SigningKey{
-		Algorithm: first.alg,
-		Key:       jose.JSONWebKey{Key: first.private, KeyID: first.kid, Algorithm: string(first.alg)},
-	}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
+	var err error
+	k := &keys[0]
+	if k.hash, k.sigLen, k.header, err = signParams(*k); err != nil {
 		return nil, fmt.Errorf("signingkey: %w", err)
 	}
-	s := &KeySet{keys: keys, signer: signer}
+	s := &KeySet{keys: keys}
 	for _, k := range keys {
 		s.jwks.Keys = append(s.jwks.Keys, jose.JSONWebKey{
 			Key:       k.private.Public(),
