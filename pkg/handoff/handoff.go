@@ -1,0 +1,121 @@
+// Package handoff builds and checks the URLs that send a browser between
+// gatehouse's services during sign-in and sign-out: the signed sign-in URL
+// on the authenticate host, and the callback on a route host that carries
+// the sealed session handle. Proxy, authorize and authenticate all use it,
+// so the three agree on every parameter name (Pomerium's).
+package handoff
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+)
+
+// Query parameter names, as Pomerium uses them.
+const (
+	// QueryRedirectURI is where the user goes once signed in.
+	QueryRedirectURI = "pomerium_redirect_uri"
+	// QuerySessionEncrypted carries the session handle sealed with cookie_secret.
+	QuerySessionEncrypted = "pomerium_session_encrypted"
+	// QueryIsProgrammatic marks a programmatic (API client) login.
+	QueryIsProgrammatic = "pomerium_programmatic"
+	// QueryJWT carries the session handle to a programmatic client.
+	QueryJWT = "pomerium_jwt"
+)
+
+// Paths served by the authenticate service and by every route host.
+const (
+	SignInPath        = "/.pomerium/sign_in"
+	SignOutPath       = "/.pomerium/sign_out"
+	CallbackPath      = "/.pomerium/callback/"
+	UserPagePath      = "/.pomerium/"
+	UserJSONPath      = "/.pomerium/user"
+	JWTPath           = "/.pomerium/jwt"
+	ProgrammaticLogin = "/.pomerium/api/v1/login"
+)
+
+// TTL is how long a hand-off URL stays valid.
+const TTL = cryptutil.DefaultSignedURLTTL
+
+// SignInURL returns the signed authenticate URL that starts a sign-in and
+// comes back to redirectURI. programmatic asks for the handle to be given
+// to redirectURI as pomerium_jwt instead of through a route callback.
+func SignInURL(authenticateURL *url.URL, redirectURI string, programmatic bool, sharedKey []byte, now time.Time) *url.URL {
+	u := *authenticateURL
+	u.Path = SignInPath
+	q := url.Values{QueryRedirectURI: {redirectURI}}
+	if programmatic {
+		q.Set(QueryIsProgrammatic, "true")
+	}
+	u.RawQuery = q.Encode()
+	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+}
+
+// SignOutURL returns the signed authenticate URL that signs the user out
+// and then goes to redirectURI (may be empty).
+func SignOutURL(authenticateURL *url.URL, redirectURI string, sharedKey []byte, now time.Time) *url.URL {
+	u := *authenticateURL
+	u.Path = SignOutPath
+	q := url.Values{}
+	if redirectURI != "" {
+		q.Set(QueryRedirectURI, redirectURI)
+	}
+	u.RawQuery = q.Encode()
+	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+}
+
+// CallbackURL returns the signed route-host URL that sets the route's
+// session cookie from the sealed handle and then goes to redirectURI.
+// The route host is taken from redirectURI.
+func CallbackURL(redirectURI *url.URL, handle string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) *url.URL {
+	u := url.URL{Scheme: redirectURI.Scheme, Host: redirectURI.Host, Path: CallbackPath}
+	q := url.Values{
+		QueryRedirectURI:      {redirectURI.String()},
+		QuerySessionEncrypted: {cookies.Seal([]byte(handle), []byte(redirectURI.Host))},
+	}
+	u.RawQuery = q.Encode()
+	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+}
+
+// ErrBadCallback is returned for a callback that is not for this host.
+var ErrBadCallback = errors.New("handoff: callback is not valid for this host")
+
+// OpenCallback verifies a callback URL received on host and returns the
+// session handle and where to send the user.
+func OpenCallback(u *url.URL, host string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) (handle string, redirectURI *url.URL, err error) {
+	if err := cryptutil.VerifySignedURL(sharedKey, u, now); err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	redirectURI, err = url.Parse(q.Get(QueryRedirectURI))
+	if err != nil || redirectURI.Host == "" {
+		return "", nil, fmt.Errorf("%w: bad %s", ErrBadCallback, QueryRedirectURI)
+	}
+	if !sameHost(redirectURI.Host, host) {
+		return "", nil, fmt.Errorf("%w: redirect is for %s", ErrBadCallback, redirectURI.Host)
+	}
+	raw, err := cookies.Open(q.Get(QuerySessionEncrypted), []byte(redirectURI.Host))
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
+	}
+	return string(raw), redirectURI, nil
+}
+
+// sameHost compares host names, ignoring the port only when one side has none.
+func sameHost(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ah, bh := stripPort(a), stripPort(b)
+	return ah == bh && (ah == a || bh == b)
+}
+
+func stripPort(h string) string {
+	if u, err := url.Parse("//" + h); err == nil {
+		return u.Hostname()
+	}
+	return h
+}
