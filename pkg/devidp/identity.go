@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// Identity is who a person chose to be on the login form.
-type Identity struct {
+// identity is who a person chose to be on the login form.
+type identity struct {
 	// Subject is the OIDC "sub": Subject(Email).
 	Subject string
 	// Email is the address typed on the form; it is always reported as
@@ -35,14 +35,14 @@ func Subject(email string) string {
 // be a bare address; an empty name becomes the email's local part; groups is
 // a comma-separated list whose entries are trimmed, de-duplicated and never
 // empty.
-func newIdentity(email, name, groups string) (Identity, error) {
+func newIdentity(email, name, groups string) (identity, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
-		return Identity{}, errors.New("email is required")
+		return identity{}, errors.New("email is required")
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email {
-		return Identity{}, errors.New("email must be a plain address like alice@example.com")
+		return identity{}, errors.New("email must be a plain address like alice@example.com")
 	}
 	name = strings.TrimSpace(name)
 	if name == "" {
@@ -54,5 +54,5 @@ func newIdentity(email, name, groups string) (Identity, error) {
 			gs = append(gs, g)
 		}
 	}
-	return Identity{Subject: Subject(email), Email: email, Name: name, Groups: gs}, nil
+	return identity{Subject: Subject(email), Email: email, Name: name, Groups: gs}, nil
 }

@@ -50,7 +50,7 @@ type authRequest struct {
 
 	done     bool
 	authTime time.Time
-	user     Identity
+	user     identity
 	code     string
 	codeAt   time.Time
 }
@@ -83,7 +83,7 @@ func (a *authRequest) clone() *authRequest {
 type accessToken struct {
 	id           string
 	clientID     string
-	user         Identity
+	user         identity
 	scopes       []string
 	audience     []string
 	expires      time.Time
@@ -96,7 +96,7 @@ type accessToken struct {
 type refreshToken struct {
 	token    string
 	clientID string
-	user     Identity
+	user     identity
 	scopes   []string
 	audience []string
 	authTime time.Time
@@ -107,7 +107,7 @@ type refreshToken struct {
 type refreshTokenRequest struct {
 	token    string
 	clientID string
-	user     Identity
+	user     identity
 	scopes   []string
 	audience []string
 	authTime time.Time
@@ -155,7 +155,7 @@ type storage struct {
 	codes         map[string]string       // code -> auth request id
 	accessTokens  map[string]*accessToken // by id
 	refreshTokens map[string]*refreshToken
-	users         map[string]Identity // by subject, the latest sign-in
+	users         map[string]identity // by subject, the latest sign-in
 	lastSweep     time.Time
 }
 
@@ -184,7 +184,7 @@ func newStorage(c *client, cfg *Config) (*storage, error) {
 		codes:           map[string]string{},
 		accessTokens:    map[string]*accessToken{},
 		refreshTokens:   map[string]*refreshToken{},
-		users:           map[string]Identity{},
+		users:           map[string]identity{},
 	}, nil
 }
 
@@ -277,7 +277,7 @@ func (s *storage) authRequest(id string) (*authRequest, bool) {
 }
 
 // completeLogin records who signed in for the request and returns a copy.
-func (s *storage) completeLogin(id string, user Identity) (*authRequest, error) {
+func (s *storage) completeLogin(id string, user identity) (*authRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.authRequests[id]
@@ -327,7 +327,7 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 }
 
 // identityOf finds the signed-in person behind a token request.
-func (s *storage) identityOf(req any) (Identity, error) {
+func (s *storage) identityOf(req any) (identity, error) {
 	switch r := req.(type) {
 	case *authRequest:
 		return r.user, nil
@@ -340,11 +340,11 @@ func (s *storage) identityOf(req any) (Identity, error) {
 			return u, nil
 		}
 	}
-	return Identity{}, errNotFound
+	return identity{}, errNotFound
 }
 
 // newAccessTokenLocked stores a fresh access token.
-func (s *storage) newAccessTokenLocked(req op.TokenRequest, user Identity, clientID, refresh string) *accessToken {
+func (s *storage) newAccessTokenLocked(req op.TokenRequest, user identity, clientID, refresh string) *accessToken {
 	t := &accessToken{
 		id:           randomID(),
 		clientID:     clientID,
@@ -536,7 +536,7 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo,
 	return nil
 }
 
-func setUserinfo(info *oidc.UserInfo, user Identity) {
+func setUserinfo(info *oidc.UserInfo, user identity) {
 	info.Subject = user.Subject
 	info.Email = user.Email
 	info.EmailVerified = true
