@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
 
 // Service names accepted by the services option.
@@ -208,6 +210,11 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}
 	c.validateCertificates(errs)
+	if o.SigningKey != "" {
+		if _, err := signingkey.Parse(o.SigningKey); err != nil {
+			errs.add("signing_key", c.lines["signing_key"], err.Error())
+		}
+	}
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}
