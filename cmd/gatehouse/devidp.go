@@ -1,10 +1,15 @@
 package main
 
 import (
-	"errors"
 	"io"
+
+	"github.com/gatehouse/gatehouse/pkg/devidp"
 )
 
+// devIDPCommand runs the development OpenID Connect provider until
+// SIGINT/SIGTERM.
 func devIDPCommand(args []string, stdout io.Writer) error {
-	return errors.New("dev-idp is not available in this build yet")
+	ctx, stop := signalContext()
+	defer stop()
+	return devidp.RunCommand(ctx, args, stdout)
 }
