@@ -7,15 +7,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
 // serveHTTP runs the HTTP(S) listener of the proxy and authenticate
 // services (and the HTTP-to-HTTPS redirect) until ctx ends.
-func (p *process) serveHTTP(ctx context.Context) error {
+func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	cfg := p.cfg
 	srv := &http.Server{
-		Handler:           p.http,
+		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		ReadTimeout:       cfg.TimeoutRead.Std(),
 		WriteTimeout:      cfg.TimeoutWrite.Std(),
@@ -57,6 +58,31 @@ func (p *process) serveHTTP(ctx context.Context) error {
 		_ = redirect.Shutdown(sctx)
 	}
 	return srv.Shutdown(sctx)
+}
+
+// httpHandler returns the handler of the HTTP listener: requests for the
+// authenticate_service_url host go to authenticate, everything else to the
+// proxy; with only one of them here, it takes every request.
+func (p *process) httpHandler() http.Handler {
+	switch {
+	case p.authenticateHTTP == nil:
+		return p.proxyHTTP
+	case p.proxyHTTP == nil:
+		return p.authenticateHTTP
+	}
+	authHost := p.cfg.AuthenticateURLParsed.Hostname()
+	authn, proxy := p.authenticateHTTP, p.proxyHTTP
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if strings.EqualFold(host, authHost) {
+			authn.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
 }
 
 func redirectToHTTPS(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,10 @@ Usage:
   gatehouse token [--config FILE] [--ttl 1h]
                                      print a service token for grpcurl
   gatehouse dev-idp [flags]          run the development OpenID Connect provider
+  gatehouse dev-certs --dir DIR --domain localhost.pomerium.io
+                                     make a local CA and wildcard certificate
+  gatehouse demo-upstream [--address A]
+                                     run a demo app that shows what it receives
   gatehouse version                  print the version
 `
 
@@ -51,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenCommand(args, stdout)
 	case "dev-idp":
 		err = devIDPCommand(args, stdout)
+	case "dev-certs":
+		err = devCertsCommand(args, stdout)
+	case "demo-upstream":
+		err = demoUpstreamCommand(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 	case "help", "-h", "--help":

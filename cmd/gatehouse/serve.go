@@ -36,16 +36,19 @@ const drainTimeout = 10 * time.Second
 // process is everything one gatehouse process runs, assembled from the
 // services named in the config.
 type process struct {
-	src      *config.Source
-	cfg      *config.Config
-	logger   *slog.Logger
-	health   *health.Registry
-	metrics  *prometheus.Registry
-	grpc     *grpcutil.Server // nil when no gRPC service runs here
-	http     http.Handler     // nil when no HTTP service runs here
-	runners  []func(context.Context) error
-	closers  []func()
-	grpcConn map[string]*grpc.ClientConn
+	src     *config.Source
+	cfg     *config.Config
+	logger  *slog.Logger
+	health  *health.Registry
+	metrics *prometheus.Registry
+	grpc    *grpcutil.Server // nil when no gRPC service runs here
+	// authenticateHTTP and proxyHTTP are the HTTP services run here (nil
+	// when not). One listener serves both, split by Host.
+	authenticateHTTP http.Handler
+	proxyHTTP        http.Handler
+	runners          []func(context.Context) error
+	closers          []func()
+	grpcConn         map[string]*grpc.ClientConn
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -213,8 +216,8 @@ func (p *process) run(ctx context.Context) error {
 			return nil
 		})
 	}
-	if p.http != nil {
-		g.Go(func() error { return p.serveHTTP(ctx) })
+	if h := p.httpHandler(); h != nil {
+		g.Go(func() error { return p.serveHTTP(ctx, h) })
 	}
 	p.health.SetStarted()
 	if p.grpc != nil {
