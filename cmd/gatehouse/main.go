@@ -33,6 +33,7 @@ Usage:
                                      make a local CA and wildcard certificate
   gatehouse demo-upstream [--address A]
                                      run a demo app that shows what it receives
+  gatehouse healthcheck [--url URL]  exit 0 when URL (default /readyz) answers 200
   gatehouse version                  print the version
 `
 
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenCommand(args, stdout)
 	case "dev-idp":
 		err = devIDPCommand(args, stdout)
+	case "healthcheck":
+		err = healthcheckCommand(args, stdout)
 	case "dev-certs":
 		err = devCertsCommand(args, stdout)
 	case "demo-upstream":
