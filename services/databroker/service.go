@@ -1,0 +1,157 @@
+// Package databroker is the databroker service: the gRPC server of
+// gatehouse.databroker.v1.DataBrokerService over a storage backend (memory
+// or Redis).
+//
+// Life cycle: New builds the service (no goroutines), Register adds it to
+// a gRPC server, Run does the background sweeps until its context ends,
+// Close releases the storage.
+package databroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+	"github.com/gatehouse/gatehouse/services/databroker/storage"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/memory"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/redis"
+)
+
+// syncBatch is the number of changes a Sync stream reads per storage call.
+const syncBatch = 1000
+
+// Service implements databrokerv1.DataBrokerServiceServer. It is safe for
+// concurrent use.
+type Service struct {
+	databrokerv1.UnimplementedDataBrokerServiceServer
+
+	opts    Options
+	log     *slog.Logger
+	backend storage.Backend
+}
+
+var _ databrokerv1.DataBrokerServiceServer = (*Service)(nil)
+
+// New returns a databroker service on the storage named by opts. It starts
+// no goroutines and does not need the storage to be reachable yet (a Redis
+// that is down is logged; RPCs fail with UNAVAILABLE until it is back).
+func New(ctx context.Context, opts Options) (*Service, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	var backend storage.Backend
+	switch opts.StorageType {
+	case StorageTypeMemory:
+		backend = memory.New(memory.Options{Retention: opts.Retention, MaxChanges: opts.MaxChanges})
+	case StorageTypeRedis:
+		b, err := redis.New(redis.Options{
+			ConnectionString: opts.ConnectionString,
+			Prefix:           opts.KeyPrefix,
+			Timeout:          opts.Timeout,
+			Retention:        opts.Retention,
+			MaxChanges:       opts.MaxChanges,
+			PollInterval:     opts.PollInterval,
+			Logger:           opts.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("databroker: %w", err)
+		}
+		backend = b
+	}
+	s := NewWithBackend(backend, opts)
+	if err := backend.Ping(ctx); err != nil {
+		s.log.Warn("databroker: storage not reachable yet", "storage", opts.StorageType, "error", err.Error())
+	} else if vs, err := backend.Versions(ctx); err == nil {
+		s.log.Info("databroker: storage ready", "storage", opts.StorageType, "server_version", vs.Server, "record_version", vs.Latest)
+	}
+	return s, nil
+}
+
+// NewWithBackend returns a service on an existing backend, which Close
+// closes.
+func NewWithBackend(backend storage.Backend, opts Options) *Service {
+	opts.setDefaults()
+	return &Service{opts: opts, log: opts.Logger, backend: backend}
+}
+
+// Register registers the DataBrokerService on r.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	databrokerv1.RegisterDataBrokerServiceServer(r, s)
+}
+
+// Run sweeps the storage (TTL expiry, capacity, change log pruning) every
+// SweepInterval until ctx ends; it then returns nil.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.backend.Sweep(ctx); err != nil && ctx.Err() == nil {
+			if !failing {
+				s.log.Warn("databroker: sweep failed", "error", err.Error())
+			}
+			failing = true
+		} else if failing {
+			s.log.Info("databroker: sweep recovered")
+			failing = false
+		}
+	}
+}
+
+// Ready reports whether the storage answers (within a second).
+func (s *Service) Ready() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.backend.Ping(ctx) == nil
+}
+
+// Close releases the storage.
+func (s *Service) Close() error { return s.backend.Close() }
+
+// toStatus maps storage errors to gRPC status errors.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrLeaseNotHeld):
+		code = codes.NotFound
+	case errors.Is(err, storage.ErrServerVersionMismatch), errors.Is(err, storage.ErrVersionTooOld), errors.Is(err, storage.ErrConflict):
+		code = codes.Aborted
+	case errors.Is(err, storage.ErrLeaseHeld):
+		code = codes.AlreadyExists
+	case errors.Is(err, storage.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, storage.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
+
+func newLeaseID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
