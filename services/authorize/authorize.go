@@ -1,0 +1,364 @@
+// Package authorize is gatehouse's authorize service: it answers Envoy's
+// ext_authz Check (envoy.service.auth.v3.Authorization) for every request
+// the proxy (or an Envoy) receives. It finds the route, reads the session
+// handle, looks the session and its user up in a local copy of the
+// databroker kept current by a Sync stream, evaluates the route's compiled
+// policy and answers: allowed with the signed identity JWT and claim
+// headers, a redirect to sign in (or 401), or a 403/404 page.
+//
+// Nothing on the Check path calls the databroker, parses policy or
+// allocates more than the response itself when the JWT cache is warm.
+package authorize
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/policy"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+)
+
+// SessionWait bounds how long Check waits for this replica's copy of the
+// databroker to catch up with a session handle written after the copy's
+// latest record (the browser may arrive right after sign-in, before the
+// session reached this replica).
+const SessionWait = 3 * time.Second
+
+// ErrNotSynced is returned by Ready until the session and user caches
+// have been loaded from the databroker once.
+var ErrNotSynced = errors.New("authorize: session and user caches not synced from the databroker yet")
+
+// Options configures New.
+type Options struct {
+	// Source is the configuration; its changes are applied at once.
+	Source *config.Source
+	// Logger receives the service's logs and the decision log; nil uses
+	// slog.Default().
+	Logger *slog.Logger
+	// DataBroker is the connection to the databroker service, whose
+	// session and user records Run keeps a local copy of. Nil runs
+	// without one (the caches stay empty: every request is anonymous).
+	DataBroker grpc.ClientConnInterface
+	// DecisionLogLevel is the level of the one decision line logged per
+	// Check; the zero value is slog.LevelInfo. Set slog.LevelDebug to keep
+	// decisions out of info logs.
+	DecisionLogLevel slog.Level
+}
+
+// Service is the authorize service. It is safe for concurrent use.
+type Service struct {
+	logger   *slog.Logger
+	logLevel slog.Level
+	source   *config.Source
+	client   databrokerv1.DataBrokerServiceClient
+	store    *store
+	state    atomic.Pointer[state]
+	// sessionWait is SessionWait; tests shorten it.
+	sessionWait time.Duration
+}
+
+var _ authv3.AuthorizationServer = (*Service)(nil)
+
+// New builds the service from the current configuration and subscribes to
+// its changes. It starts no goroutines: call Run.
+func New(_ context.Context, o Options) (*Service, error) {
+	if o.Source == nil {
+		return nil, errors.New("authorize: Options.Source is required")
+	}
+	s := &Service{
+		logger:   o.Logger,
+		logLevel: o.DecisionLogLevel,
+		source:   o.Source,
+		store:    newStore(),
+
+		sessionWait: SessionWait,
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.logger = s.logger.With("service", "authorize")
+	if o.DataBroker != nil {
+		s.client = databrokerv1.NewDataBrokerServiceClient(o.DataBroker)
+	}
+	st, err := compile(o.Source.Current())
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	o.Source.OnChange(s.applyConfig)
+	return s, nil
+}
+
+// applyConfig swaps in the state of a new configuration. The JWT and
+// handle caches start empty with it, so no answer built for the old
+// configuration (other keys, claims or headers) is served.
+func (s *Service) applyConfig(_ context.Context, cfg *config.Config) {
+	st, err := compile(cfg)
+	if err != nil {
+		s.logger.Error("authorize: new configuration refused; keeping the running one", "error", err.Error())
+		return
+	}
+	s.state.Store(st)
+	s.logger.Info("authorize: configuration applied", "routes", len(st.routes))
+}
+
+// Register registers the Authorization service on r.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	authv3.RegisterAuthorizationServer(r, s)
+}
+
+// Run keeps the session and user caches synced from the databroker until
+// ctx ends. Without a databroker it waits for ctx.
+func (s *Service) Run(ctx context.Context) error {
+	if s.client == nil {
+		s.store.markSynced(0, 0)
+		<-ctx.Done()
+		return nil
+	}
+	y := &syncer{client: s.client, store: s.store, logger: s.logger}
+	return y.run(ctx)
+}
+
+// Ready reports nil once the caches have been loaded from the databroker
+// at least once, ErrNotSynced before.
+func (s *Service) Ready() error {
+	if !s.store.isSynced() {
+		return ErrNotSynced
+	}
+	return nil
+}
+
+// checkState is the per-request memory of Check, pooled: policy.Input
+// escapes to the heap, so keeping it in a pooled object saves an
+// allocation per request.
+type checkState struct {
+	in policy.Input
+}
+
+var checkStates = sync.Pool{New: func() any { return new(checkState) }}
+
+// decision names for the decision log.
+const (
+	decisionAllow = "allow"
+	decisionDeny  = "deny"
+)
+
+// Check implements envoy.service.auth.v3.Authorization/Check. It never
+// returns an error for a bad request: bad input gets a 4xx (or a redirect
+// to sign in) in the response, as Envoy passes it to the client. An error
+// is returned only when the answer cannot be built (signing failed).
+func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	now := time.Now()
+	st := s.state.Load()
+
+	h := extauthz.HTTPRequest(req)
+	requestID := h.GetId()
+	if requestID == "" {
+		requestID = extauthz.Header(req, "x-request-id")
+		if requestID == "" {
+			requestID = cryptutil.RandomToken(12)
+		}
+	}
+	if h == nil {
+		s.logDecision(ctx, requestID, "", "", "", "", nil, decisionDeny, 0, "bad-request")
+		return badRequest(requestID), nil
+	}
+	host := h.GetHost()
+	if host == "" {
+		host = extauthz.Header(req, ":authority")
+		if host == "" {
+			host = extauthz.Header(req, "host")
+		}
+	}
+	fullPath := h.GetPath()
+	path := fullPath
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	audience, _ := splitHost(host)
+	internal := extauthz.ContextExtension(req, extauthz.ContextInternal) == "true"
+
+	var r *route
+	if id := extauthz.ContextExtension(req, extauthz.ContextRouteID); id != "" {
+		r = st.byID[id]
+	}
+	if r == nil {
+		r = st.match(host, path)
+	}
+	if r == nil && !internal {
+		s.logDecision(ctx, requestID, "", h.GetMethod(), host, path, nil, decisionDeny, 0, "no-route")
+		return forbidden(req, http.StatusNotFound, host, requestID), nil
+	}
+	routeID := ""
+	if r != nil {
+		routeID = r.id
+	}
+
+	ident, fromAuthorization := s.identity(ctx, st, req, now)
+
+	if internal {
+		if ident == nil {
+			s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, nil, decisionDeny, 0, "user-unauthenticated")
+			return st.signIn(req, host, requestID, now), nil
+		}
+		ok, err := st.identityOK(r, true, ident, audience, now)
+		if err != nil {
+			return nil, s.signError(err)
+		}
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, 0, "internal")
+		return okResponse(ok, fromAuthorization), nil
+	}
+
+	cs := checkStates.Get().(*checkState)
+	cs.in = policy.Input{
+		Method: h.GetMethod(),
+		Path:   path,
+		Host:   host,
+		Now:    now,
+	}
+	if ident != nil {
+		cs.in.Session = &ident.subject
+	}
+	if addr := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(); addr != "" {
+		if ip, err := netip.ParseAddr(addr); err == nil {
+			cs.in.SourceIP = ip.Unmap()
+		}
+	}
+	if cs.in.Method == http.MethodOptions {
+		// Only cors_preflight reads headers; build them only for the
+		// requests it can match.
+		cs.in.Headers = corsHeaders(req)
+	}
+	var d policy.Decision
+	if r.cfg.Evaluator != nil {
+		d = r.cfg.Evaluator.Evaluate(&cs.in)
+	} else {
+		d.Reasons = policy.ReasonUserUnauthorized
+	}
+	cs.in = policy.Input{}
+	checkStates.Put(cs)
+
+	switch {
+	case d.Allow:
+		var ok *authv3.OkHttpResponse
+		if ident != nil && r.passIdentity {
+			var err error
+			ok, err = st.identityOK(r, false, ident, audience, now)
+			if err != nil {
+				return nil, s.signError(err)
+			}
+		} else {
+			ok = r.okPlain
+		}
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
+		return okResponse(ok, fromAuthorization), nil
+	case d.NeedsSignIn || (ident == nil && d.Reasons.Has(policy.ReasonUserUnauthenticated)):
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
+		return st.signIn(req, host, requestID, now), nil
+	default:
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
+		return forbidden(req, http.StatusForbidden, host, requestID), nil
+	}
+}
+
+// okResponse wraps a shared, read-only OK answer in a response. A handle
+// that came in Authorization is removed from the upstream request (a
+// rare case, so the extra allocation is only paid then).
+func okResponse(ok *authv3.OkHttpResponse, fromAuthorization bool) *authv3.CheckResponse {
+	if fromAuthorization {
+		remove := make([]string, 0, len(ok.HeadersToRemove)+1)
+		remove = append(remove, ok.HeadersToRemove...)
+		remove = append(remove, headerAuthorization)
+		ok = &authv3.OkHttpResponse{Headers: ok.Headers, HeadersToRemove: remove}
+	}
+	return &authv3.CheckResponse{
+		Status:       extauthz.StatusOK,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+}
+
+func (s *Service) signError(err error) error {
+	s.logger.Error("authorize: signing the identity JWT failed", "error", err.Error())
+	return status.Error(codes.Internal, "authorize: cannot sign the identity JWT")
+}
+
+// identity returns the live session the request carries, or nil when it
+// carries none, a bad or expired handle, or one whose session is missing,
+// deleted or expired. When the handle was written after the latest record
+// this replica has seen, it waits (up to SessionWait) for the Sync stream
+// to catch up before deciding the session is missing.
+func (s *Service) identity(ctx context.Context, st *state, req *authv3.CheckRequest, now time.Time) (ident *identity, fromAuthorization bool) {
+	token, fromAuthorization := sessionToken(req, st.cookieName)
+	if token == "" {
+		return nil, false
+	}
+	hd, err := st.handles.decode(st.sharedKey, token, now)
+	if err != nil {
+		return nil, fromAuthorization
+	}
+	ident = s.store.get(hd.ID)
+	if ident == nil && s.store.behind(hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion) {
+		ident = s.store.waitFor(ctx, hd.ID, hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion, s.sessionWait)
+	}
+	if ident == nil || ident.expired(now) {
+		return nil, fromAuthorization
+	}
+	if hd.UserID != "" && hd.UserID != ident.subject.UserID {
+		// The handle names another user than its session: refuse it.
+		return nil, fromAuthorization
+	}
+	return ident, fromAuthorization
+}
+
+// corsHeaders returns the request headers cors_preflight reads.
+func corsHeaders(req *authv3.CheckRequest) http.Header {
+	hd := http.Header{}
+	for _, k := range []string{"origin", "access-control-request-method", "access-control-request-headers"} {
+		if v := extauthz.Header(req, k); v != "" {
+			hd[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+	}
+	return hd
+}
+
+// logDecision writes the decision log line, when its level is enabled.
+// reasons are the policy's; reason, when set, explains a decision taken
+// without the policy instead.
+func (s *Service) logDecision(ctx context.Context, requestID, routeID, method, host, path string, ident *identity, decision string, reasons policy.Reasons, reason string) {
+	if !s.logger.Enabled(ctx, s.logLevel) {
+		return
+	}
+	if reason == "" {
+		reason = reasons.String()
+	}
+	var user, email string
+	if ident != nil {
+		user, email = ident.subject.UserID, ident.subject.Email
+	}
+	s.logger.LogAttrs(ctx, s.logLevel, "authorize check",
+		slog.String("request_id", requestID),
+		slog.String("route", routeID),
+		slog.String("method", method),
+		slog.String("host", host),
+		slog.String("path", path),
+		slog.String("user", user),
+		slog.String("email", email),
+		slog.String("decision", decision),
+		slog.String("reason", reason),
+	)
+}

@@ -1,0 +1,177 @@
+package authorize
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/policy"
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
+)
+
+// jwtRefreshBefore is how long before its expiry a cached identity JWT is
+// replaced, so an upstream never receives one about to expire.
+const jwtRefreshBefore = time.Minute
+
+// maxCacheEntries bounds each per-configuration cache; past it, expired
+// entries are dropped and, if that is not enough, the cache starts over.
+const maxCacheEntries = 100_000
+
+// internalKey stands in for the route id in the JWT cache key of
+// internal (/.pomerium/ page) checks, whose answer carries no route headers.
+const internalKey = "\x00internal"
+
+// jwtKey identifies one cached identity answer: a session, on a route,
+// for an audience. The identity pointer in the entry must also match, so
+// a changed session or user never gets an answer built from old data.
+type jwtKey struct {
+	sessionID string
+	routeID   string
+	audience  string
+}
+
+type jwtEntry struct {
+	ident     *identity
+	refreshAt time.Time
+	ok        *authv3.OkHttpResponse // shared, read-only
+}
+
+// jwtCache holds signed identity answers per (session, route, audience).
+// It is safe for concurrent use.
+type jwtCache struct {
+	mu sync.RWMutex
+	m  map[jwtKey]*jwtEntry
+}
+
+func newJWTCache() *jwtCache { return &jwtCache{m: map[jwtKey]*jwtEntry{}} }
+
+// get returns the cached answer for k built from ident, if still fresh.
+// It does not allocate.
+func (c *jwtCache) get(k jwtKey, ident *identity, now time.Time) *authv3.OkHttpResponse {
+	c.mu.RLock()
+	e := c.m[k]
+	c.mu.RUnlock()
+	if e == nil || e.ident != ident || !now.Before(e.refreshAt) {
+		return nil
+	}
+	return e.ok
+}
+
+func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCacheEntries {
+		for k, old := range c.m {
+			if !now.Before(old.refreshAt) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCacheEntries {
+			c.m = map[jwtKey]*jwtEntry{}
+		}
+	}
+	c.m[k] = e
+}
+
+// identityOK returns the allowed answer that tells the upstream who the
+// user is, for a route that passes identity headers: the route's
+// set_request_headers, X-Pomerium-Jwt-Assertion and the claim headers.
+// internal answers (the proxy's own pages; r may be nil) carry the JWT
+// alone. The answer comes from the JWT cache when it can.
+func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*authv3.OkHttpResponse, error) {
+	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey}
+	if !internal {
+		k.routeID = r.id
+	}
+	if ok := st.jwts.get(k, ident, now); ok != nil {
+		return ok, nil
+	}
+	claims := st.identityClaims(ident, audience, now)
+	jwt, err := st.keys.Sign(claims)
+	if err != nil {
+		return nil, err
+	}
+	var headers []*corev3.HeaderValueOption
+	if !internal {
+		headers = append(headers, r.setHeaders...)
+	}
+	headers = append(headers, extauthz.NewHeader(headerJWTAssertion, jwt))
+	if !internal {
+		for _, ch := range st.claimHeaders {
+			if v := claimString(&ident.subject, ch.claim, audience); v != "" {
+				headers = append(headers, extauthz.NewHeader(ch.header, v))
+			}
+		}
+	}
+	ok := &authv3.OkHttpResponse{Headers: headers}
+	exp := time.Unix(claims.Expiry, 0)
+	st.jwts.put(k, &jwtEntry{ident: ident, refreshAt: exp.Add(-jwtRefreshBefore), ok: ok}, now)
+	return ok, nil
+}
+
+// namedClaims are the identity JWT's own claims; jwt_claims_headers cannot
+// add a second value for them.
+var namedClaims = map[string]bool{
+	"iss": true, "aud": true, "sub": true, "user": true, "email": true, "name": true,
+	"groups": true, "sid": true, "jti": true, "iat": true, "exp": true,
+}
+
+// identityClaims returns the identity JWT's claims for ident.
+func (st *state) identityClaims(ident *identity, audience string, now time.Time) *signingkey.IdentityClaims {
+	s := &ident.subject
+	c := &signingkey.IdentityClaims{
+		Issuer:    audience,
+		Audience:  audience,
+		Subject:   s.UserID,
+		User:      s.UserID,
+		Email:     s.Email,
+		Name:      s.Name,
+		Groups:    s.Groups,
+		SessionID: s.SessionID,
+		ID:        cryptutil.RandomToken(16),
+	}
+	c.SetTimes(now)
+	for _, ch := range st.claimHeaders {
+		if namedClaims[ch.claim] {
+			continue
+		}
+		vals, ok := s.Claims[ch.claim]
+		if !ok {
+			continue
+		}
+		if c.Extra == nil {
+			c.Extra = map[string]any{}
+		}
+		if len(vals) == 1 {
+			c.Extra[ch.claim] = vals[0]
+		} else {
+			c.Extra[ch.claim] = vals
+		}
+	}
+	return c
+}
+
+// claimString returns the value of a claim for an X-Pomerium-Claim-*
+// header: lists comma-joined, "" when the user has no such claim.
+func claimString(s *policy.Subject, claim, audience string) string {
+	switch claim {
+	case "email":
+		return s.Email
+	case "name":
+		return s.Name
+	case "groups":
+		return strings.Join(s.Groups, ",")
+	case "sub", "user":
+		return s.UserID
+	case "sid":
+		return s.SessionID
+	case "iss", "aud":
+		return audience
+	}
+	return strings.Join(s.Claims[claim], ",")
+}

@@ -1,0 +1,124 @@
+package authorize
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
+)
+
+// Identity header names, lower-case as Envoy carries them.
+const (
+	headerJWTAssertion = "x-pomerium-jwt-assertion"
+)
+
+// state is everything Check needs from one configuration, compiled once
+// when the configuration is loaded. It is immutable; a configuration change
+// builds a new one (with empty caches) and swaps it in atomically.
+type state struct {
+	cfg        *config.Config
+	keys       *signingkey.KeySet
+	sharedKey  []byte
+	cookieName string
+	authURL    *url.URL
+
+	routes []*route          // config order
+	byID   map[string]*route // route id → route
+
+	claimHeaders []claimHeader // jwt_claims_headers, sorted by header
+	// identityHeaders are the header names authorize writes about the
+	// user: the JWT assertion and the claim headers.
+	identityHeaders []string
+
+	jwts    *jwtCache
+	handles *handleCache
+}
+
+// claimHeader is one jwt_claims_headers entry.
+type claimHeader struct {
+	header string // lower-case header name
+	claim  string
+}
+
+// route is one configured route, ready for Check.
+type route struct {
+	cfg          *config.Route
+	id           string
+	host         hostPattern
+	passIdentity bool
+	// setHeaders are the route's set_request_headers, sorted by name.
+	setHeaders []*corev3.HeaderValueOption
+	// okPlain is the allowed answer without identity headers, shared by
+	// every such response (read-only).
+	okPlain *authv3.OkHttpResponse
+}
+
+// compile builds the state for cfg.
+func compile(cfg *config.Config) (*state, error) {
+	keys, err := cfg.KeySet()
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	st := &state{
+		cfg:        cfg,
+		keys:       keys,
+		sharedKey:  cfg.SharedKey,
+		cookieName: cfg.CookieName,
+		authURL:    cfg.AuthenticateURLParsed,
+		byID:       make(map[string]*route, len(cfg.Routes)),
+		jwts:       newJWTCache(),
+		handles:    newHandleCache(),
+	}
+	if st.cookieName == "" {
+		st.cookieName = "_pomerium"
+	}
+	for _, h := range sortedKeys(cfg.JWTClaimsHeaders) {
+		st.claimHeaders = append(st.claimHeaders, claimHeader{header: strings.ToLower(h), claim: cfg.JWTClaimsHeaders[h]})
+	}
+	st.identityHeaders = append(st.identityHeaders, headerJWTAssertion)
+	for _, ch := range st.claimHeaders {
+		if ch.header != headerJWTAssertion {
+			st.identityHeaders = append(st.identityHeaders, ch.header)
+		}
+	}
+	for i := range cfg.Routes {
+		cr := &cfg.Routes[i]
+		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr)}
+		if cr.FromURL != nil {
+			r.host = newHostPattern(&urlLike{scheme: cr.FromURL.Scheme, hostname: cr.FromURL.Hostname(), port: cr.FromURL.Port()})
+		}
+		names := make([]string, 0, len(cr.SetRequestHeaders))
+		for k := range cr.SetRequestHeaders {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			r.setHeaders = append(r.setHeaders, extauthz.NewHeader(strings.ToLower(k), cr.SetRequestHeaders[k]))
+		}
+		r.okPlain = &authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders}
+		st.routes = append(st.routes, r)
+		if _, dup := st.byID[r.id]; !dup && r.id != "" {
+			st.byID[r.id] = r
+		}
+	}
+	return st, nil
+}
+
+// match returns the first route, in config order, whose host and path
+// match, or nil.
+func (st *state) match(host, path string) *route {
+	name, port := splitHost(host)
+	for _, r := range st.routes {
+		if r.cfg.FromURL != nil && r.host.match(name, port) && matchPath(r.cfg, path) {
+			return r
+		}
+	}
+	return nil
+}

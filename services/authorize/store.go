@@ -1,0 +1,409 @@
+package authorize
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/policy"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
+	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Record type URLs of the databroker records authorize reads.
+const (
+	SessionType = "type.googleapis.com/gatehouse.session.v1.Session"
+	UserType    = "type.googleapis.com/gatehouse.user.v1.User"
+)
+
+// identity is what authorize knows about one live session, built from the
+// session record and its user's record whenever either changes. It is
+// immutable once built, so Check reads it without locks, and its address
+// identifies that exact content (the JWT cache compares pointers).
+type identity struct {
+	subject   policy.Subject
+	expiresAt time.Time // zero: the session record has no expiry
+}
+
+// expired reports whether the session has passed its expires_at.
+func (id *identity) expired(now time.Time) bool {
+	return !id.expiresAt.IsZero() && !now.Before(id.expiresAt)
+}
+
+// store is the local copy of the databroker's session and user records,
+// kept by the syncer and read by every Check. It is safe for concurrent
+// use.
+type store struct {
+	mu       sync.RWMutex
+	sessions map[string]*sessionv1.Session
+	users    map[string]*userv1.User
+	idents   map[string]*identity           // session id → identity
+	byUser   map[string]map[string]struct{} // user id → session ids
+
+	serverVersion uint64 // store the records came from; 0 until synced
+	recordVersion uint64 // latest record version applied
+	synced        bool
+	changed       chan struct{} // closed (and replaced) after every change
+}
+
+func newStore() *store {
+	return &store{
+		sessions: map[string]*sessionv1.Session{},
+		users:    map[string]*userv1.User{},
+		idents:   map[string]*identity{},
+		byUser:   map[string]map[string]struct{}{},
+		changed:  make(chan struct{}),
+	}
+}
+
+// get returns the identity of session id, or nil. It does not allocate.
+func (s *store) get(id string) *identity {
+	s.mu.RLock()
+	ident := s.idents[id]
+	s.mu.RUnlock()
+	return ident
+}
+
+// isSynced reports whether the store has been filled at least once.
+func (s *store) isSynced() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.synced
+}
+
+// versions returns the server version and the latest record version seen.
+func (s *store) versions() (server, record uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.serverVersion, s.recordVersion
+}
+
+// reset replaces every record with records, the live records of a
+// SyncLatest, and marks the store synced at versions v.
+func (s *store) reset(records []*databrokerv1.Record, v *databrokerv1.Versions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions = map[string]*sessionv1.Session{}
+	s.users = map[string]*userv1.User{}
+	s.idents = map[string]*identity{}
+	s.byUser = map[string]map[string]struct{}{}
+	s.serverVersion = v.GetServerVersion()
+	s.recordVersion = v.GetLatestRecordVersion()
+	for _, r := range records {
+		s.applyLocked(r)
+	}
+	s.synced = true
+	s.notifyLocked()
+}
+
+// apply applies one change of a Sync stream.
+func (s *store) apply(r *databrokerv1.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyLocked(r)
+	s.notifyLocked()
+}
+
+// putSession and putUser feed the store directly (tests, and callers that
+// learn of a record outside the Sync stream). version is the record
+// version of the write.
+func (s *store) putSession(sess *sessionv1.Session, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setSessionLocked(sess)
+	s.seeLocked(version)
+	s.notifyLocked()
+}
+
+func (s *store) putUser(u *userv1.User, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setUserLocked(u)
+	s.seeLocked(version)
+	s.notifyLocked()
+}
+
+func (s *store) deleteSession(id string, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteSessionLocked(id)
+	s.seeLocked(version)
+	s.notifyLocked()
+}
+
+// markSynced marks the store synced at the given versions without records.
+func (s *store) markSynced(server, record uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serverVersion = server
+	s.seeLocked(record)
+	s.synced = true
+	s.notifyLocked()
+}
+
+func (s *store) seeLocked(version uint64) {
+	if version > s.recordVersion {
+		s.recordVersion = version
+	}
+}
+
+func (s *store) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *store) applyLocked(r *databrokerv1.Record) {
+	s.seeLocked(r.GetVersion())
+	switch r.GetType() {
+	case SessionType:
+		if r.GetDeletedAt() != nil {
+			s.deleteSessionLocked(r.GetId())
+			return
+		}
+		sess := new(sessionv1.Session)
+		if err := r.GetData().UnmarshalTo(sess); err != nil {
+			// A record we cannot read is no session: refuse it rather
+			// than keep an older copy.
+			s.deleteSessionLocked(r.GetId())
+			return
+		}
+		if sess.GetId() == "" {
+			sess.Id = r.GetId()
+		}
+		s.setSessionLocked(sess)
+	case UserType:
+		if r.GetDeletedAt() != nil {
+			s.deleteUserLocked(r.GetId())
+			return
+		}
+		u := new(userv1.User)
+		if err := r.GetData().UnmarshalTo(u); err != nil {
+			s.deleteUserLocked(r.GetId())
+			return
+		}
+		if u.GetId() == "" {
+			u.Id = r.GetId()
+		}
+		s.setUserLocked(u)
+	}
+}
+
+func (s *store) setSessionLocked(sess *sessionv1.Session) {
+	id := sess.GetId()
+	if old := s.sessions[id]; old != nil && old.GetUserId() != sess.GetUserId() {
+		s.unindexLocked(old.GetUserId(), id)
+	}
+	s.sessions[id] = sess
+	uid := sess.GetUserId()
+	set := s.byUser[uid]
+	if set == nil {
+		set = map[string]struct{}{}
+		s.byUser[uid] = set
+	}
+	set[id] = struct{}{}
+	s.idents[id] = buildIdentity(sess, s.users[uid])
+}
+
+func (s *store) deleteSessionLocked(id string) {
+	if old := s.sessions[id]; old != nil {
+		s.unindexLocked(old.GetUserId(), id)
+	}
+	delete(s.sessions, id)
+	delete(s.idents, id)
+}
+
+func (s *store) unindexLocked(uid, sid string) {
+	if set := s.byUser[uid]; set != nil {
+		delete(set, sid)
+		if len(set) == 0 {
+			delete(s.byUser, uid)
+		}
+	}
+}
+
+func (s *store) setUserLocked(u *userv1.User) {
+	s.users[u.GetId()] = u
+	s.rebuildUserLocked(u.GetId())
+}
+
+func (s *store) deleteUserLocked(id string) {
+	delete(s.users, id)
+	s.rebuildUserLocked(id)
+}
+
+// rebuildUserLocked rebuilds the identities of every session of user id.
+func (s *store) rebuildUserLocked(id string) {
+	u := s.users[id]
+	for sid := range s.byUser[id] {
+		if sess := s.sessions[sid]; sess != nil {
+			s.idents[sid] = buildIdentity(sess, u)
+		}
+	}
+}
+
+// waitFor waits until the store has seen recordVersion (or is synced, when
+// it never was) and returns the identity of session id then, or nil when
+// the deadline passes, ctx ends or the store has caught up without it.
+// It wakes on the store's change notification; it never polls.
+func (s *store) waitFor(ctx context.Context, id string, serverVersion, recordVersion uint64, timeout time.Duration) *identity {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.RLock()
+		ident := s.idents[id]
+		behind := s.behindLocked(serverVersion, recordVersion)
+		ch := s.changed
+		s.mu.RUnlock()
+		if ident != nil || !behind {
+			return ident
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// behind reports whether a handle written at (serverVersion,
+// recordVersion) may name a record the store has not seen yet.
+func (s *store) behind(serverVersion, recordVersion uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.behindLocked(serverVersion, recordVersion)
+}
+
+func (s *store) behindLocked(serverVersion, recordVersion uint64) bool {
+	if !s.synced {
+		return true
+	}
+	if serverVersion != 0 && s.serverVersion != 0 && serverVersion != s.serverVersion {
+		// Written to another store (or one since wiped): waiting
+		// would not bring the record.
+		return false
+	}
+	return recordVersion > s.recordVersion
+}
+
+// buildIdentity merges a session and its user (which may be nil) into the
+// Subject that policies and identity headers read. Claims of both are
+// flattened to strings; the session's win over the user's of the same
+// name, as they are the fresher (refreshed with the IdP).
+func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
+	claims := map[string][]string{}
+	for k, v := range u.GetClaims() {
+		claims[k] = flattenList(v)
+	}
+	for k, v := range sess.GetClaims() {
+		claims[k] = flattenList(v)
+	}
+	sub := policy.Subject{
+		SessionID: sess.GetId(),
+		UserID:    sess.GetUserId(),
+		Email:     u.GetEmail(),
+		Name:      u.GetName(),
+		Groups:    claims["groups"],
+		Claims:    claims,
+	}
+	if sub.Email == "" {
+		sub.Email = first(claims["email"])
+	}
+	if sub.Name == "" {
+		sub.Name = first(claims["name"])
+	}
+	if sub.Groups == nil {
+		sub.Groups = []string{}
+	}
+	id := &identity{subject: sub}
+	if ts := sess.GetExpiresAt(); ts != nil {
+		id.expiresAt = ts.AsTime()
+	}
+	return id
+}
+
+func first(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return l[0]
+}
+
+// flattenList turns a claim's values into strings: strings as they are,
+// numbers in their shortest form, booleans as true/false, nested lists
+// flattened in order, objects as JSON; nulls are dropped.
+func flattenList(l *structpb.ListValue) []string {
+	out := make([]string, 0, len(l.GetValues()))
+	for _, v := range l.GetValues() {
+		out = appendValue(out, v)
+	}
+	return out
+}
+
+func appendValue(out []string, v *structpb.Value) []string {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return append(out, k.StringValue)
+	case *structpb.Value_NumberValue:
+		return append(out, strconv.FormatFloat(k.NumberValue, 'f', -1, 64))
+	case *structpb.Value_BoolValue:
+		return append(out, strconv.FormatBool(k.BoolValue))
+	case *structpb.Value_ListValue:
+		for _, e := range k.ListValue.GetValues() {
+			out = appendValue(out, e)
+		}
+		return out
+	case *structpb.Value_StructValue:
+		b, err := protojson.MarshalOptions{}.Marshal(k.StructValue)
+		if err != nil {
+			return out
+		}
+		return append(out, compactJSON(b))
+	}
+	return out
+}
+
+// compactJSON drops the random spaces protojson puts in its output so that
+// the same object always flattens to the same string.
+func compactJSON(b []byte) string {
+	out := make([]byte, 0, len(b))
+	inString, escaped := false, false
+	for _, c := range b {
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\n', '\t', '\r':
+			continue
+		case '"':
+			inString = true
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// sortedKeys returns m's keys sorted (for stable output in tests and logs).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
