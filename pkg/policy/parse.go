@@ -142,6 +142,8 @@ func resolve(n *yaml.Node) (*yaml.Node, error) {
 			return nil, errorf(n, "aliases nest too deeply")
 		}
 		switch n.Kind {
+		case 0: // what yaml.Unmarshal leaves for empty input
+			return nil, nil
 		case yaml.DocumentNode:
 			if len(n.Content) == 0 {
 				return nil, nil
