@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
 
@@ -29,8 +30,10 @@ type state struct {
 	cookieName string
 	authURL    *url.URL
 
-	routes []*route          // config order
-	byID   map[string]*route // route id → route
+	routes  []*route                 // config order
+	byID    map[string]*route        // route id → route
+	byRoute map[*config.Route]*route // table's routes → ours
+	table   *routematch.Table        // shared with the proxy: both pick the same route
 
 	claimHeaders []claimHeader // jwt_claims_headers, sorted by header
 	// identityHeaders are the header names authorize writes about the
@@ -51,7 +54,6 @@ type claimHeader struct {
 type route struct {
 	cfg          *config.Route
 	id           string
-	host         hostPattern
 	passIdentity bool
 	// setHeaders are the route's set_request_headers, sorted by name.
 	setHeaders []*corev3.HeaderValueOption
@@ -73,6 +75,8 @@ func compile(cfg *config.Config) (*state, error) {
 		cookieName: cfg.CookieName,
 		authURL:    cfg.AuthenticateURLParsed,
 		byID:       make(map[string]*route, len(cfg.Routes)),
+		byRoute:    make(map[*config.Route]*route, len(cfg.Routes)),
+		table:      routematch.New(cfg.Routes),
 		jwts:       newJWTCache(),
 		handles:    newHandleCache(),
 	}
@@ -91,9 +95,6 @@ func compile(cfg *config.Config) (*state, error) {
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
 		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr)}
-		if cr.FromURL != nil {
-			r.host = newHostPattern(&urlLike{scheme: cr.FromURL.Scheme, hostname: cr.FromURL.Hostname(), port: cr.FromURL.Port()})
-		}
 		names := make([]string, 0, len(cr.SetRequestHeaders))
 		for k := range cr.SetRequestHeaders {
 			names = append(names, k)
@@ -104,6 +105,7 @@ func compile(cfg *config.Config) (*state, error) {
 		}
 		r.okPlain = &authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders}
 		st.routes = append(st.routes, r)
+		st.byRoute[cr] = r
 		if _, dup := st.byID[r.id]; !dup && r.id != "" {
 			st.byID[r.id] = r
 		}
@@ -114,11 +116,8 @@ func compile(cfg *config.Config) (*state, error) {
 // match returns the first route, in config order, whose host and path
 // match, or nil.
 func (st *state) match(host, path string) *route {
-	name, port := splitHost(host)
-	for _, r := range st.routes {
-		if r.cfg.FromURL != nil && r.host.match(name, port) && matchPath(r.cfg, path) {
-			return r
-		}
+	if cr := st.table.Match(host, path); cr != nil {
+		return st.byRoute[cr]
 	}
 	return nil
 }

@@ -1,0 +1,85 @@
+package authorize
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
+)
+
+// benchService returns a service with alice signed in, and the request a
+// browser sends to the Grafana guide's route with her cookie.
+func benchSetup(b *testing.B) (*Service, func() bool) {
+	s := newTestService(b, testConfig(b, testConfigYAML))
+	tok := signIn(b, s, alice, "sess-alice", 2)
+	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok), browser(),
+		header("user-agent", "Mozilla/5.0"), header("x-forwarded-for", "192.0.2.10"))
+	ctx := context.Background()
+	check := func() bool {
+		resp, err := s.Check(ctx, req)
+		return err == nil && extauthz.Allowed(resp)
+	}
+	if !check() {
+		b.Fatal("not allowed")
+	}
+	return s, check
+}
+
+// BenchmarkCheck is a whole Check, in process, with the JWT cache warm:
+// the steady state of a signed-in user browsing.
+func BenchmarkCheck(b *testing.B) {
+	_, check := benchSetup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !check() {
+			b.Fatal("not allowed")
+		}
+	}
+}
+
+// BenchmarkCheckParallel is BenchmarkCheck from every core at once, to
+// show the caches' locks do not serialise Checks.
+func BenchmarkCheckParallel(b *testing.B) {
+	_, check := benchSetup(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !check() {
+				b.Error("not allowed")
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkCheckColdJWT is a whole Check that signs a new identity JWT
+// every time (the first request of a session on a route, or once every
+// four minutes after).
+func BenchmarkCheckColdJWT(b *testing.B) {
+	s, check := benchSetup(b)
+	jwts := s.state.Load().jwts
+	b.ReportAllocs()
+	for b.Loop() {
+		jwts.mu.Lock()
+		clear(jwts.m)
+		jwts.mu.Unlock()
+		if !check() {
+			b.Fatal("not allowed")
+		}
+	}
+}
+
+// BenchmarkCheckDenied is a Check refused with the 403 JSON answer.
+func BenchmarkCheckDenied(b *testing.B) {
+	s := newTestService(b, testConfig(b, testConfigYAML))
+	tok := signIn(b, s, bob, "sess-bob", 2)
+	req := newReq("GET", "https://grafana.localhost.pomerium.io/api", cookie(tok), header("accept", "application/json"))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := s.Check(ctx, req)
+		if err != nil || extauthz.DeniedStatus(resp) != 403 {
+			b.Fatal("not denied")
+		}
+	}
+}
