@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -84,6 +84,7 @@ type Backend struct {
 	cancel context.CancelFunc
 	once   sync.Once
 	wg     sync.WaitGroup
+	down   atomic.Bool // logs only the transitions between reachable and not
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -93,6 +94,7 @@ var _ storage.Backend = (*Backend)(nil)
 // does, and installs the server version when the store has none.
 func New(opts Options) (*Backend, error) {
 	opts.setDefaults()
+	quietOnce.Do(func() { goredis.SetLogger(debugLogger{opts.Logger}) })
 	client, err := NewClient(opts.ConnectionString)
 	if err != nil {
 		return nil, err
@@ -126,10 +128,29 @@ func (b *Backend) op(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, b.opts.Timeout)
 }
 
+// reachable notes a successful round trip.
+func (b *Backend) reachable() {
+	if b.down.Load() && b.down.CompareAndSwap(true, false) {
+		b.opts.Logger.Info("databroker: redis reachable again")
+	}
+}
+
+// unavailable logs a connection problem (at warning level once per outage)
+// and returns it as storage.ErrUnavailable.
+func (b *Backend) unavailable(what string, err error) error {
+	if b.down.CompareAndSwap(false, true) {
+		b.opts.Logger.Warn("databroker: redis unreachable; writes fail with UNAVAILABLE until it is back", "op", what, "error", err.Error())
+	} else {
+		b.opts.Logger.Debug("databroker: redis still unreachable", "op", what, "error", err.Error())
+	}
+	return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, what, err)
+}
+
 // wrap classifies a go-redis error: connection problems and timeouts
 // become storage.ErrUnavailable.
 func (b *Backend) wrap(what string, err error) error {
 	if err == nil {
+		b.reachable()
 		return nil
 	}
 	if errors.Is(err, context.Canceled) {
@@ -140,30 +161,22 @@ func (b *Backend) wrap(what string, err error) error {
 		msg := rerr.Error()
 		for _, transient := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, transient) {
-				b.opts.Logger.Warn("databroker: redis not ready", "op", what, "error", msg)
-				return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, what, err)
+				return b.unavailable(what, err)
 			}
 		}
 		return fmt.Errorf("redis %s: %w", what, err)
 	}
-	var nerr net.Error
-	if errors.As(err, &nerr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, goredis.ErrClosed) || isConnErr(err) {
-		b.opts.Logger.Warn("databroker: redis unreachable", "op", what, "error", err.Error())
-		return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, what, err)
-	}
-	b.opts.Logger.Warn("databroker: redis error", "op", what, "error", err.Error())
-	return fmt.Errorf("%w: redis %s: %v", storage.ErrUnavailable, what, err)
-}
-
-func isConnErr(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "connection refused") || strings.Contains(s, "EOF") || strings.Contains(s, "broken pipe") || strings.Contains(s, "connection reset")
+	return b.unavailable(what, err)
 }
 
 func (b *Backend) run(ctx context.Context, s *goredis.Script, keys []string, args ...any) (any, error) {
 	ctx, cancel := b.op(ctx)
 	defer cancel()
-	return s.Run(ctx, b.client, keys, append([]any{b.prefix, strconv.FormatUint(storage.NewServerVersion(), 10)}, args...)...).Result()
+	res, err := s.Run(ctx, b.client, keys, append([]any{b.prefix, strconv.FormatUint(storage.NewServerVersion(), 10)}, args...)...).Result()
+	if err == nil {
+		b.reachable()
+	}
+	return res, err
 }
 
 // encodePayload is the protobuf of a record's type, id and data.
@@ -233,6 +246,7 @@ func (b *Backend) Get(ctx context.Context, typ, id string) (*databrokerv1.Record
 	if err != nil {
 		return nil, b.wrap("get", err)
 	}
+	b.reachable()
 	return decode(val)
 }
 
@@ -566,4 +580,16 @@ func (b *Backend) Close() error {
 	b.cancel()
 	b.wg.Wait()
 	return b.client.Close()
+}
+
+var quietOnce sync.Once
+
+// debugLogger routes go-redis's internal logging (a dial failure per
+// attempt while Redis is down) to debug level; the backend logs outages
+// itself, once each. go-redis's logger is process-wide, so the first
+// backend's logger is used.
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("go-redis: " + fmt.Sprintf(format, v...))
 }
