@@ -204,15 +204,7 @@ func (p *process) run(ctx context.Context) error {
 		g.Go(func() error { return p.grpc.Serve(lis) })
 		g.Go(func() error {
 			<-ctx.Done()
-			p.grpc.Health.Shutdown() // tell clients to move to other replicas
-			done := make(chan struct{})
-			go func() { p.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(drainTimeout):
-				p.logger.Warn("grpc drain timed out; closing remaining streams")
-				p.grpc.Stop()
-			}
+			p.grpc.Drain(drainTimeout)
 			return nil
 		})
 	}

@@ -41,7 +41,43 @@ type Server struct {
 	*grpc.Server
 	// Health is the grpc.health.v1 server; services set their status on it.
 	Health *health.Server
+
+	// streams is cancelled by Drain so that long-lived streams (Sync)
+	// end and GracefulStop does not wait on them.
+	streams       context.Context
+	cancelStreams context.CancelFunc
 }
+
+// Drain stops the server gracefully: health turns NOT_SERVING, new calls
+// are refused, in-flight unary calls finish, open streams are ended, and
+// after timeout whatever is left is closed.
+func (s *Server) Drain(timeout time.Duration) {
+	s.Health.Shutdown()
+	s.cancelStreams()
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.Stop()
+	}
+}
+
+// streamContext ends a stream's context when the server drains.
+func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.streams, cancel)
+	defer stop()
+	return h(srv, &drainableStream{ServerStream: ss, ctx: ctx})
+}
+
+type drainableStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (d *drainableStream) Context() context.Context { return d.ctx }
 
 // openMethods are reachable without a service token.
 func openMethod(fullMethod string) bool {
@@ -57,8 +93,10 @@ func NewServer(o ServerOptions) *Server {
 	}
 	a := &authenticator{key: o.SharedKey, logger: logger}
 	rec := &recoverer{logger: logger}
+	s := &Server{Health: health.NewServer()}
+	s.streams, s.cancelStreams = context.WithCancel(context.Background())
 	unary := []grpc.UnaryServerInterceptor{rec.unary, a.unary}
-	stream := []grpc.StreamServerInterceptor{rec.stream, a.stream}
+	stream := []grpc.StreamServerInterceptor{rec.stream, a.stream, s.stream}
 	if o.Registerer != nil {
 		m := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 		if err := o.Registerer.Register(m); err == nil {
@@ -77,7 +115,7 @@ func NewServer(o ServerOptions) *Server {
 	if o.Creds != nil {
 		opts = append(opts, grpc.Creds(o.Creds))
 	}
-	s := &Server{Server: grpc.NewServer(opts...), Health: health.NewServer()}
+	s.Server = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.Server, s.Health)
 	reflection.Register(s.Server)
 	return s

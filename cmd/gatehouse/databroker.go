@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	// The record types, so that reflection (grpcurl) can print their Any data.
+	_ "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
+	_ "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
+	"github.com/gatehouse/gatehouse/services/databroker"
+)
+
+func init() { serviceBuilders[config.ServiceDataBroker] = buildDataBroker }
+
+func buildDataBroker(ctx context.Context, p *process) error {
+	svc, err := databroker.New(ctx, databroker.Options{
+		StorageType:      p.cfg.DataBrokerStorageType,
+		ConnectionString: p.cfg.DataBrokerStorageConnectionString,
+		Logger:           p.logger.With("service", config.ServiceDataBroker),
+	})
+	if err != nil {
+		return err
+	}
+	svc.Register(p.grpc)
+	p.closers = append(p.closers, func() { _ = svc.Close() })
+	p.runners = append(p.runners, svc.Run)
+	p.health.Add(config.ServiceDataBroker, func() error {
+		if !svc.Ready() {
+			return errors.New("storage unreachable")
+		}
+		return nil
+	})
+	return nil
+}
