@@ -2,15 +2,20 @@ package authorize
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 )
 
-// benchService returns a service with alice signed in, and the request a
-// browser sends to the Grafana guide's route with her cookie.
+// benchSetup returns a service with alice signed in, and a func that
+// checks the request a browser sends to the Grafana guide's route with her
+// cookie. The decision log is at debug level, below the logger's: see
+// BenchmarkCheckDecisionLog for its cost when it is on.
 func benchSetup(b *testing.B) (*Service, func() bool) {
 	s := newTestService(b, testConfig(b, testConfigYAML))
+	s.logLevel = slog.LevelDebug
 	tok := signIn(b, s, alice, "sess-alice", 2)
 	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok), browser(),
 		header("user-agent", "Mozilla/5.0"), header("x-forwarded-for", "192.0.2.10"))
@@ -29,6 +34,20 @@ func benchSetup(b *testing.B) (*Service, func() bool) {
 // the steady state of a signed-in user browsing.
 func BenchmarkCheck(b *testing.B) {
 	_, check := benchSetup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !check() {
+			b.Fatal("not allowed")
+		}
+	}
+}
+
+// BenchmarkCheckDecisionLog is BenchmarkCheck with the decision log on
+// (JSON, to io.Discard): the price of one log line per request.
+func BenchmarkCheckDecisionLog(b *testing.B) {
+	s, check := benchSetup(b)
+	s.logLevel = slog.LevelInfo
+	s.logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	b.ReportAllocs()
 	for b.Loop() {
 		if !check() {

@@ -48,6 +48,10 @@ type envoyTest struct {
 	local      authv3.AuthorizationClient
 	databroker databrokerv1.DataBrokerServiceClient
 	azAddr     string
+
+	logger         *slog.Logger
+	dbAddr         string
+	stopDatabroker func()
 }
 
 func listen(t *testing.T) net.Listener {
@@ -89,15 +93,8 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 
 	// The databroker.
-	db, err := databroker.New(ctx, databroker.Options{StorageType: databroker.StorageTypeMemory, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbSrv := grpcutil.NewServer(grpcutil.ServerOptions{SharedKey: cfg.SharedKey, Logger: logger})
-	db.Register(dbSrv)
-	go func() { _ = dbSrv.Serve(dbLis) }()
-	dbDone := make(chan struct{})
-	go func() { defer close(dbDone); _ = db.Run(ctx) }()
+	e := &envoyTest{logger: logger}
+	e.startDatabroker(t, dbLis, cfg.SharedKey)
 
 	dbConn, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: cfg.DataBrokerTargets, SharedKey: cfg.SharedKey, Insecure: true})
 	if err != nil {
@@ -127,9 +124,7 @@ routes:
 		cancel()
 		<-azDone
 		dbConn.Close()
-		dbSrv.Stop()
-		<-dbDone
-		db.Close()
+		e.stopDatabroker()
 	})
 
 	// Wait (bounded) for the first sync.
@@ -140,12 +135,33 @@ routes:
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return &envoyTest{
-		cfg:        cfg,
-		authz:      authv3.NewAuthorizationClient(azConn),
-		local:      extauthz.LocalClient{Server: svc},
-		databroker: databrokerv1.NewDataBrokerServiceClient(dbConn),
-		azAddr:     azLis.Addr().String(),
+	e.cfg = cfg
+	e.authz = authv3.NewAuthorizationClient(azConn)
+	e.local = extauthz.LocalClient{Server: svc}
+	e.databroker = databrokerv1.NewDataBrokerServiceClient(dbConn)
+	e.azAddr = azLis.Addr().String()
+	return e
+}
+
+// startDatabroker starts a databroker with a new, empty memory store on lis.
+func (e *envoyTest) startDatabroker(t *testing.T, lis net.Listener, key []byte) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := databroker.New(ctx, databroker.Options{StorageType: databroker.StorageTypeMemory, Logger: e.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcutil.NewServer(grpcutil.ServerOptions{SharedKey: key, Logger: e.logger})
+	db.Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = db.Run(ctx) }()
+	e.dbAddr = lis.Addr().String()
+	e.stopDatabroker = func() {
+		srv.Stop()
+		cancel()
+		<-done
+		db.Close()
 	}
 }
 
@@ -360,4 +376,51 @@ func TestCheckOverGRPC(t *testing.T) {
 			t.Errorf("err %v, want Unauthenticated", err)
 		}
 	})
+}
+
+// eventually retries check (bounded) until it reports true.
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A databroker that comes back with an empty store (a memory databroker
+// restarted) has another server version: authorize's Sync is refused with
+// Aborted, it starts over with SyncLatest, and the sessions of the old
+// store are gone; new sign-ins work.
+func TestSyncStartsOverAfterDatabrokerWipe(t *testing.T) {
+	e := startEnvoyTest(t)
+	alice := e.signIn(t, "alice-sub", "alice@example.com", "sess-a")
+	req := request("/", map[string]string{"cookie": "_pomerium=" + alice})
+	if resp := e.check(t, e.authz, req); !extauthz.Allowed(resp) {
+		t.Fatalf("before restart: %d", extauthz.DeniedStatus(resp))
+	}
+
+	e.stopDatabroker()
+	var lis net.Listener
+	eventually(t, "listen again on "+e.dbAddr, func() bool {
+		var err error
+		lis, err = net.Listen("tcp", e.dbAddr)
+		return err == nil
+	})
+	e.startDatabroker(t, lis, e.cfg.SharedKey)
+
+	eventually(t, "old session refused", func() bool {
+		return extauthz.DeniedStatus(e.check(t, e.authz, req)) == 401
+	})
+	var alice2 string
+	eventually(t, "sign in on the new store", func() bool {
+		_, err := e.databroker.ServerInfo(context.Background(), &databrokerv1.ServerInfoRequest{})
+		return err == nil
+	})
+	alice2 = e.signIn(t, "alice-sub", "alice@example.com", "sess-a2")
+	if resp := e.check(t, e.authz, request("/", map[string]string{"cookie": "_pomerium=" + alice2})); !extauthz.Allowed(resp) {
+		t.Fatalf("after restart: %d", extauthz.DeniedStatus(resp))
+	}
 }
