@@ -1,0 +1,217 @@
+// Package authenticate is gatehouse's authenticate service: the OpenID
+// Connect sign-in flow with the identity provider (authorization code with
+// PKCE, sealed state bound to a CSRF cookie, nonce), the session and user
+// records it writes to the databroker, sign-out, the refresher that keeps
+// sessions' IdP tokens fresh, and the public signing keys
+// (/.well-known/pomerium/jwks.json).
+//
+// Everything the service serves lives on the authenticate_service_url host:
+//
+//	/.pomerium/sign_in            start a sign-in (signed URL from a route host)
+//	/oauth2/callback              the IdP's redirect (authenticate_callback_path), GET or POST
+//	/.pomerium/sign_out           sign out (signed URL, or POST with a CSRF token)
+//	/.pomerium/                   the signed-in user (HTML, or JSON for API clients)
+//	/.well-known/pomerium         discovery document
+//	/.well-known/pomerium/jwks.json  the identity JWT's public keys
+//
+// Every bad input gets a clear 4xx page (HTML for browsers, JSON for API
+// clients), never a 500.
+package authenticate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+)
+
+// Record type URLs of the databroker records this service writes.
+const (
+	SessionRecordType = "type.googleapis.com/gatehouse.session.v1.Session"
+	UserRecordType    = "type.googleapis.com/gatehouse.user.v1.User"
+)
+
+// CSRFCookieName is the short-lived cookie that binds an OAuth state to the
+// browser that started the sign-in.
+const CSRFCookieName = "_pomerium_csrf"
+
+// MaxStateAge is how long a sign-in may take between the redirect to the IdP
+// and the callback.
+const MaxStateAge = 10 * time.Minute
+
+// Options configures New.
+type Options struct {
+	// Source is the running configuration; the service follows its reloads.
+	Source *config.Source
+	// Logger receives the service's logs (default: discard).
+	Logger *slog.Logger
+	// DataBroker is a connection to the databroker service.
+	DataBroker grpc.ClientConnInterface
+}
+
+// Service is the authenticate service. It is safe for concurrent use.
+type Service struct {
+	log       *slog.Logger
+	databroker databrokerv1.DataBrokerServiceClient
+	state     atomic.Pointer[state]
+	states    *replayCache
+	now       func() time.Time
+	handler   http.Handler
+	refresh   *refresher
+}
+
+// state is everything derived from one configuration. It is replaced, never
+// modified, when the configuration changes.
+type state struct {
+	cfg         *config.Config
+	cipher      *cryptutil.Cipher
+	keys        *signingkey.KeySet
+	idp         *identityProvider
+	routes      hostMatcher
+	programmatic hostMatcher
+	authURL     *url.URL // authenticate_service_url
+	callbackURL *url.URL // the redirect_uri registered with the IdP
+	jwks        http.Handler
+	wellKnown   http.Handler
+	err         error // why this configuration cannot serve, nil when it can
+}
+
+// New builds the authenticate service from the current configuration and
+// follows the configuration's reloads. It starts no goroutine: Run does the
+// background work.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Source == nil {
+		return nil, errors.New("authenticate: Options.Source is required")
+	}
+	if o.DataBroker == nil {
+		return nil, errors.New("authenticate: Options.DataBroker is required")
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		log:        logger.With("service", "authenticate"),
+		databroker: databrokerv1.NewDataBrokerServiceClient(o.DataBroker),
+		states:     newReplayCache(),
+		now:        time.Now,
+	}
+	st := newState(o.Source.Current(), nil)
+	if st.err != nil {
+		return nil, fmt.Errorf("authenticate: %w", st.err)
+	}
+	s.state.Store(st)
+	s.refresh = newRefresher(s)
+	s.handler = s.routes()
+	o.Source.OnChange(func(_ context.Context, cfg *config.Config) {
+		next := newState(cfg, s.state.Load())
+		if next.err != nil {
+			s.log.Error("authenticate: new configuration refused; keeping the running one", "error", next.err)
+			return
+		}
+		s.state.Store(next)
+	})
+	return s, nil
+}
+
+// newState derives the service's state from cfg, reusing prev's identity
+// provider (and so its discovery) when the IdP settings did not change.
+func newState(cfg *config.Config, prev *state) *state {
+	st := &state{cfg: cfg}
+	if len(cfg.SharedKey) < cryptutil.SecretSize {
+		st.err = errors.New("shared_secret is required by the authenticate service (it signs session handles and hand-off URLs)")
+		return st
+	}
+	if len(cfg.CookieKey) < cryptutil.SecretSize {
+		st.err = errors.New("cookie_secret is required by the authenticate service (it seals the OAuth state)")
+		return st
+	}
+	if cfg.AuthenticateURLParsed == nil {
+		st.err = errors.New("authenticate_service_url is required")
+		return st
+	}
+	var err error
+	if st.cipher, err = cryptutil.NewCipher(cfg.CookieKey); err != nil {
+		st.err = fmt.Errorf("cookie_secret: %w", err)
+		return st
+	}
+	if st.keys, err = cfg.KeySet(); err != nil {
+		st.err = fmt.Errorf("signing keys: %w", err)
+		return st
+	}
+	st.authURL = cfg.AuthenticateURLParsed
+	cb := *st.authURL
+	cb.Path, cb.RawPath, cb.RawQuery, cb.Fragment = cfg.AuthenticateCallbackPath, "", "", ""
+	st.callbackURL = &cb
+	st.routes = routeHosts(cfg)
+	st.programmatic = programmaticHosts(cfg)
+	settings := idpSettingsFrom(cfg, st.callbackURL)
+	if prev != nil && prev.idp != nil && prev.idp.settings.equal(settings) {
+		st.idp = prev.idp
+	} else if st.idp, err = newIdentityProvider(settings); err != nil {
+		st.err = err
+		return st
+	}
+	st.jwks = st.keys.JWKSHandler()
+	authRoot := *st.authURL
+	authRoot.Path, authRoot.RawPath, authRoot.RawQuery = "", "", ""
+	st.wellKnown = signingkey.WellKnownHandler(&authRoot, &authRoot)
+	return st
+}
+
+// Handler returns the HTTP handler for everything served on the
+// authenticate_service_url host.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Ready reports whether the service can serve: nil once its configuration
+// is usable. It does not wait for the identity provider, whose discovery is
+// lazy and retried: a sign-in while the IdP is down gets a clear 503 page.
+func (s *Service) Ready() error {
+	if st := s.state.Load(); st == nil || st.err != nil {
+		return errors.New("authenticate: not configured")
+	}
+	return nil
+}
+
+// Run runs the service's background work until ctx ends: it warms up the
+// identity provider's discovery and runs the session refresher (one per
+// deployment, elected with the databroker lease "authenticate-refresher").
+// It returns nil when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	go s.warmUp(ctx)
+	return s.refresh.run(ctx)
+}
+
+// warmUp discovers the identity provider in the background, retrying with
+// backoff, so the first sign-in does not wait for it.
+func (s *Service) warmUp(ctx context.Context) {
+	delay := time.Second
+	for {
+		st := s.state.Load()
+		_, err := st.idp.discover(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("identity provider discovery failed; retrying", "issuer", st.idp.settings.issuer, "error", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}

@@ -1,0 +1,126 @@
+package authenticate
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+)
+
+func hostsConfig(t *testing.T, extra string) *state {
+	t.Helper()
+	secret := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	yaml := fmt.Sprintf(`
+services: authenticate
+authenticate_service_url: https://auth.example.com
+databroker_service_url: http://127.0.0.1:1
+shared_secret: %s
+cookie_secret: %s
+idp_provider_url: https://idp.example.com
+idp_client_id: x
+idp_client_secret: y
+routes:
+  - from: https://app.example.com
+    to: http://127.0.0.1:9
+  - from: https://*.apps.example.com
+    to: http://127.0.0.1:9
+  - from: http://plain.example.com:8080
+    to: http://127.0.0.1:9
+  - from: https://pre*fix.example.org
+    to: http://127.0.0.1:9
+%s`, secret, secret, extra)
+	cfg, err := config.Parse([]byte(yaml), "t.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newState(cfg, nil)
+	if st.err != nil {
+		t.Fatal(st.err)
+	}
+	return st
+}
+
+func TestCheckRedirect(t *testing.T) {
+	st := hostsConfig(t, "")
+	withList := hostsConfig(t, "programmatic_redirect_domain_whitelist: [cli.example.net, '*.tools.example.net']")
+	tests := []struct {
+		name         string
+		st           *state
+		url          string
+		programmatic bool
+		ok           bool
+	}{
+		{"route host", st, "https://app.example.com/dashboard?x=1", false, true},
+		{"route host, explicit default port", st, "https://app.example.com:443/", false, true},
+		{"route host, upper case", st, "https://APP.example.com/", false, true},
+		{"route host, trailing dot", st, "https://app.example.com./", false, true},
+		{"route host, other port", st, "https://app.example.com:8443/", false, true},
+		{"wildcard route", st, "https://grafana.apps.example.com/", false, true},
+		{"wildcard needs a label", st, "https://apps.example.com/", false, false},
+		{"wildcard is one label", st, "https://a.b.apps.example.com/", false, false},
+		{"wildcard inside a label", st, "https://pre-and-fix.example.org/", false, true},
+		{"wildcard inside a label, wrong suffix", st, "https://pre-and-fox.example.org/", false, false},
+		{"route with a port", st, "http://plain.example.com:8080/", false, true},
+		{"route with a port, other port", st, "http://plain.example.com:9090/", false, false},
+		{"route with a port, no port", st, "http://plain.example.com/", false, false},
+		{"authenticate host", st, "https://auth.example.com/.pomerium/", false, true},
+		{"foreign host", st, "https://evil.example.com/", false, false},
+		{"suffix look-alike", st, "https://app.example.com.evil.com/", false, false},
+		{"prefix look-alike", st, "https://evilapp.example.com/", false, false},
+		{"userinfo trick", st, "https://app.example.com@evil.com/", false, false},
+		{"credentials", st, "https://user:pw@app.example.com/", false, false},
+		{"javascript", st, "javascript:alert(1)", false, false},
+		{"data", st, "data:text/html,hi", false, false},
+		{"scheme-relative", st, "//evil.example.com/", false, false},
+		{"relative", st, "/dashboard", false, false},
+		{"empty", st, "", false, false},
+		{"not a URL", st, "https://%zz/", false, false},
+		{"programmatic default localhost", st, "http://localhost:8000/cb", true, true},
+		{"localhost is not a browser target", st, "http://localhost:8000/cb", false, false},
+		{"programmatic to a route host", st, "https://app.example.com/cb", true, true},
+		{"programmatic to a foreign host", st, "https://evil.example.com/cb", true, false},
+		{"programmatic whitelist", withList, "https://cli.example.net/cb", true, true},
+		{"programmatic whitelist wildcard", withList, "https://x.tools.example.net/cb", true, true},
+		{"whitelist replaces the localhost default", withList, "http://localhost:8000/cb", true, false},
+		{"whitelist is for programmatic logins only", withList, "https://cli.example.net/cb", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := tt.st.checkRedirect(tt.url, tt.programmatic)
+			if tt.ok && (err != nil || u == nil) {
+				t.Fatalf("refused %q: %v", tt.url, err)
+			}
+			if !tt.ok && !errors.Is(err, ErrRedirectNotAllowed) {
+				t.Fatalf("allowed %q (err %v)", tt.url, err)
+			}
+		})
+	}
+}
+
+func TestMatchLabel(t *testing.T) {
+	tests := []struct {
+		pattern, label string
+		want           bool
+	}{
+		{"app", "app", true},
+		{"app", "apps", false},
+		{"*", "x", true},
+		{"*", "", false},
+		{"a*", "abc", true},
+		{"a*", "ba", false},
+		{"*c", "abc", true},
+		{"*c", "cb", false},
+		{"a*c", "ac", true},
+		{"a*c", "abbc", true},
+		{"a*b*c", "a1b2c", true},
+		{"a*b*c", "acb", false},
+		{"ab*ba", "aba", false},
+	}
+	for _, tt := range tests {
+		if got := matchLabel(tt.pattern, tt.label); got != tt.want {
+			t.Errorf("matchLabel(%q, %q) = %t, want %t", tt.pattern, tt.label, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package authenticate
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
+)
+
+// SignedOutPath is the page shown after a sign-out that has nowhere else to
+// go (and the post_logout_redirect_uri given to the IdP in that case).
+const SignedOutPath = "/.pomerium/signed_out"
+
+// ErrSignOutCSRF means a sign-out POST carried no valid CSRF token.
+var ErrSignOutCSRF = errors.New("the sign-out form is not from this gatehouse (CSRF token missing or wrong)")
+
+// signOutToken is the CSRF token of the sign-out form for a session (""
+// when there is none): an HMAC of the session id under a key derived from
+// cookie_secret, so it needs no storage and is worthless for any other
+// session.
+func (st *state) signOutToken(sessionID string) string {
+	key := cryptutil.DeriveKey(st.cfg.CookieKey, "gatehouse sign-out csrf v1", 32)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(sessionID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (st *state) checkSignOutToken(sessionID, token string) error {
+	if token == "" || !hmac.Equal([]byte(token), []byte(st.signOutToken(sessionID))) {
+		return ErrSignOutCSRF
+	}
+	return nil
+}
+
+// handleSignOut serves /.pomerium/sign_out. A signed URL (handoff.SignOutURL)
+// or a POST with the form's CSRF token signs out; an unsigned GET shows a
+// confirmation form, so a cross-site link cannot sign anyone out.
+func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	if !s.methods(w, r, http.MethodGet, http.MethodHead, http.MethodPost) {
+		return
+	}
+	st, now := s.state.Load(), s.now()
+	h := s.handleFromRequest(r, st, now)
+	sid := ""
+	if h != nil {
+		sid = h.ID
+	}
+	var redirectRaw string
+	switch r.Method {
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
+		if err := r.ParseForm(); err != nil {
+			s.fail(w, r, problem{Status: http.StatusBadRequest, Code: "bad_form", Title: "Bad request", Message: "The sign-out form could not be read."})
+			return
+		}
+		if err := st.checkSignOutToken(sid, r.PostForm.Get("csrf_token")); err != nil {
+			s.fail(w, r, problem{Status: http.StatusBadRequest, Code: "csrf_invalid", Title: "Sign-out not confirmed",
+				Message: "This sign-out request did not come from gatehouse's sign-out form.",
+				Hint:    "Open the sign-out page again and press Sign out."})
+			return
+		}
+		redirectRaw = r.PostForm.Get(handoff.QueryRedirectURI)
+	default:
+		if !r.URL.Query().Has(cryptutil.QuerySignature) {
+			s.confirmSignOut(w, r, st, h)
+			return
+		}
+		if err := st.verifySigned(r, now); err != nil {
+			p := signedURLProblem(err)
+			p.Title = "Invalid sign-out link"
+			p.Hint = "Open the sign-out page of gatehouse to sign out."
+			s.fail(w, r, p)
+			return
+		}
+		redirectRaw = r.URL.Query().Get(handoff.QueryRedirectURI)
+	}
+	var ret *url.URL
+	if redirectRaw != "" {
+		var err error
+		if ret, err = st.checkRedirect(redirectRaw, false); err != nil {
+			s.fail(w, r, redirectProblem)
+			return
+		}
+	}
+
+	var sess *sessionv1.Session
+	if h != nil {
+		var err error
+		sess, err = s.getSession(r.Context(), h.ID, now)
+		if err == nil {
+			err = s.deleteSession(r.Context(), h.ID)
+		}
+		if err != nil {
+			s.log.Warn("authenticate: sign-out could not delete the session", "user", h.UserID, "error", err)
+			s.fail(w, r, dataBrokerProblem())
+			return
+		}
+		s.log.Info("authenticate: signed out", "user", h.UserID)
+	}
+	s.clearSessionCookies(w, st)
+	s.finishSignOut(w, r, st, sess, ret)
+}
+
+// clearSessionCookies removes the session cookie, host-only and on
+// cookie_domain.
+func (s *Service) clearSessionCookies(w http.ResponseWriter, st *state) {
+	clearCookie(w, st, st.cfg.CookieName, "")
+	if st.cfg.CookieDomain != "" {
+		clearCookie(w, st, st.cfg.CookieName, st.cfg.CookieDomain)
+	}
+}
+
+// finishSignOut revokes the session's refresh token at the IdP and sends
+// the browser to the IdP's end_session_endpoint, else to the return URL or
+// signout_redirect_url, else to the signed-out page.
+func (s *Service) finishSignOut(w http.ResponseWriter, r *http.Request, st *state, sess *sessionv1.Session, ret *url.URL) {
+	target := st.cfg.SignOutRedirectURL
+	if ret != nil {
+		target = ret.String()
+	}
+	setPageHeaders(w)
+	// The IdP is asked only when it has been discovered already or answers
+	// now; a sign-out never waits on a dead IdP.
+	d := st.idp.cached()
+	if d == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		d, _ = st.idp.discover(ctx)
+		cancel()
+	}
+	if d != nil && sess != nil {
+		if rt := sess.GetOauthToken().GetRefreshToken(); rt != "" {
+			if err := st.idp.revoke(r.Context(), d, rt, "refresh_token"); err != nil {
+				s.log.Warn("authenticate: refresh token revocation failed", "user", sess.UserId, "error", err)
+			}
+		}
+	}
+	if d != nil && d.endSession != "" {
+		u, err := url.Parse(d.endSession)
+		if err == nil {
+			post := target
+			if post == "" {
+				signedOut := *st.authURL
+				signedOut.Path, signedOut.RawPath, signedOut.RawQuery = SignedOutPath, "", ""
+				post = signedOut.String()
+			}
+			q := u.Query()
+			if raw := sess.GetIdToken().GetRaw(); raw != "" {
+				q.Set("id_token_hint", raw)
+			}
+			q.Set("client_id", st.idp.settings.clientID)
+			q.Set("post_logout_redirect_uri", post)
+			u.RawQuery = q.Encode()
+			http.Redirect(w, r, u.String(), http.StatusFound)
+			return
+		}
+	}
+	if target != "" {
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+}
+
+// confirmSignOut shows the sign-out confirmation form.
+func (s *Service) confirmSignOut(w http.ResponseWriter, r *http.Request, st *state, h *sessionhandle.Handle) {
+	data := struct {
+		Title, Email, CSRF, RedirectURI string
+	}{Title: "Sign out"}
+	sid := ""
+	if h != nil {
+		sid = h.ID
+		if u, err := s.getUser(r.Context(), h.UserID); err == nil && u != nil {
+			data.Email = u.Email
+		}
+	}
+	data.CSRF = st.signOutToken(sid)
+	if raw := r.URL.Query().Get(handoff.QueryRedirectURI); raw != "" {
+		if ret, err := st.checkRedirect(raw, false); err == nil {
+			data.RedirectURI = ret.String()
+		}
+	}
+	if apiClient(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"csrf_token": data.CSRF, "method": "POST", "action": handoff.SignOutPath})
+		return
+	}
+	render(w, http.StatusOK, "confirm", data)
+}
+
+// handleSignedOut serves the page shown after a sign-out.
+func (s *Service) handleSignedOut(w http.ResponseWriter, r *http.Request) {
+	if !s.methods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+}
+
+// signInURLFor returns a signed sign-in URL that comes back to ret on the
+// authenticate host.
+func (st *state) signInURLFor(ret string, now time.Time) string {
+	return handoff.SignInURL(st.authURL, ret, false, st.cfg.SharedKey, now).String()
+}
