@@ -62,29 +62,29 @@ type Options struct {
 
 // Service is the authenticate service. It is safe for concurrent use.
 type Service struct {
-	log       *slog.Logger
+	log        *slog.Logger
 	databroker databrokerv1.DataBrokerServiceClient
-	state     atomic.Pointer[state]
-	states    *replayCache
-	now       func() time.Time
-	handler   http.Handler
-	refresh   *refresher
+	state      atomic.Pointer[state]
+	states     *replayCache
+	now        func() time.Time
+	handler    http.Handler
+	refresh    *refresher
 }
 
 // state is everything derived from one configuration. It is replaced, never
 // modified, when the configuration changes.
 type state struct {
-	cfg         *config.Config
-	cipher      *cryptutil.Cipher
-	keys        *signingkey.KeySet
-	idp         *identityProvider
-	routes      hostMatcher
+	cfg          *config.Config
+	cipher       *cryptutil.Cipher
+	keys         *signingkey.KeySet
+	idp          *identityProvider
+	routes       hostMatcher
 	programmatic hostMatcher
-	authURL     *url.URL // authenticate_service_url
-	callbackURL *url.URL // the redirect_uri registered with the IdP
-	jwks        http.Handler
-	wellKnown   http.Handler
-	err         error // why this configuration cannot serve, nil when it can
+	authURL      *url.URL // authenticate_service_url
+	callbackURL  *url.URL // the redirect_uri registered with the IdP
+	jwks         http.Handler
+	wellKnown    http.Handler
+	err          error // why this configuration cannot serve, nil when it can
 }
 
 // New builds the authenticate service from the current configuration and

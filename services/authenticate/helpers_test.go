@@ -141,9 +141,9 @@ routes:
 	e.authURL = cfg.AuthenticateURLParsed
 
 	idp, err := devidp.New(devidp.Config{
-		Issuer:         e.idpURL,
-		ClientID:       testClientID,
-		ClientSecret:   testClientSecret,
+		Issuer:       e.idpURL,
+		ClientID:     testClientID,
+		ClientSecret: testClientSecret,
 		// The route's origin is registered too, so that the IdP accepts it
 		// as a post_logout_redirect_uri.
 		RedirectURIs:   []string{e.authURL.String() + "/oauth2/callback", e.appOrigin + "/"},
