@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+)
+
+// Context extension keys of a CheckRequest (see CONTRACTS.md).
+const (
+	extRouteID  = "route_id"
+	extInternal = "internal"
+)
+
+// checkBuf is a CheckRequest with every nested message it needs, wired
+// once and reused through checkPool: building a fresh one per request
+// costs eight allocations plus two maps that grow from empty. A buffer
+// goes back to the pool only after Check returned without error, when the
+// client (gRPC marshalling, or an in-process authorize) is done with it.
+type checkBuf struct {
+	req      authv3.CheckRequest
+	attrs    authv3.AttributeContext
+	source   authv3.AttributeContext_Peer
+	addr     corev3.Address
+	sockAddr corev3.Address_SocketAddress
+	sock     corev3.SocketAddress
+	request  authv3.AttributeContext_Request
+	http     authv3.AttributeContext_HttpRequest
+}
+
+var checkPool = sync.Pool{New: func() any {
+	b := &checkBuf{}
+	b.req.Attributes = &b.attrs
+	b.attrs.Source = &b.source
+	b.source.Address = &b.addr
+	b.addr.Address = &b.sockAddr
+	b.sockAddr.SocketAddress = &b.sock
+	b.attrs.Request = &b.request
+	b.request.Http = &b.http
+	b.attrs.ContextExtensions = make(map[string]string, 2)
+	b.http.Headers = make(map[string]string, 16)
+	return b
+}}
+
+// maxPooledHeaders bounds the header map a pooled buffer keeps; one
+// request with very many headers should not pin a big map forever.
+const maxPooledHeaders = 64
+
+// checkInput is what a Check says about a request.
+type checkInput struct {
+	r          *http.Request
+	requestID  string
+	scheme     string
+	clientIP   string
+	credential string // X-Pomerium-Authorization, already stripped from r
+	routeID    string
+	internal   bool
+}
+
+func (b *checkBuf) fill(in *checkInput) {
+	r := in.r
+	h := &b.http
+	h.Id = in.requestID
+	h.Method = r.Method
+	h.Host = r.Host
+	h.Scheme = in.scheme
+	if r.URL.RawQuery == "" {
+		h.Path = r.URL.EscapedPath() // no allocation unless the path needs escaping
+	} else {
+		h.Path = r.URL.EscapedPath() + "?" + r.URL.RawQuery
+	}
+	h.Protocol = r.Proto
+	for k, vs := range r.Header {
+		if len(vs) == 0 {
+			continue
+		}
+		v := vs[0]
+		if len(vs) > 1 {
+			sep := ","
+			if k == "Cookie" {
+				sep = "; "
+			}
+			v = strings.Join(vs, sep)
+		}
+		h.Headers[lowerHeaderName(k)] = v
+	}
+	if in.credential != "" {
+		h.Headers["x-pomerium-authorization"] = in.credential
+	}
+	b.sock.Address = in.clientIP
+	b.attrs.ContextExtensions[extRouteID] = in.routeID
+	if in.internal {
+		b.attrs.ContextExtensions[extInternal] = "true"
+	}
+}
+
+func (b *checkBuf) release() {
+	if len(b.http.Headers) > maxPooledHeaders {
+		return // let it go; the pool makes a new one
+	}
+	clear(b.http.Headers)
+	clear(b.attrs.ContextExtensions)
+	b.http.Id, b.http.Method, b.http.Host, b.http.Path, b.http.Scheme, b.http.Protocol = "", "", "", "", "", ""
+	b.sock.Address = ""
+	checkPool.Put(b)
+}
+
+// check sends one Check for the request. The error is a transport error
+// (authorize unreachable, too slow): the caller fails closed.
+func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckResponse, error) {
+	b := checkPool.Get().(*checkBuf)
+	b.fill(in)
+	ctx, cancel := context.WithTimeout(ctx, s.checkTimeout)
+	resp, err := s.authz.Check(ctx, &b.req)
+	cancel()
+	if err != nil {
+		return nil, err // b is dropped, not pooled: the client may still hold it
+	}
+	b.release()
+	return resp, nil
+}
+
+// allowed reports whether a CheckResponse lets the request through.
+func allowed(resp *authv3.CheckResponse) bool {
+	return codes.Code(resp.GetStatus().GetCode()) == codes.OK
+}
+
+// applyHeaderOption applies one header of an ext_authz response to h,
+// following its append action.
+func applyHeaderOption(h http.Header, o *corev3.HeaderValueOption, key string) {
+	hv := o.GetHeader()
+	v := hv.GetValue()
+	if v == "" && len(hv.GetRawValue()) > 0 {
+		v = string(hv.GetRawValue())
+	}
+	action := o.GetAppendAction()
+	if a := o.GetAppend(); a != nil { // the deprecated form wins when present, as in Envoy
+		action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		if a.GetValue() {
+			action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		}
+	}
+	switch action {
+	case corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
+		h[key] = append(h[key], v)
+	case corev3.HeaderValueOption_ADD_IF_ABSENT:
+		if _, ok := h[key]; !ok {
+			h[key] = []string{v}
+		}
+	case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+		if _, ok := h[key]; ok {
+			setHeader(h, key, v)
+		}
+	default: // OVERWRITE_IF_EXISTS_OR_ADD
+		setHeader(h, key, v)
+	}
+}
+
+// applyOK applies an allowed response to the request going upstream: the
+// headers to set, then the headers to remove. With pass_identity_headers
+// off for the route, identity headers are dropped even if authorize sent
+// them: the upstream gets no identity header at all.
+func applyOK(r *http.Request, ok *authv3.OkHttpResponse, passIdentity bool, claimHeaders map[string]string) {
+	if ok == nil {
+		return
+	}
+	for _, o := range ok.GetHeaders() {
+		key := canonicalHeaderName(o.GetHeader().GetKey())
+		if key == "" || (!passIdentity && isIdentityHeader(key, claimHeaders)) {
+			continue
+		}
+		applyHeaderOption(r.Header, o, key)
+	}
+	for _, k := range ok.GetHeadersToRemove() {
+		delete(r.Header, canonicalHeaderName(k))
+	}
+}
+
+// writeDenied writes a denied (or error) response from authorize to the
+// client as it is: status, headers and body.
+func writeDenied(w http.ResponseWriter, d *authv3.DeniedHttpResponse) {
+	h := w.Header()
+	for _, o := range d.GetHeaders() {
+		key := canonicalHeaderName(o.GetHeader().GetKey())
+		if key == "" {
+			continue
+		}
+		applyHeaderOption(h, o, key)
+	}
+	status := int(d.GetStatus().GetCode())
+	if status < 200 || status > 599 {
+		status = http.StatusForbidden // Envoy's default for a denial without a status
+	}
+	if d.GetBody() != "" && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	if _, ok := h["Cache-Control"]; !ok {
+		h.Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, d.GetBody())
+}

@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// Header names the proxy reads or writes.
+const (
+	headerPomeriumAuthorization = "X-Pomerium-Authorization"
+	headerJWTAssertion          = "X-Pomerium-Jwt-Assertion"
+	headerClaimPrefix           = "X-Pomerium-Claim-"
+	headerRequestID             = "X-Request-Id"
+	lowerJWTAssertion           = "x-pomerium-jwt-assertion"
+)
+
+// stripPomeriumHeaders removes every X-Pomerium-* header the client sent
+// and returns the value of X-Pomerium-Authorization (a session credential
+// for authorize), if any.
+//
+// The comparison is case-insensitive and treats '_' as '-': a
+// CGI/WSGI-style upstream maps X_Pomerium_Jwt_Assertion and
+// X-Pomerium-Jwt-Assertion to the same variable, so a forged header
+// spelled with underscores must go too.
+func stripPomeriumHeaders(h http.Header) (credential string) {
+	for k, vs := range h {
+		if !isPomeriumHeader(k) {
+			continue
+		}
+		if k == headerPomeriumAuthorization && len(vs) > 0 {
+			credential = vs[0]
+		}
+		delete(h, k)
+	}
+	return credential
+}
+
+// isPomeriumHeader reports whether name starts with "x-pomerium-" ignoring
+// case and treating '_' as '-'. It does not allocate.
+func isPomeriumHeader(name string) bool {
+	const prefix = "x-pomerium-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// commonLower maps canonical header names to their lower-case form so
+// that building a CheckRequest does not allocate a lower-case copy of each
+// header name a browser usually sends. Names not listed fall back to
+// strings.ToLower. The map is never written after init.
+var commonLower = func() map[string]string {
+	names := []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
+		"Access-Control-Request-Method", "Authorization", "Cache-Control", "Connection", "Content-Length",
+		"Content-Type", "Cookie", "Dnt", "Forwarded", "If-Match", "If-Modified-Since", "If-None-Match",
+		"If-Range", "If-Unmodified-Since", "Origin", "Pragma", "Priority", "Range", "Referer",
+		"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+		"Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Websocket-Extensions", "Sec-Websocket-Key",
+		"Sec-Websocket-Protocol", "Sec-Websocket-Version", "Te", "Traceparent", "Tracestate",
+		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "X-Requested-With",
+		"Grpc-Timeout", "Te", "Content-Encoding", "Keep-Alive", "Expect",
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = strings.ToLower(n)
+	}
+	return m
+}()
+
+func lowerHeaderName(k string) string {
+	if l, ok := commonLower[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+// commonCanonical maps the lower-case names authorize usually returns to
+// their canonical form, sparing textproto.CanonicalMIMEHeaderKey's
+// allocation on every request.
+var commonCanonical = map[string]string{
+	lowerJWTAssertion:         headerJWTAssertion,
+	"x-pomerium-claim-email":  "X-Pomerium-Claim-Email",
+	"x-pomerium-claim-name":   "X-Pomerium-Claim-Name",
+	"x-pomerium-claim-groups": "X-Pomerium-Claim-Groups",
+	"x-pomerium-claim-user":   "X-Pomerium-Claim-User",
+	"x-pomerium-claim-sub":    "X-Pomerium-Claim-Sub",
+	"authorization":           "Authorization",
+	"cookie":                  "Cookie",
+	"location":                "Location",
+	"content-type":            "Content-Type",
+	"set-cookie":              "Set-Cookie",
+	"www-authenticate":        "Www-Authenticate",
+	"cache-control":           "Cache-Control",
+}
+
+func canonicalHeaderName(k string) string {
+	if c, ok := commonCanonical[k]; ok {
+		return c
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
+}
+
+// setHeader sets h[k] = v, reusing the existing one-element slice when
+// there is one (the request is ours to modify).
+func setHeader(h http.Header, k, v string) {
+	if vs := h[k]; len(vs) == 1 {
+		vs[0] = v
+		return
+	}
+	h[k] = []string{v}
+}
+
+// removeSessionCredentials removes gatehouse's own session credential
+// from a request about to go upstream: the session cookie (by name, other
+// cookies stay) and an Authorization header in Pomerium's form ("Pomerium
+// <handle>" or "Bearer Pomerium-<handle>"). An upstream that got the
+// handle could replay it against every other route, so, as Pomerium does,
+// it never sees it.
+func removeSessionCredentials(h http.Header, cookieName string) {
+	if vs := h["Authorization"]; len(vs) > 0 {
+		kept := vs[:0]
+		for _, v := range vs {
+			if !isPomeriumAuthorization(v) {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, "Authorization")
+		} else {
+			h["Authorization"] = kept
+		}
+	}
+	vs := h["Cookie"]
+	if len(vs) == 0 || cookieName == "" {
+		return
+	}
+	changed := false
+	for _, v := range vs {
+		if strings.Contains(v, cookieName) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return // the common case: no allocation
+	}
+	kept := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if out := removeCookie(v, cookieName); out != "" {
+			kept = append(kept, out)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+	} else {
+		h["Cookie"] = kept
+	}
+}
+
+// removeCookie returns the Cookie header value without the cookies named
+// name, keeping the others byte for byte.
+func removeCookie(v, name string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(v, ";") {
+		p := strings.TrimSpace(part)
+		if p == "" {
+			continue
+		}
+		n, _, _ := strings.Cut(p, "=")
+		if strings.TrimSpace(n) == name {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func isPomeriumAuthorization(v string) bool {
+	if len(v) > 9 && strings.EqualFold(v[:9], "pomerium ") {
+		return true
+	}
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.HasPrefix(strings.TrimLeft(v[7:], " "), "Pomerium-")
+	}
+	return false
+}
+
+// isIdentityHeader reports whether a header set by authorize carries the
+// user's identity: the JWT assertion, a claim header, or one of the
+// jwt_claims_headers names.
+func isIdentityHeader(canonical string, claimHeaders map[string]string) bool {
+	if canonical == headerJWTAssertion || strings.HasPrefix(canonical, headerClaimPrefix) {
+		return true
+	}
+	_, ok := claimHeaders[canonical]
+	return ok
+}

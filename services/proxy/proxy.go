@@ -1,0 +1,454 @@
+// Package proxy is gatehouse's proxy service: the reverse proxy that users
+// and upstreams see. For each request it removes every X-Pomerium-* header
+// the client sent, matches the route, asks authorize (one Envoy ext_authz
+// Check) whether the request may pass, applies the identity headers
+// authorize returned and forwards the request with net/http/httputil's
+// ReverseProxy. It also serves the /.pomerium/ pages, /.well-known/pomerium
+// and the JWKS on every route host.
+//
+// The service reads its configuration from a config.Source and recompiles
+// it on every reload: new requests use the new routes, requests in flight
+// finish on the old ones, and pooled upstream connections survive.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/routematch"
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
+)
+
+// DefaultCheckTimeout bounds one Check call to authorize when
+// Options.CheckTimeout is zero. Authorize answers from memory, so a Check
+// that takes longer means it is unreachable or overloaded: the request
+// fails closed with a 503.
+const DefaultCheckTimeout = 5 * time.Second
+
+// Options configure the proxy service.
+type Options struct {
+	// Source supplies the configuration and its reloads. Required.
+	Source *config.Source
+	// Logger receives the access log and errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Authorizer answers the Check for every request: a gRPC client of
+	// the authorize service, or an in-process adapter. Required.
+	Authorizer authv3.AuthorizationClient
+	// CheckTimeout bounds each Check; zero means DefaultCheckTimeout.
+	CheckTimeout time.Duration
+}
+
+// Service is the proxy service. Its methods are safe for concurrent use.
+type Service struct {
+	src          *config.Source
+	logger       *slog.Logger
+	authz        authv3.AuthorizationClient
+	checkTimeout time.Duration
+	now          func() time.Time
+
+	transports *transportCache
+	state      atomic.Pointer[state]
+	reloadMu   sync.Mutex // serialises compiles
+}
+
+// state is everything compiled from one configuration. It is never
+// modified once stored; a reload stores a new one.
+type state struct {
+	cfg          *config.Config
+	table        *routematch.Table
+	routes       map[*config.Route]*route
+	cipher       *cryptutil.Cipher
+	jwks         http.Handler
+	wellKnown    http.Handler
+	claimHeaders map[string]string // jwt_claims_headers, canonical names
+	hops         int
+	respHTTP     []headerKV // response headers of the proxy's own pages
+	respHTTPS    []headerKV
+}
+
+// New builds the proxy service from the current configuration and
+// subscribes to reloads. It starts no goroutines.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Source == nil {
+		return nil, errors.New("proxy: Options.Source is required")
+	}
+	if o.Authorizer == nil {
+		return nil, errors.New("proxy: Options.Authorizer is required")
+	}
+	s := &Service{
+		src:          o.Source,
+		logger:       o.Logger,
+		authz:        o.Authorizer,
+		checkTimeout: o.CheckTimeout,
+		now:          time.Now,
+		transports:   newTransportCache(),
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.checkTimeout <= 0 {
+		s.checkTimeout = DefaultCheckTimeout
+	}
+	if err := s.reload(o.Source.Current()); err != nil {
+		return nil, err
+	}
+	o.Source.OnChange(func(ctx context.Context, cfg *config.Config) {
+		if err := s.reload(cfg); err != nil {
+			s.logger.Error("proxy: new configuration refused; keeping the running routes", "error", err.Error())
+			return
+		}
+		s.logger.Info("proxy: routes reloaded", "routes", len(cfg.Routes))
+	})
+	return s, nil
+}
+
+// reload compiles cfg and makes it the running state.
+func (s *Service) reload(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("proxy: no configuration")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	st := &state{
+		cfg:          cfg,
+		table:        routematch.New(cfg.Routes),
+		routes:       make(map[*config.Route]*route, len(cfg.Routes)),
+		claimHeaders: map[string]string{},
+		hops:         cfg.XFFNumTrustedHops,
+	}
+	keep := map[transportKey]bool{}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.FromURL == nil || len(r.ToURLs) == 0 {
+			continue
+		}
+		rt, key, err := s.newRoute(cfg, r)
+		if err != nil {
+			return fmt.Errorf("proxy: route %s: %w", r.ID, err)
+		}
+		st.routes[r] = rt
+		keep[key] = true
+	}
+	if len(cfg.CookieKey) > 0 {
+		c, err := cryptutil.NewCipher(cfg.CookieKey)
+		if err != nil {
+			return fmt.Errorf("proxy: cookie_secret: %w", err)
+		}
+		st.cipher = c
+	}
+	if len(cfg.SharedKey) > 0 || cfg.SigningKey != "" {
+		ks, err := cfg.KeySet()
+		if err != nil {
+			return fmt.Errorf("proxy: signing key: %w", err)
+		}
+		st.jwks = ks.JWKSHandler()
+	}
+	if cfg.AuthenticateURLParsed != nil {
+		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
+	}
+	for k := range cfg.JWTClaimsHeaders {
+		st.claimHeaders[textproto.CanonicalMIMEHeaderKey(k)] = k
+	}
+	st.respHTTP, st.respHTTPS = responseHeaders(cfg, &config.Route{})
+	s.state.Store(st)
+	s.transports.retain(keep)
+	return nil
+}
+
+// Handler returns the HTTP handler serving every route host.
+func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Run waits for ctx to end, then closes idle upstream connections. The
+// proxy has no other background work: reloads arrive through the Source.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.transports.closeIdle()
+	return nil
+}
+
+// Ready reports nil once routes are compiled.
+func (s *Service) Ready() error {
+	if s.state.Load() == nil {
+		return errors.New("proxy: not configured")
+	}
+	return nil
+}
+
+// recorder notes the status and size of a response for the access log.
+// It unwraps for http.ResponseController, so flushing and hijacking
+// (ReverseProxy's streaming and upgrades) reach the real writer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher for callers that assert it directly.
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap returns the wrapped writer (for http.ResponseController).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
+
+func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	// 1. Header safety before anything else.
+	credential := stripPomeriumHeaders(r.Header)
+	reqID := requestID(r.Header)
+
+	rec := recorderPool.Get().(*recorder)
+	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
+	routeID, decision := s.serve(rec, r, credential, reqID)
+
+	if s.logger.Enabled(r.Context(), slog.LevelInfo) {
+		status := rec.status
+		if status == 0 && decision == "allow" && isUpgrade(r) {
+			status = http.StatusSwitchingProtocols
+		}
+		s.logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("request_id", reqID),
+			slog.String("route", routeID),
+			slog.String("decision", decision),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+		)
+	}
+	rec.ResponseWriter = nil
+	recorderPool.Put(rec)
+}
+
+// serve handles one request and returns the route id and decision for the
+// access log.
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID, decision string) {
+	st := s.state.Load()
+	if !cleanPath(r) {
+		writeError(w, r, http.StatusBadRequest, "The request path is not valid.", reqID)
+		return "", "invalid"
+	}
+	p := r.URL.Path
+
+	// 2. The proxy's own endpoints.
+	switch {
+	case p == "/ping" || p == "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("OK\n"))
+		return "", "internal"
+	case p == signingkey.WellKnownPath || p == signingkey.JWKSPath:
+		if st.table.MatchHost(r.Host) == nil {
+			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
+			return "", "no-route"
+		}
+		h := st.wellKnown
+		if p == signingkey.JWKSPath {
+			h = st.jwks
+		}
+		if h == nil {
+			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
+			return "", "no-route"
+		}
+		h.ServeHTTP(w, r)
+		return "", "internal"
+	case p == "/.pomerium" || strings.HasPrefix(p, "/.pomerium/"):
+		return s.servePomerium(w, r, st, credential, reqID)
+	}
+
+	// 3. Route.
+	cr := st.table.Match(r.Host, p)
+	var rt *route
+	if cr != nil {
+		rt = st.routes[cr]
+	}
+	if rt == nil {
+		st.setResponseHeaders(w, r)
+		writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
+		return "", "no-route"
+	}
+	if isUpgrade(r) && !rt.cfg.AllowWebsockets {
+		rt.setResponseHeaders(w, r, st.hops)
+		writeError(w, r, http.StatusForbidden, msgNoWebsockets, reqID)
+		return rt.cfg.ID, "upgrade-refused"
+	}
+
+	// 4. Authorization: one Check, fail closed.
+	ip, _ := clientIP(r, st.hops)
+	resp, err := s.check(r.Context(), &checkInput{
+		r: r, requestID: reqID, scheme: requestScheme(r, st.hops), clientIP: ip,
+		credential: credential, routeID: rt.cfg.ID,
+	})
+	if err != nil {
+		if r.Context().Err() != nil {
+			return rt.cfg.ID, "client-gone"
+		}
+		s.logger.Error("authorize check failed; refusing the request", "route", rt.cfg.ID, "request_id", reqID, "error", err.Error())
+		rt.setResponseHeaders(w, r, st.hops)
+		writeError(w, r, http.StatusServiceUnavailable, msgAuthUnavailable, reqID)
+		return rt.cfg.ID, "error"
+	}
+	if !allowed(resp) {
+		rt.setResponseHeaders(w, r, st.hops)
+		d := resp.GetDeniedResponse()
+		if d == nil {
+			d = resp.GetErrorResponse()
+		}
+		writeDenied(w, d)
+		return rt.cfg.ID, "deny"
+	}
+	removeSessionCredentials(r.Header, st.cfg.CookieName)
+	ok := resp.GetOkResponse()
+	applyOK(r, ok, rt.passIdentity, st.claimHeaders)
+	for _, kv := range rt.setRequest {
+		setHeader(r.Header, kv.key, kv.value)
+	}
+	for _, k := range rt.removeReq {
+		delete(r.Header, k)
+	}
+	if hs := ok.GetResponseHeadersToAdd(); len(hs) > 0 {
+		for _, o := range hs {
+			if key := canonicalHeaderName(o.GetHeader().GetKey()); key != "" {
+				applyHeaderOption(w.Header(), o, key)
+			}
+		}
+	}
+
+	// 5. Forward.
+	rt.proxy.ServeHTTP(w, r)
+	return rt.cfg.ID, "allow"
+}
+
+// setResponseHeaders sets the route's response headers on a response the
+// proxy writes itself (denials, error pages).
+func (rt *route) setResponseHeaders(w http.ResponseWriter, r *http.Request, hops int) {
+	hs := rt.respHTTP
+	if requestScheme(r, hops) == "https" {
+		hs = rt.respHTTPS
+	}
+	for _, kv := range hs {
+		setHeader(w.Header(), kv.key, kv.value)
+	}
+}
+
+func (st *state) setResponseHeaders(w http.ResponseWriter, r *http.Request) {
+	hs := st.respHTTP
+	if requestScheme(r, st.hops) == "https" {
+		hs = st.respHTTPS
+	}
+	for _, kv := range hs {
+		setHeader(w.Header(), kv.key, kv.value)
+	}
+}
+
+// isUpgrade reports whether r asks to switch protocols (WebSocket, SPDY).
+func isUpgrade(r *http.Request) bool {
+	if _, ok := r.Header["Upgrade"]; !ok {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cleanPath removes dot segments from the request path, as Envoy's
+// normalize_path does for Pomerium, so that /public/../admin is matched
+// (and authorized, and forwarded) as /admin. It reports false for a
+// request without an absolute path.
+func cleanPath(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" {
+		if r.Method == http.MethodConnect {
+			return false
+		}
+		r.URL.Path = "/"
+		return true
+	}
+	if p[0] != '/' {
+		return false
+	}
+	if !hasDotSegment(p) {
+		return true
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	r.URL.Path = c
+	r.URL.RawPath = ""
+	return true
+}
+
+func hasDotSegment(p string) bool {
+	return strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
+		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+}
+
+// requestID returns the request's X-Request-Id when the client sent a
+// sane one, else a new one, and makes sure the header carries it (so the
+// upstream gets it too).
+func requestID(h http.Header) string {
+	if vs := h[headerRequestID]; len(vs) == 1 && validRequestID(vs[0]) {
+		return vs[0]
+	}
+	var raw [16]byte
+	var out [32]byte
+	_, _ = rand.Read(raw[:])
+	hex.Encode(out[:], raw[:])
+	id := string(out[:])
+	h[headerRequestID] = []string{id}
+	return id
+}
+
+// validRequestID accepts up to 128 characters of [A-Za-z0-9._:-], enough
+// for UUIDs and tracing ids, and nothing that could forge a log line.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,377 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+)
+
+// bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
+// body does not allocate one per request.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != copyBufferSize {
+		return
+	}
+	buf = buf[:copyBufferSize]
+	b.p.Put(&buf)
+}
+
+var sharedBuffers = &bufferPool{}
+
+// headerKV is a header to set, with its name in canonical form.
+type headerKV struct{ key, value string }
+
+// route is one configured route compiled for forwarding. It is immutable
+// once built (the balancer has its own lock).
+type route struct {
+	cfg          *config.Route
+	proxy        *httputil.ReverseProxy
+	bal          *balancer
+	passIdentity bool
+	setRequest   []headerKV
+	removeReq    []string
+	respHTTP     []headerKV // response headers for plain-HTTP clients
+	respHTTPS    []headerKV // ... and for HTTPS clients (with HSTS)
+	rewriteSub   string     // regex_rewrite_substitution in Go's $n syntax
+	idleTimeout  time.Duration
+	hops         int
+	cookieName   string
+	logger       *slog.Logger
+}
+
+// Pomerium's default security response headers.
+var defaultResponseHeaders = map[string]string{
+	"X-Frame-Options":           "SAMEORIGIN",
+	"X-Xss-Protection":          "1; mode=block",
+	"Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
+}
+
+// disableKey in set_response_headers turns the default headers off.
+const disableKey = "disable"
+
+func hasDisable(m map[string]string) bool {
+	for k := range m {
+		if strings.EqualFold(k, disableKey) {
+			return true
+		}
+	}
+	return false
+}
+
+// responseHeaders computes the headers a route sets on every response:
+// the global set_response_headers (Pomerium's defaults when unset), then
+// the route's; "disable" in either drops the global ones. HSTS, when it
+// comes from the defaults, is only sent to HTTPS clients.
+func responseHeaders(cfg *config.Config, r *config.Route) (plain, secure []headerKV) {
+	global := map[string]string(cfg.SetResponseHeaders)
+	fromDefaults := len(global) == 0
+	if fromDefaults {
+		global = defaultResponseHeaders
+	}
+	if hasDisable(global) || hasDisable(r.SetResponseHeaders) {
+		global = nil
+	}
+	merged := map[string]string{}
+	for k, v := range global {
+		merged[textproto.CanonicalMIMEHeaderKey(k)] = v
+	}
+	for k, v := range r.SetResponseHeaders {
+		if strings.EqualFold(k, disableKey) {
+			continue
+		}
+		merged[textproto.CanonicalMIMEHeaderKey(k)] = v
+	}
+	for k, v := range merged {
+		secure = append(secure, headerKV{k, v})
+		if k == "Strict-Transport-Security" && fromDefaults {
+			if _, routeSet := r.SetResponseHeaders[k]; !routeSet {
+				continue
+			}
+		}
+		plain = append(plain, headerKV{k, v})
+	}
+	return plain, secure
+}
+
+// envoySubstitution turns Envoy's regex_rewrite_substitution syntax (\1
+// for a group) into Go's (${1}); a literal $ is escaped.
+func envoySubstitution(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+			j := i + 1
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			b.WriteString("${" + s[i+1:j] + "}")
+			i = j - 1
+		case c == '$':
+			b.WriteString("$$")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func (s *Service) newRoute(cfg *config.Config, r *config.Route) (*route, transportKey, error) {
+	key := routeTransportKey(cfg, r)
+	tr, err := s.transports.get(cfg, r)
+	if err != nil {
+		return nil, key, err
+	}
+	rt := &route{
+		cfg:          r,
+		bal:          newBalancer(r.ToURLs),
+		passIdentity: cfg.PassIdentityHeadersFor(r),
+		rewriteSub:   envoySubstitution(r.RegexRewriteSubstitution),
+		hops:         cfg.XFFNumTrustedHops,
+		cookieName:   cfg.CookieName,
+		logger:       s.logger,
+	}
+	if r.IdleTimeout != nil {
+		rt.idleTimeout = r.IdleTimeout.Std()
+	}
+	for k, v := range r.SetRequestHeaders {
+		rt.setRequest = append(rt.setRequest, headerKV{textproto.CanonicalMIMEHeaderKey(k), v})
+	}
+	for _, k := range r.RemoveRequestHeaders {
+		rt.removeReq = append(rt.removeReq, textproto.CanonicalMIMEHeaderKey(k))
+	}
+	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
+	rt.proxy = &httputil.ReverseProxy{
+		Rewrite:        rt.rewrite,
+		Transport:      &retryTransport{rt: tr, bal: rt.bal},
+		FlushInterval:  -1, // stream: SSE, chunked and long downloads reach the client as they come
+		BufferPool:     sharedBuffers,
+		ModifyResponse: rt.modifyResponse,
+		ErrorHandler:   rt.errorHandler,
+		ErrorLog:       log.New(discardWriter{}, "", 0),
+	}
+	return rt, key, nil
+}
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// rewrite builds the upstream request (ReverseProxy calls it after
+// removing hop-by-hop and X-Forwarded-* headers from pr.Out).
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	up := rt.bal.pick()
+	out.URL.Scheme = up.url.Scheme
+	out.URL.Host = up.url.Host
+	rt.rewritePath(in, out, up.url)
+	switch {
+	case rt.cfg.PreserveHostHeader:
+		out.Host = in.Host
+	case rt.cfg.HostRewrite != "":
+		out.Host = rt.cfg.HostRewrite
+	default:
+		out.Host = "" // the upstream's host
+	}
+	h := out.Header
+	h["X-Forwarded-For"] = []string{forwardedFor(in, rt.hops)}
+	h["X-Forwarded-Proto"] = []string{requestScheme(in, rt.hops)}
+	h["X-Forwarded-Host"] = []string{in.Host}
+}
+
+// rewritePath applies regex_rewrite or prefix_rewrite and the upstream's
+// base path. It works on the escaped path, as Envoy does, so encoded
+// characters (%2F) pass unchanged; the common case (no rewrite, no base
+// path) leaves the URL as ReverseProxy copied it.
+func (rt *route) rewritePath(in, out *http.Request, up *url.URL) {
+	base := up.EscapedPath()
+	if base == "/" {
+		base = ""
+	}
+	r := rt.cfg
+	if r.RewriteRE == nil && r.PrefixRewrite == "" && base == "" {
+		return
+	}
+	p := in.URL.EscapedPath()
+	switch {
+	case r.RewriteRE != nil:
+		p = r.RewriteRE.ReplaceAllString(p, rt.rewriteSub)
+	case r.PrefixRewrite != "":
+		prefix := r.Prefix
+		if prefix == "" {
+			prefix = "/" // Envoy's implicit prefix match
+		}
+		if strings.HasPrefix(p, prefix) {
+			rest := p[len(prefix):]
+			if strings.HasSuffix(r.PrefixRewrite, "/") && strings.HasPrefix(rest, "/") {
+				rest = rest[1:]
+			}
+			p = r.PrefixRewrite + rest
+		}
+	}
+	if base != "" {
+		switch {
+		case strings.HasSuffix(base, "/") && strings.HasPrefix(p, "/"):
+			p = base + p[1:]
+		case !strings.HasSuffix(base, "/") && !strings.HasPrefix(p, "/"):
+			p = base + "/" + p
+		default:
+			p = base + p
+		}
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	dec, err := url.PathUnescape(p)
+	if err != nil {
+		dec = p
+	}
+	out.URL.Path = dec
+	out.URL.RawPath = ""
+	if dec != p {
+		out.URL.RawPath = p
+	}
+}
+
+func (rt *route) modifyResponse(resp *http.Response) error {
+	hs := rt.respHTTP
+	if resp.Request != nil && resp.Request.Header.Get("X-Forwarded-Proto") == "https" {
+		hs = rt.respHTTPS
+	}
+	for _, kv := range hs {
+		setHeader(resp.Header, kv.key, kv.value)
+	}
+	if rt.idleTimeout > 0 && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = newIdleBody(resp.Body, rt.idleTimeout)
+	}
+	return nil
+}
+
+// errorHandler turns a failed upstream exchange into a 502 or 504 page.
+// req is the outbound request.
+func (rt *route) errorHandler(w http.ResponseWriter, req *http.Request, err error) {
+	reqID := req.Header.Get(headerRequestID)
+	if ctxErr := req.Context().Err(); ctxErr != nil && errors.Is(err, context.Canceled) {
+		// The client went away; there is nobody to answer.
+		rt.logger.Debug("client went away", "route", rt.cfg.ID, "request_id", reqID)
+		return
+	}
+	status, msg := http.StatusBadGateway, msgUpstreamDown
+	var ne net.Error
+	switch {
+	case errors.Is(err, errIdleTimeout),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
+		status, msg = http.StatusGatewayTimeout, msgUpstreamTimeout
+	case isDialError(err):
+		rt.bal.markDown(req.URL.Host)
+	}
+	rt.logger.Warn("upstream request failed", "route", rt.cfg.ID, "request_id", reqID,
+		"upstream", req.URL.Host, "status", status, "error", err.Error())
+	for _, kv := range rt.respHeaders(req) {
+		setHeader(w.Header(), kv.key, kv.value)
+	}
+	writeError(w, req, status, msg, reqID)
+}
+
+func (rt *route) respHeaders(out *http.Request) []headerKV {
+	if out.Header.Get("X-Forwarded-Proto") == "https" {
+		return rt.respHTTPS
+	}
+	return rt.respHTTP
+}
+
+// retryTransport sends a request to another upstream of the route when
+// the chosen one refused the connection (nothing was sent, so even a
+// non-idempotent request is safe to send elsewhere) and the request has
+// no body to replay.
+type retryTransport struct {
+	rt  http.RoundTripper
+	bal *balancer
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil || len(t.bal.ups) < 2 || !isDialError(err) {
+		return resp, err
+	}
+	t.bal.markDown(req.URL.Host)
+	if req.Body != nil && req.Body != http.NoBody {
+		return resp, err
+	}
+	next := t.bal.pick()
+	if next.url.Host == req.URL.Host || next.url.Scheme != req.URL.Scheme || !t.bal.samePaths {
+		return resp, err
+	}
+	r2 := *req
+	u := *req.URL
+	u.Host = next.url.Host
+	r2.URL = &u
+	return t.rt.RoundTrip(&r2)
+}
+
+var errIdleTimeout = errors.New("upstream idle timeout")
+
+// idleBody closes a response body that has produced no data for the
+// route's idle_timeout (a hung upstream stream), so the client's
+// connection is not held forever. Each Read resets the timer.
+type idleBody struct {
+	rc    io.ReadCloser
+	d     time.Duration
+	timer *time.Timer
+	mu    sync.Mutex
+	fired bool
+}
+
+func newIdleBody(rc io.ReadCloser, d time.Duration) *idleBody {
+	b := &idleBody{rc: rc, d: d}
+	b.timer = time.AfterFunc(d, func() {
+		b.mu.Lock()
+		b.fired = true
+		b.mu.Unlock()
+		_ = rc.Close()
+	})
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.timer.Reset(b.d)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		fired := b.fired
+		b.mu.Unlock()
+		if fired {
+			return n, errIdleTimeout
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.rc.Close()
+}

@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+)
+
+// Transport tuning. An identity-aware proxy sits in front of a few busy
+// upstreams, so it keeps many idle connections per upstream rather than
+// opening new ones under load.
+const (
+	maxIdleConnsPerHost = 256
+	maxIdleConns        = 4096
+	idleConnTimeout     = 90 * time.Second
+	dialTimeout         = 10 * time.Second
+	keepAlive           = 30 * time.Second
+	tlsHandshakeTimeout = 10 * time.Second
+	// downFor is how long an upstream that refused a connection is skipped.
+	downFor = 30 * time.Second
+)
+
+// transportKey identifies the settings that make two routes' transports
+// differ: TLS verification and identity, and the response header timeout.
+// Routes with the same key share one http.Transport, and so its pool of
+// connections.
+type transportKey struct {
+	skipVerify     bool
+	serverName     string
+	caHash         string // hash of tls_custom_ca, "" for the system roots (plus certificate_authority)
+	clientCertHash string // hash of tls_client_cert + key
+	headerTimeout  time.Duration
+}
+
+// transportCache hands out shared transports by key and keeps them across
+// configuration reloads, so a reload does not drop pooled connections.
+type transportCache struct {
+	mu sync.Mutex
+	m  map[transportKey]*http.Transport
+}
+
+func newTransportCache() *transportCache {
+	return &transportCache{m: map[transportKey]*http.Transport{}}
+}
+
+func hashOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// routeTransportKey returns the key of r's transport.
+func routeTransportKey(cfg *config.Config, r *config.Route) transportKey {
+	k := transportKey{skipVerify: r.TLSSkipVerify, serverName: r.TLSServerName}
+	if r.TLSCustomCA != "" {
+		k.caHash = hashOf(r.TLSCustomCA)
+	}
+	if r.TLSClientCert != "" {
+		k.clientCertHash = hashOf(r.TLSClientCert, r.TLSClientKey)
+	}
+	k.headerTimeout = cfg.DefaultUpstreamTimeout.Std()
+	if r.Timeout != nil {
+		k.headerTimeout = r.Timeout.Std() // 0 turns the timeout off, as in Pomerium
+	}
+	return k
+}
+
+// get returns the transport for r, creating it on first use.
+func (c *transportCache) get(cfg *config.Config, r *config.Route) (*http.Transport, error) {
+	key := routeTransportKey(cfg, r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.m[key]; ok {
+		return t, nil
+	}
+	tlsConf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: r.TLSSkipVerify, //nolint:gosec // tls_skip_verify is the operator's explicit choice
+		ServerName:         r.TLSServerName,
+		RootCAs:            cfg.CAPool,
+	}
+	if pool := r.TLSCustomCAPool(); pool != nil {
+		tlsConf.RootCAs = pool
+	}
+	crt, err := r.TLSClientCertificate()
+	if err != nil {
+		return nil, err
+	}
+	if crt != nil {
+		tlsConf.Certificates = []tls.Certificate{*crt}
+	}
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
+	t := &http.Transport{
+		Proxy:                 nil, // never an environment proxy between gatehouse and its upstreams
+		DialContext:           d.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ForceAttemptHTTP2:     true, // for https upstreams (h2 via ALPN); plain http stays HTTP/1.1
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       idleConnTimeout,
+		ResponseHeaderTimeout: key.headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Responses pass through as the upstream sent them.
+		DisableCompression: true,
+	}
+	c.m[key] = t
+	return t, nil
+}
+
+// retain closes the idle connections of the transports not in keep and
+// forgets them; busy connections finish normally.
+func (c *transportCache) retain(keep map[transportKey]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, t := range c.m {
+		if !keep[k] {
+			t.CloseIdleConnections()
+			delete(c.m, k)
+		}
+	}
+}
+
+func (c *transportCache) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.m {
+		t.CloseIdleConnections()
+	}
+}
+
+// upstream is one `to` URL of a route.
+type upstream struct {
+	url    *url.URL
+	weight int
+	// current is the smooth weighted round-robin counter, guarded by
+	// balancer.mu.
+	current int
+	// downUntil is when a failed upstream may be tried again (Unix nanoseconds).
+	downUntil atomic.Int64
+}
+
+// balancer picks a route's upstream by smooth weighted round-robin (as
+// nginx does: weights 5,1,1 give a a b a c a a, never bursts), skipping
+// upstreams that recently refused connections unless all of them have.
+// It is safe for concurrent use.
+type balancer struct {
+	ups   []*upstream
+	total int
+	// samePaths is true when every upstream has the same base path, so a
+	// rewritten request can go to any of them.
+	samePaths bool
+	mu    sync.Mutex
+}
+
+func newBalancer(to []config.WeightedURL) *balancer {
+	b := &balancer{samePaths: true}
+	for _, w := range to {
+		if len(b.ups) > 0 && b.ups[0].url.EscapedPath() != w.URL.EscapedPath() {
+			b.samePaths = false
+		}
+		weight := max(w.Weight, 1)
+		b.ups = append(b.ups, &upstream{url: w.URL, weight: weight})
+		b.total += weight
+	}
+	return b
+}
+
+// pick returns the next upstream.
+func (b *balancer) pick() *upstream {
+	if len(b.ups) == 1 {
+		return b.ups[0]
+	}
+	now := time.Now().UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	best := b.choose(now, false)
+	if best == nil {
+		best = b.choose(now, true) // every upstream is down: try them anyway
+	}
+	return best
+}
+
+func (b *balancer) choose(now int64, includeDown bool) *upstream {
+	var best *upstream
+	total := 0
+	for _, u := range b.ups {
+		if !includeDown && u.downUntil.Load() > now {
+			continue
+		}
+		u.current += u.weight
+		total += u.weight
+		if best == nil || u.current > best.current {
+			best = u
+		}
+	}
+	if best != nil {
+		best.current -= total
+	}
+	return best
+}
+
+// markDown records that u refused a connection.
+func (b *balancer) markDown(host string) {
+	for _, u := range b.ups {
+		if u.url.Host == host {
+			u.downUntil.Store(time.Now().Add(downFor).UnixNano())
+			return
+		}
+	}
+}
+
+// isDialError reports whether err means no connection to the upstream
+// could be made (nothing was sent).
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return false
+}
