@@ -284,4 +284,3 @@ func TestRatio(t *testing.T) {
 	}
 	t.Log("\n" + strings.Join(lines, "\n"))
 }
-
