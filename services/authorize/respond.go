@@ -57,7 +57,7 @@ func (st *state) signIn(req *authv3.CheckRequest, host, requestID string, now ti
 	return extauthz.Denied(http.StatusUnauthorized, []*corev3.HeaderValueOption{
 		extauthz.NewHeader("content-type", "application/json"),
 		extauthz.NewHeader("cache-control", "no-store"),
-		extauthz.NewHeader("www-authenticate", `Pomerium realm="`+host+`"`),
+		extauthz.NewHeader("www-authenticate", `Pomerium realm="`+strings.ReplaceAll(host, `"`, "")+`"`),
 	}, jsonError("unauthenticated", requestID))
 }
 

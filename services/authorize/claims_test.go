@@ -1,0 +1,115 @@
+package authorize
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
+	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
+)
+
+func TestBuildIdentityFlattensClaims(t *testing.T) {
+	list := func(vals ...any) *structpb.ListValue {
+		l, err := structpb.NewList(vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	u := &userv1.User{Id: "u1", Claims: map[string]*structpb.ListValue{
+		"email":      list("user@example.com"),
+		"department": list("eng"),
+		"level":      list(3.0),
+	}}
+	s := &sessionv1.Session{Id: "s1", UserId: "u1", Claims: map[string]*structpb.ListValue{
+		"groups":     list("a", []any{"b", "c"}),
+		"department": list("research"), // the session's win
+		"verified":   list(true),
+		"address":    list(map[string]any{"city": "Paris", "zip": "75001"}),
+		"nothing":    list(nil),
+	}}
+	id := buildIdentity(s, u)
+	want := map[string][]string{
+		"email":      {"user@example.com"},
+		"department": {"research"},
+		"level":      {"3"},
+		"groups":     {"a", "b", "c"},
+		"verified":   {"true"},
+		"address":    {`{"city":"Paris","zip":"75001"}`},
+		"nothing":    {},
+	}
+	if !reflect.DeepEqual(id.subject.Claims, want) {
+		t.Errorf("claims\n got %v\nwant %v", id.subject.Claims, want)
+	}
+	if id.subject.Email != "user@example.com" || !reflect.DeepEqual(id.subject.Groups, []string{"a", "b", "c"}) {
+		t.Errorf("subject %+v", id.subject)
+	}
+	if !id.expiresAt.IsZero() || id.expired(time.Now()) {
+		t.Error("a session without expires_at expired")
+	}
+	// No user record and no groups: groups is [] and email comes from nowhere.
+	id = buildIdentity(&sessionv1.Session{Id: "s2", UserId: "u2"}, nil)
+	if id.subject.Groups == nil || len(id.subject.Groups) != 0 || id.subject.Email != "" {
+		t.Errorf("subject %+v", id.subject)
+	}
+}
+
+func TestClaimHeadersMapFormAndExtraClaims(t *testing.T) {
+	yaml := `
+services: authorize
+shared_secret: ` + testSecret + `
+authenticate_service_url: https://authenticate.localhost.pomerium.io
+databroker_service_url: http://127.0.0.1:5443
+pass_identity_headers: true
+jwt_claims_headers:
+  X-Email: email
+  X-Dept: department
+  X-Missing: nothing
+routes:
+  - from: https://app.localhost.pomerium.io
+    to: http://app:80
+    policy:
+      allow:
+        and:
+          - claim/department: research
+`
+	s := newTestService(t, testConfig(t, yaml))
+	s.store.putUser(&userv1.User{Id: "u1", Email: "u@example.com"}, 2)
+	s.store.putSession(&sessionv1.Session{Id: "s1", UserId: "u1", Claims: map[string]*structpb.ListValue{
+		"department": listOf("research"),
+	}}, 3)
+	s.store.putSession(&sessionv1.Session{Id: "s2", UserId: "u1", Claims: map[string]*structpb.ListValue{
+		"department": listOf("sales", "ops"),
+	}}, 4)
+	tok := handleFor(t, s, "u1", "s1", 1, 3)
+	resp, err := s.Check(context.Background(), newReq("GET", "https://app.localhost.pomerium.io/", cookie(tok)))
+	if err != nil || !extauthz.Allowed(resp) {
+		t.Fatalf("Check: %v %v", resp, err)
+	}
+	h := okHeaders(resp)
+	if h["x-email"] != "u@example.com" || h["x-dept"] != "research" {
+		t.Errorf("headers %v", h)
+	}
+	if _, ok := h["x-missing"]; ok {
+		t.Error("header for a missing claim")
+	}
+	claims := verifyJWT(t, s.state.Load().keys.JWKS(), h["x-pomerium-jwt-assertion"])
+	if claims["department"] != "research" {
+		t.Errorf("department claim %v", claims["department"])
+	}
+	if _, ok := claims["nothing"]; ok {
+		t.Error("missing claim in the JWT")
+	}
+
+	// claim/department denies sales; the 403 still names no claim values.
+	tok2 := handleFor(t, s, "u1", "s2", 1, 4)
+	resp, _ = s.Check(context.Background(), newReq("GET", "https://app.localhost.pomerium.io/", cookie(tok2)))
+	if extauthz.DeniedStatus(resp) != 403 {
+		t.Errorf("status %d", extauthz.DeniedStatus(resp))
+	}
+}
