@@ -162,7 +162,7 @@ type balancer struct {
 	// samePaths is true when every upstream has the same base path, so a
 	// rewritten request can go to any of them.
 	samePaths bool
-	mu    sync.Mutex
+	mu        sync.Mutex
 }
 
 func newBalancer(to []config.WeightedURL) *balancer {
