@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// benchPolicies are the policies BenchmarkEvaluate measures; bench/opa
+// benchPolicies are the policies BenchmarkEvaluate measures; pkg/policy/opabench
 // evaluates the same ones written in Rego.
 var benchPolicies = map[string]string{
 	// the Grafana guide's policy

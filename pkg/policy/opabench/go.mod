@@ -1,4 +1,4 @@
-module github.com/gatehouse/gatehouse/bench/opa
+module github.com/gatehouse/gatehouse/pkg/policy/opabench
 
 go 1.26.8
 
@@ -35,4 +35,4 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-replace github.com/gatehouse/gatehouse => ../..
+replace github.com/gatehouse/gatehouse => ../../..
