@@ -24,10 +24,16 @@ import (
 // discoveryTimeout bounds one discovery attempt.
 const discoveryTimeout = 10 * time.Second
 
-// discoveryRetryInterval is the least time between two discovery attempts:
-// while the IdP is down, sign-ins fail fast with the last error instead of
-// each waiting for a timeout.
+// discoveryRetryInterval is the least time between two discovery attempts
+// after a slow failure (a timeout): while the IdP does not answer, a burst of
+// sign-ins fails fast with the last error instead of each waiting for a
+// timeout. A fast failure (connection refused) is retried at once, so the
+// first sign-in after the IdP is back succeeds.
 const discoveryRetryInterval = 2 * time.Second
+
+// slowFailure is how long a failed discovery must have taken to hold off
+// retries for discoveryRetryInterval.
+const slowFailure = time.Second
 
 // ErrIdPUnavailable means the identity provider's discovery document could
 // not be fetched; sign-ins get a 503 page until it can.
@@ -97,9 +103,10 @@ type identityProvider struct {
 
 	found atomic.Pointer[discovered] // nil until discovery succeeds
 
-	mu      sync.Mutex // serialises discovery attempts
-	lastErr error
-	lastTry time.Time
+	mu       sync.Mutex // serialises discovery attempts
+	lastErr  error
+	lastTry  time.Time
+	lastSlow bool // the last failed attempt took longer than slowFailure
 }
 
 // discovered is what the discovery document told.
@@ -149,13 +156,14 @@ func (p *identityProvider) discover(ctx context.Context) (*discovered, error) {
 	if d := p.found.Load(); d != nil {
 		return d, nil
 	}
-	if p.lastErr != nil && time.Since(p.lastTry) < discoveryRetryInterval {
+	if p.lastErr != nil && p.lastSlow && time.Since(p.lastTry) < discoveryRetryInterval {
 		return nil, p.lastErr
 	}
 	p.lastTry = time.Now()
 	d, err := p.fetch(ctx)
 	if err != nil {
 		p.lastErr = fmt.Errorf("%w: %v", ErrIdPUnavailable, err)
+		p.lastSlow = time.Since(p.lastTry) > slowFailure
 		return nil, p.lastErr
 	}
 	p.found.Store(d)
