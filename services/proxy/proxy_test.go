@@ -538,10 +538,12 @@ func TestHelpers(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"_pomerium=a":                  "",
-		"a=1; _pomerium=x; b=2":        "a=1; b=2",
-		"a=1;_pomerium=x":              "a=1",
-		"_pomerium_csrf=1; _pomerium=": "_pomerium_csrf=1",
+		"_pomerium=a":                        "",
+		"a=1; _pomerium=x; b=2":              "a=1; b=2",
+		"a=1;_pomerium=x":                    "a=1",
+		"_pomerium_csrf=1; _pomerium=":       "_pomerium_csrf=1",
+		"a=1; _pomerium=x; b=2; _pomerium=y": "a=1; b=2",
+		"_pomerium=x;a=1":                    "a=1",
 	} {
 		if got := removeCookie(in, "_pomerium"); got != want {
 			t.Errorf("removeCookie(%q) = %q, want %q", in, got, want)

@@ -196,10 +196,14 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	default:
 		out.Host = "" // the upstream's host
 	}
+	// One backing array for the three headers (capacity-limited slices,
+	// so an append elsewhere cannot clobber a neighbour).
+	vals := [...]string{forwardedFor(in, rt.hops), requestScheme(in, rt.hops), in.Host}
+	fwd := vals[:]
 	h := out.Header
-	h["X-Forwarded-For"] = []string{forwardedFor(in, rt.hops)}
-	h["X-Forwarded-Proto"] = []string{requestScheme(in, rt.hops)}
-	h["X-Forwarded-Host"] = []string{in.Host}
+	h["X-Forwarded-For"] = fwd[0:1:1]
+	h["X-Forwarded-Proto"] = fwd[1:2:2]
+	h["X-Forwarded-Host"] = fwd[2:3:3]
 }
 
 // rewritePath applies regex_rewrite or prefix_rewrite and the upstream's
