@@ -77,7 +77,7 @@ func (r *Redis) Start() {
 	}
 	args := append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
+		"--save", "", "--appendonly", "yes",
 		"--dir", r.dir, "--protected-mode", "no",
 	}, r.args...)
 	cmd := exec.Command("redis-server", args...)
