@@ -15,3 +15,5 @@ func newBackend(t testing.TB, o storagetest.Options) storage.Backend {
 }
 
 func TestConformance(t *testing.T) { storagetest.Run(t, newBackend) }
+
+func BenchmarkMemory(b *testing.B) { storagetest.Benchmark(b, newBackend) }

@@ -85,6 +85,7 @@ type Backend struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 	down   atomic.Bool // logs only the transitions between reachable and not
+	tail   tail
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -395,10 +396,20 @@ func (b *Backend) ListTypes(ctx context.Context) ([]string, error) {
 }
 
 // Changes implements storage.Backend.
+// Streams that keep up are served from the replica's tail of recent
+// changes (one Redis read per write for the whole replica, not one per
+// stream); others read Redis.
 func (b *Backend) Changes(ctx context.Context, serverVersion uint64, typ string, after uint64, limit int) (*storage.ChangeBatch, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
+	if batch, ok := b.tail.changes(serverVersion, typ, after, limit); ok {
+		return batch, nil
+	}
+	return b.changesFromRedis(ctx, serverVersion, typ, after, limit)
+}
+
+func (b *Backend) changesFromRedis(ctx context.Context, serverVersion uint64, typ string, after uint64, limit int) (*storage.ChangeBatch, error) {
 	res, err := b.run(ctx, changesScript, b.keySV, strconv.FormatUint(serverVersion, 10), strconv.FormatUint(after, 10), limit)
 	if err != nil {
 		return nil, b.wrap("changes", err)
@@ -451,11 +462,19 @@ func (b *Backend) subscribe() {
 				if !ok {
 					return
 				}
-				b.notify.Broadcast()
+				// Coalesce a burst of publishes into one read.
+				for drained := false; !drained; {
+					select {
+					case <-msgs:
+					default:
+						drained = true
+					}
+				}
 			case <-poll.C:
 				// A publish lost while the connection was down is caught here.
-				b.notify.Broadcast()
 			}
+			b.tail.refresh(b.ctx, b)
+			b.notify.Broadcast()
 		}
 	}()
 }

@@ -36,3 +36,7 @@ func newFactory(srv *testutil.Redis) storagetest.Factory {
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, newFactory(testutil.StartRedis(t)))
 }
+
+func BenchmarkRedis(b *testing.B) {
+	storagetest.Benchmark(b, newFactory(testutil.StartRedis(b)))
+}
