@@ -28,6 +28,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -65,9 +66,10 @@ type Service struct {
 	logger   *slog.Logger
 	logLevel slog.Level
 	source   *config.Source
-	client   databrokerv1.DataBrokerServiceClient
 	store    *store
-	state    atomic.Pointer[state]
+	// syncer keeps store current (nil without a databroker).
+	syncer *databroker.Syncer
+	state  atomic.Pointer[state]
 	// sessionWait is SessionWait; tests shorten it.
 	sessionWait time.Duration
 }
@@ -93,7 +95,10 @@ func New(_ context.Context, o Options) (*Service, error) {
 	}
 	s.logger = s.logger.With("service", "authorize")
 	if o.DataBroker != nil {
-		s.client = databrokerv1.NewDataBrokerServiceClient(o.DataBroker)
+		client := databrokerv1.NewDataBrokerServiceClient(o.DataBroker)
+		// Every type in one stream: see store.
+		s.syncer = databroker.NewSyncer(client, "", syncHandler{s.store}, databroker.SyncerOptions{Logger: s.logger})
+		s.store.src = s.syncer
 	}
 	st, err := compile(o.Source.Current())
 	if err != nil {
@@ -123,19 +128,21 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 }
 
 // Run keeps the session and user caches synced from the databroker until
-// ctx ends. Without a databroker it waits for ctx.
+// ctx ends, with a pkg/databroker Syncer (SyncLatest, then Sync; start
+// over on Aborted; reconnect with backoff). While the databroker is
+// unreachable the caches keep what they have, so Checks go on. Without a
+// databroker Run only waits for ctx.
 func (s *Service) Run(ctx context.Context) error {
-	if s.client == nil {
+	if s.syncer == nil {
 		s.store.markSynced(0, 0)
 		<-ctx.Done()
 		return nil
 	}
-	y := &syncer{client: s.client, store: s.store, logger: s.logger}
-	return y.run(ctx)
+	return s.syncer.Run(ctx)
 }
 
-// Ready reports nil once the caches have been loaded from the databroker
-// at least once, ErrNotSynced before.
+// Ready reports nil once the session and user caches have been loaded
+// from the databroker at least once, ErrNotSynced before.
 func (s *Service) Ready() error {
 	if !s.store.isSynced() {
 		return ErrNotSynced

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
@@ -35,9 +36,23 @@ func (id *identity) expired(now time.Time) bool {
 	return !id.expiresAt.IsZero() && !now.Before(id.expiresAt)
 }
 
+// versionSource is what the store needs from its syncer
+// (*databroker.Syncer): whether it has loaded a snapshot, and the versions
+// it has applied.
+type versionSource interface {
+	HasSynced() bool
+	Versions() (serverVersion, recordVersion uint64)
+}
+
 // store is the local copy of the databroker's session and user records,
-// kept by the syncer and read by every Check. It is safe for concurrent
-// use.
+// kept by a pkg/databroker Syncer (through syncHandler) and read by every
+// Check. It is safe for concurrent use.
+//
+// One Syncer follows every record type in one stream, in version order,
+// rather than one stream per type: a session handle carries the version
+// of its session record, and once the stream has passed that version the
+// session and the user written with it (before it) are both here. Two
+// streams could deliver the session before its user.
 type store struct {
 	mu       sync.RWMutex
 	sessions map[string]*sessionv1.Session
@@ -45,6 +60,9 @@ type store struct {
 	idents   map[string]*identity           // session id → identity
 	byUser   map[string]map[string]struct{} // user id → session ids
 
+	// src is the syncer, when there is one; otherwise the store is fed
+	// directly (tests) and the fields below stand for it.
+	src           versionSource
 	serverVersion uint64 // store the records came from; 0 until synced
 	recordVersion uint64 // latest record version applied
 	synced        bool
@@ -69,35 +87,48 @@ func (s *store) get(id string) *identity {
 	return ident
 }
 
-// isSynced reports whether the store has been filled at least once.
+// isSynced reports whether the records have been loaded at least once.
 func (s *store) isSynced() bool {
+	if s.src != nil {
+		return s.src.HasSynced()
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.synced
 }
 
-// versions returns the server version and the latest record version seen.
-func (s *store) versions() (server, record uint64) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.serverVersion, s.recordVersion
-}
+// syncHandler receives the Syncer's records (databroker.Handler), from one
+// goroutine.
+type syncHandler struct{ s *store }
+
+var _ databroker.Handler = syncHandler{}
+
+func (h syncHandler) Reset(records []*databrokerv1.Record) { h.s.reset(records) }
+func (h syncHandler) Update(r *databrokerv1.Record)        { h.s.apply(r) }
 
 // reset replaces every record with records, the live records of a
-// SyncLatest, and marks the store synced at versions v.
-func (s *store) reset(records []*databrokerv1.Record, v *databrokerv1.Versions) {
+// SyncLatest snapshot.
+func (s *store) reset(records []*databrokerv1.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions = map[string]*sessionv1.Session{}
 	s.users = map[string]*userv1.User{}
 	s.idents = map[string]*identity{}
 	s.byUser = map[string]map[string]struct{}{}
-	s.serverVersion = v.GetServerVersion()
-	s.recordVersion = v.GetLatestRecordVersion()
+	// The snapshot may come from another store (a wiped one has new,
+	// lower versions): count again from it.
+	s.recordVersion = 0
+	// Users first, so that each session's identity is built once.
 	for _, r := range records {
-		s.applyLocked(r)
+		if r.GetType() == UserType {
+			s.applyLocked(r)
+		}
 	}
-	s.synced = true
+	for _, r := range records {
+		if r.GetType() != UserType {
+			s.applyLocked(r)
+		}
+	}
 	s.notifyLocked()
 }
 
@@ -281,15 +312,24 @@ func (s *store) behind(serverVersion, recordVersion uint64) bool {
 }
 
 func (s *store) behindLocked(serverVersion, recordVersion uint64) bool {
-	if !s.synced {
+	synced, server, seen := s.synced, s.serverVersion, s.recordVersion
+	if s.src != nil {
+		// The Syncer records its versions just after handing a change
+		// to the store; the store's own count covers that moment.
+		var rv uint64
+		synced = s.src.HasSynced()
+		server, rv = s.src.Versions()
+		seen = max(seen, rv)
+	}
+	if !synced {
 		return true
 	}
-	if serverVersion != 0 && s.serverVersion != 0 && serverVersion != s.serverVersion {
+	if serverVersion != 0 && server != 0 && serverVersion != server {
 		// Written to another store (or one since wiped): waiting
 		// would not bring the record.
 		return false
 	}
-	return recordVersion > s.recordVersion
+	return recordVersion > seen
 }
 
 // buildIdentity merges a session and its user (which may be nil) into the
