@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/services/proxy"
+)
+
+func init() { serviceBuilders[config.ServiceProxy] = buildProxy }
+
+// buildProxy adds the proxy service: its HTTP handler (every host but
+// authenticate's), its runner and readiness check. Every request's Check
+// goes over gRPC to the authorize replicas of authorize_service_url(s), or
+// to this process's own gRPC listener when it runs authorize too.
+func buildProxy(ctx context.Context, p *process) error {
+	cc, err := p.conn(config.ServiceAuthorize)
+	if err != nil {
+		return err
+	}
+	svc, err := proxy.New(ctx, proxy.Options{
+		Source:     p.src,
+		Logger:     p.logger.With("service", config.ServiceProxy),
+		Authorizer: authv3.NewAuthorizationClient(cc),
+	})
+	if err != nil {
+		return err
+	}
+	p.proxyHTTP = svc.Handler()
+	p.runners = append(p.runners, svc.Run)
+	p.health.Add(config.ServiceProxy, svc.Ready)
+	return nil
+}
