@@ -1,0 +1,54 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse/gatehouse/pkg/testutil"
+	"github.com/gatehouse/gatehouse/services/databroker/storage"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/redis"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/storagetest"
+)
+
+// The suite passes on Redis Cluster too (a single node holding every
+// slot: the scripts run under cluster-mode key checks, through
+// go-redis's ClusterClient, with redis+cluster:// connection strings).
+func TestConformanceCluster(t *testing.T) {
+	srv := testutil.StartRedis(t, testutil.WithRedisArgs("--cluster-enabled", "yes"))
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ok: %q %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	storagetest.Run(t, func(t testing.TB, o storagetest.Options) storage.Backend {
+		b, err := redis.New(redis.Options{
+			ConnectionString: "redis+cluster://" + srv.Addr(),
+			Prefix:           fmt.Sprintf("cluster%d", prefixes.Add(1)),
+			Retention:        o.Retention,
+			MaxChanges:       o.MaxChanges,
+			PollInterval:     200 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	})
+}
