@@ -10,12 +10,14 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
 )
 
 // Context extension keys of a CheckRequest (see CONTRACTS.md).
 const (
-	extRouteID  = "route_id"
-	extInternal = "internal"
+	extRouteID  = extauthz.ContextRouteID
+	extInternal = extauthz.ContextInternal
 )
 
 // checkBuf is a CheckRequest with every nested message it needs, wired
