@@ -14,16 +14,20 @@ func init() { serviceBuilders[config.ServiceProxy] = buildProxy }
 // buildProxy adds the proxy service: its HTTP handler (every host but
 // authenticate's), its runner and readiness check. Every request's Check
 // goes over gRPC to the authorize replicas of authorize_service_url(s), or
-// to this process's own gRPC listener when it runs authorize too.
+// in-process to the authorize service when this process runs it too.
 func buildProxy(ctx context.Context, p *process) error {
-	cc, err := p.conn(config.ServiceAuthorize)
-	if err != nil {
-		return err
+	authz := p.localAuthorizer
+	if authz == nil {
+		cc, err := p.conn(config.ServiceAuthorize)
+		if err != nil {
+			return err
+		}
+		authz = authv3.NewAuthorizationClient(cc)
 	}
 	svc, err := proxy.New(ctx, proxy.Options{
 		Source:     p.src,
 		Logger:     p.logger.With("service", config.ServiceProxy),
-		Authorizer: authv3.NewAuthorizationClient(cc),
+		Authorizer: authz,
 	})
 	if err != nil {
 		return err

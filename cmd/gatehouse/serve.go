@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,9 +47,11 @@ type process struct {
 	// when not). One listener serves both, split by Host.
 	authenticateHTTP http.Handler
 	proxyHTTP        http.Handler
-	runners          []func(context.Context) error
-	closers          []func()
-	grpcConn         map[string]*grpc.ClientConn
+	// localAuthorizer is set when authorize runs in this process.
+	localAuthorizer authv3.AuthorizationClient
+	runners         []func(context.Context) error
+	closers         []func()
+	grpcConn        map[string]*grpc.ClientConn
 }
 
 func runCommand(args []string, stderr io.Writer) error {
