@@ -339,13 +339,22 @@ func (b *Backend) Patch(ctx context.Context, records []*databrokerv1.Record, pat
 	}
 }
 
-// scanType calls fn with every live record of typ.
+// scanType calls fn with every live record of typ, once each (HSCAN may
+// return an entry twice while the hash is rehashed).
 func (b *Backend) scanType(ctx context.Context, typ string, fn func(*databrokerv1.Record) error) error {
 	ctx, cancel := b.op(ctx)
 	defer cancel()
+	seen := map[string]struct{}{}
 	iter := b.client.HScan(ctx, b.prefix+":records:"+typ, 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
-		iter.Next(ctx) // field, then value
+		id := iter.Val()
+		if !iter.Next(ctx) { // field, then value
+			break
+		}
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
 		r, err := decode(iter.Val())
 		if err != nil {
 			return err
