@@ -62,13 +62,16 @@ func (c *Config) Runs(service string) bool { return c.ServiceSet[service] }
 // Line returns the file line where key was set, or 0.
 func (c *Config) Line(key string) int { return c.lines[key] }
 
-// GRPCInsecureOrDefault reports whether gRPC is plaintext: grpc_insecure when
-// set, else plaintext unless the server has certificates.
+// GRPCInsecureOrDefault reports whether this process's gRPC server is
+// plaintext. It serves TLS (with the server certificates) only when
+// grpc_insecure is explicitly false; clients pick TLS from their service
+// URL's scheme (https), so http:// service URLs mean plaintext gRPC, as in
+// Pomerium's split-deployment examples.
 func (c *Config) GRPCInsecureOrDefault() bool {
-	if c.GRPCInsecure != nil {
-		return *c.GRPCInsecure
+	if c.GRPCInsecure != nil && !*c.GRPCInsecure && len(c.TLSCertificates) > 0 {
+		return false
 	}
-	return len(c.TLSCertificates) == 0
+	return true
 }
 
 // PassIdentityHeadersFor reports pass_identity_headers for a route (route, else global).
