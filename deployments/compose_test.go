@@ -313,8 +313,12 @@ func TestComposeGrafana(t *testing.T) {
 	if cfg.TLSClientCA != "/certs/ca.pem" {
 		t.Errorf("GF_AUTH_JWT_TLS_CLIENT_CA = %q, want /certs/ca.pem", cfg.TLSClientCA)
 	}
-	if dir, _ := flagValue(p.Services["certs"].Command, "dir"); dir+"/ca.pem" != cfg.TLSClientCA {
+	dir, _ := flagValue(p.Services["certs"].Command, "dir")
+	if dir+"/ca.pem" != cfg.TLSClientCA {
 		t.Errorf("dev-certs writes to %s, Grafana trusts %s", dir, cfg.TLSClientCA)
+	}
+	if !slices.Contains(strings.Split(env(g)["SSL_CERT_DIR"], ":"), dir) {
+		t.Errorf("SSL_CERT_DIR=%q lacks %s (Grafana versions without tls_client_ca)", env(g)["SSL_CERT_DIR"], dir)
 	}
 	// The guide's route goes to this service, on its port.
 	routes := routesOf(t, readFile(t, filepath.Join(root, "deployments/compose/config.yaml")))
@@ -361,5 +365,33 @@ func TestComposeConfigValidates(t *testing.T) {
 				t.Errorf("jwt_claims_headers = %v", cfg.JWTClaimsHeaders)
 			}
 		})
+	}
+}
+
+// TestDockerfile checks the image's shape: a Go builder, a static binary,
+// a small final image running as a non-root user with gatehouse as the
+// entrypoint (compose and Kubernetes pass only arguments).
+func TestDockerfile(t *testing.T) {
+	df := string(readFile(t, "Dockerfile"))
+	var froms []string
+	for _, l := range strings.Split(df, "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(l), "FROM "); ok {
+			froms = append(froms, f)
+		}
+	}
+	if len(froms) < 2 || !strings.HasPrefix(froms[0], "golang:1.26") {
+		t.Errorf("stages %q: want a golang:1.26 builder and a final stage", froms)
+	}
+	final := froms[len(froms)-1]
+	if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
+		t.Errorf("final image %q is not distroless/static or scratch", final)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/gatehouse", `ENTRYPOINT ["/gatehouse"]`} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^USER (65532|nonroot)`).MatchString(df) {
+		t.Error("Dockerfile does not switch to a non-root USER")
 	}
 }
