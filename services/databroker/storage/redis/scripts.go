@@ -131,13 +131,22 @@ return {server_version(), redis.call('GET', P..':pruned') or '0', redis.call('GE
 
 // changesScript reads the change log after ARGV[4], at most ARGV[5]
 // entries, for server version ARGV[3]. It returns {"MISMATCH", sv},
-// {"TOOOLD", pruned} or {"OK", latest, {changes...}}.
+// {"TOOOLD", pruned} or {"OK", latest, {changes...}}. Asked for changes
+// after a version above the latest, it replaces the server version.
 var changesScript = goredis.NewScript(prelude + `
 local sv = server_version()
 if sv ~= ARGV[3] then return {'MISMATCH', sv} end
 local pruned = redis.call('GET', P..':pruned') or '0'
 if tonumber(ARGV[4]) < tonumber(pruned) then return {'TOOOLD', pruned} end
 local latest = redis.call('GET', P..':version') or '0'
+if tonumber(ARGV[4]) > tonumber(latest) then
+  -- The caller saw versions this store no longer has: Redis lost writes
+  -- (a crash before fsync, a failover to a lagging replica) and would hand
+  -- their version numbers to new writes. A new server version makes every
+  -- client start over from SyncLatest instead of skipping those writes.
+  redis.call('SET', P..':server_version', ARGV[2])
+  return {'MISMATCH', ARGV[2]}
+end
 return {'OK', latest, redis.call('ZRANGEBYSCORE', P..':changes', '(' .. ARGV[4], '+inf', 'LIMIT', 0, tonumber(ARGV[5]))}
 `)
 
