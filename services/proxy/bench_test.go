@@ -132,3 +132,24 @@ func BenchmarkCheckRequest(b *testing.B) {
 		buf.release()
 	}
 }
+
+// BenchmarkServeHTTPParallel is BenchmarkServeHTTP from GOMAXPROCS
+// goroutines: lock contention (balancer, pools, transport) shows here.
+func BenchmarkServeHTTPParallel(b *testing.B) {
+	up := benchUpstream(b)
+	cfg := parseConfig(b, "", routeYAML("id: app", "from: https://app.test", "to: "+up.URL, "pass_identity_headers: true"))
+	authz := newFakeAuthz(allowAll("x-pomerium-jwt-assertion", benchJWT))
+	authz.record = false
+	h := newHarness(b, cfg, authz).svc.Handler()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, browserRequest("app.test", "/d/abc?orgId=1"))
+			if w.Code != 200 {
+				b.Errorf("status %d", w.Code)
+				return
+			}
+		}
+	})
+}

@@ -328,3 +328,65 @@ func TestHotReload(t *testing.T) {
 		t.Fatalf("after refused reload: %q", body)
 	}
 }
+
+// TestConcurrentRequestsDuringReloads runs requests from several
+// goroutines while the configuration reloads (run it with -race).
+func TestConcurrentRequestsDuringReloads(t *testing.T) {
+	a, b := newUpstream(t, "a"), newUpstream(t, "b")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	write := func(to string) {
+		routes := routeYAML("id: app", "from: http://app.test", fmt.Sprintf("to: [%q, %q]", to, b.URL+",2"), "set_request_headers: {X-N: v}")
+		if err := os.WriteFile(path, []byte(configYAML("", routes)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(a.URL)
+	src, err := config.NewSource(path, func(string) (string, bool) { return "", false }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := newFakeAuthz(allowAll("x-pomerium-jwt-assertion", "jwt"))
+	authz.record = false
+	h := newHarnessWithSource(t, src, authz)
+
+	const workers, each = 8, 40
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				req, _ := http.NewRequest(http.MethodGet, h.front.URL+"/x", nil)
+				req.Host = "app.test"
+				resp, err := noRedirect.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := range 5 {
+		if i%2 == 0 {
+			write(b.URL)
+		} else {
+			write(a.URL)
+		}
+		if err := src.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.count() + b.count(); got != workers*each {
+		t.Errorf("upstreams got %d requests, want %d", got, workers*each)
+	}
+}
