@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/devcerts"
+	"github.com/gatehouse/gatehouse/pkg/devidp"
+	"github.com/gatehouse/gatehouse/pkg/grafanatest"
+	"github.com/gatehouse/gatehouse/pkg/testutil"
+)
+
+// deployment is the Grafana guide's split deployment on loopback: Redis,
+// two databrokers, two authorizes, one authenticate, two proxies, the dev
+// IdP and a Grafana-faithful upstream. Host names of the guide
+// (*.localhost.pomerium.io) are mapped to 127.0.0.1 by the test's dialer.
+type deployment struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	config  string
+	caPool  *x509.CertPool
+	grafana *grafanatest.Server
+	procs   map[string]*gatehouseProc
+	idpURL  string
+	authURL string
+}
+
+type gatehouseProc struct {
+	name   string
+	env    []string
+	health string
+	proc   *testutil.Process
+}
+
+const guideDomain = "localhost.pomerium.io"
+
+// mapToLoopback dials every *.localhost.pomerium.io name on 127.0.0.1,
+// keeping the port, as Pomerium's public DNS does for that domain.
+func mapToLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && strings.HasSuffix(host, guideDomain) {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func startDeployment(t *testing.T) *deployment {
+	t.Helper()
+	d := &deployment{t: t, bin: testutil.Gatehouse(t), dir: t.TempDir(), procs: map[string]*gatehouseProc{}}
+	certs, err := devcerts.Write(filepath.Join(d.dir, "certs"), guideDomain, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(certs.CACert)
+	d.caPool = x509.NewCertPool()
+	d.caPool.AppendCertsFromPEM(caPEM)
+
+	redis := testutil.StartRedis(t)
+	authnAddr := testutil.FreeAddr(t)
+	_, authnPort, _ := net.SplitHostPort(authnAddr)
+	d.authURL = "https://authenticate." + guideDomain + ":" + authnPort
+
+	// The dev IdP, as its own process.
+	idpAddr := testutil.FreeAddr(t)
+	d.idpURL = "http://" + idpAddr
+	idp := testutil.StartProcess(t, "dev-idp", d.bin, []string{"dev-idp", "--address", idpAddr, "--issuer", d.idpURL,
+		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", d.authURL + "/oauth2/callback"})
+	testutil.WaitHTTP(t, d.idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
+
+	// Grafana, configured by the guide's grafana.ini (auto sign-up variant)
+	// with jwk_set_url pointing at this deployment's authenticate service.
+	// Its JWKS client is cloned from the default transport: map the names.
+	http.DefaultTransport.(*http.Transport).DialContext = mapToLoopback
+	ini := fmt.Sprintf(`[auth.jwt]
+enabled = true
+header_name = X-Pomerium-Jwt-Assertion
+email_claim = email
+jwk_set_url = %s/.well-known/pomerium/jwks.json
+cache_ttl = 60m
+username_claim = sub
+auto_sign_up = true
+tls_client_ca = %s
+[users]
+auto_assign_org = true
+auto_assign_org_role = Editor
+`, d.authURL, certs.CACert)
+	gcfg, err := grafanatest.ParseINI([]byte(ini))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.grafana, err = grafanatest.New(gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grafanaSrv := httptest.NewServer(d.grafana.Handler())
+	t.Cleanup(grafanaSrv.Close)
+
+	// The guide's config.yaml route, with what a deployment adds around it.
+	d.config = testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
+authenticate_service_url: %s
+shared_secret: %s
+cookie_secret: %s
+certificate_file: %s
+certificate_key_file: %s
+databroker_storage_type: redis
+databroker_storage_connection_string: %s
+idp_provider: oidc
+idp_provider_url: %s
+idp_client_id: gatehouse
+idp_client_secret: idp-secret
+log_level: warn
+routes:
+  - from: https://grafana.localhost.pomerium.io
+    to: %s
+    pass_identity_headers: true
+    policy:
+      - allow:
+          or:
+            - domain:
+                is: example.com
+`, d.authURL, testSecret, testSecret, certs.Cert, certs.Key, redis.URL(), d.idpURL, grafanaSrv.URL))
+
+	db1, db2, az1, az2 := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+	dbURLs := "DATABROKER_SERVICE_URLS=http://" + db1 + ",http://" + db2
+	azURLs := "AUTHORIZE_SERVICE_URLS=http://" + az1 + ",http://" + az2
+	d.add("databroker-1", "SERVICES=databroker", "GRPC_ADDRESS="+db1)
+	d.add("databroker-2", "SERVICES=databroker", "GRPC_ADDRESS="+db2)
+	// The guide's environment form of jwt_claims_headers.
+	d.add("authorize-1", "SERVICES=authorize", "GRPC_ADDRESS="+az1, dbURLs, "JWT_CLAIMS_HEADERS=email,name")
+	d.add("authorize-2", "SERVICES=authorize", "GRPC_ADDRESS="+az2, dbURLs, "JWT_CLAIMS_HEADERS=email,name")
+	d.add("authenticate", "SERVICES=authenticate", "ADDRESS="+authnAddr, dbURLs)
+	d.add("proxy-a", "SERVICES=proxy", "ADDRESS="+testutil.FreeAddr(t), azURLs)
+	d.add("proxy-b", "SERVICES=proxy", "ADDRESS="+testutil.FreeAddr(t), azURLs)
+	for _, name := range []string{"databroker-1", "databroker-2", "authorize-1", "authorize-2", "authenticate", "proxy-a", "proxy-b"} {
+		d.start(name)
+	}
+	for _, name := range []string{"databroker-1", "databroker-2", "authorize-1", "authorize-2", "authenticate", "proxy-a", "proxy-b"} {
+		d.waitReady(name)
+	}
+	return d
+}
+
+func (d *deployment) add(name string, env ...string) {
+	health := testutil.FreeAddr(d.t)
+	d.procs[name] = &gatehouseProc{name: name, health: health, env: append(env, "HEALTH_CHECK_ADDR="+health)}
+}
+
+func (d *deployment) start(name string) {
+	p := d.procs[name]
+	p.proc = testutil.StartProcess(d.t, name, d.bin, []string{"--config", d.config}, p.env...)
+}
+
+func (d *deployment) waitReady(name string) {
+	p := d.procs[name]
+	testutil.WaitHTTP(d.t, "http://"+p.health+"/readyz", 30*time.Second, p.proc)
+}
+
+func (d *deployment) stop(name string) { d.procs[name].proc.Stop() }
+
+// proxyURL is the guide's Grafana URL through one proxy process.
+func (d *deployment) proxyURL(proxy, path string) string {
+	for _, e := range d.procs[proxy].env {
+		if addr, ok := strings.CutPrefix(e, "ADDRESS="); ok {
+			_, port, _ := net.SplitHostPort(addr)
+			return "https://grafana." + guideDomain + ":" + port + path
+		}
+	}
+	d.t.Fatalf("no address for %s", proxy)
+	return ""
+}
+
+// browser is a cookie-jar client that trusts the deployment's CA and
+// reaches the guide's host names on loopback.
+func (d *deployment) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{
+		DialContext:     mapToLoopback,
+		TLSClientConfig: &tls.Config{RootCAs: d.caPool},
+	}
+	return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
+}
+
+var authRequestID = regexp.MustCompile(`authRequestID=([A-Za-z0-9_-]+)`)
+
+// signIn goes to target through the proxy as a browser does, signs in at
+// the dev IdP, and returns the final response.
+func (d *deployment) signIn(c *http.Client, target, email, name, groups string) *http.Response {
+	d.t.Helper()
+	resp := get(d.t, c, target)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := authRequestID.FindStringSubmatch(resp.Request.URL.String())
+	if m == nil {
+		d.t.Fatalf("expected the IdP login form, got %s %d:\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	resp, err := c.PostForm(d.idpURL+"/login", url.Values{
+		"authRequestID": {m[1]}, "email": {email}, "name": {name}, "groups": {groups},
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return resp
+}
+
+func get(t *testing.T, c *http.Client, u string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return resp
+}
+
+func readJSON(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %s", resp.Request.URL, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("%s: %v: %s", resp.Request.URL, err, body)
+	}
+}
+
+func TestGrafanaGuideSplitDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole deployment")
+	}
+	d := startDeployment(t)
+
+	// Alice signs in through proxy A and Grafana logs her in by the JWT.
+	alice := d.browser()
+	var user grafanatest.User
+	readJSON(t, d.signIn(alice, d.proxyURL("proxy-a", "/api/user"), "alice@example.com", "Alice Liddell", "admins,dev"), &user)
+	if user.Login != devidp.Subject("alice@example.com") || user.Email != "alice@example.com" || user.Name != "Alice Liddell" || user.OrgRole != "Editor" {
+		t.Fatalf("grafana user = %+v", user)
+	}
+	h := d.grafana.LastHeaders()
+	if h.Get("X-Pomerium-Claim-Email") != "alice@example.com" || h.Get("X-Pomerium-Claim-Name") != "Alice Liddell" {
+		t.Fatalf("claim headers: email %q name %q", h.Get("X-Pomerium-Claim-Email"), h.Get("X-Pomerium-Claim-Name"))
+	}
+
+	// The /.pomerium tip: the JWT's claims, on the route host.
+	var claims map[string]any
+	req, _ := http.NewRequest(http.MethodGet, d.proxyURL("proxy-a", "/.pomerium/user"), nil)
+	resp, err := alice.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readJSON(t, resp, &claims)
+	if claims["email"] != "alice@example.com" {
+		t.Fatalf("/.pomerium/user = %v", claims)
+	}
+
+	// Bob is not in example.com: the guide's policy denies him.
+	bob := d.browser()
+	resp = d.signIn(bob, d.proxyURL("proxy-a", "/api/user"), "bob@other.org", "Bob", "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bob: %d, want 403", resp.StatusCode)
+	}
+
+	// One authorize and one databroker stop: requests keep succeeding.
+	d.stop("authorize-1")
+	d.stop("databroker-1")
+	for i := 0; i < 20; i++ {
+		for _, p := range []string{"proxy-a", "proxy-b"} {
+			readJSON(t, get(t, alice, d.proxyURL(p, "/api/user")), &user)
+		}
+	}
+	d.start("authorize-1")
+	d.start("databroker-1")
+	d.waitReady("authorize-1")
+	d.waitReady("databroker-1")
+
+	// Sign out through proxy B: proxy A refuses the session within a second.
+	aliceCookies := alice.Jar.Cookies(mustURL(t, d.proxyURL("proxy-a", "/")))
+	resp = get(t, alice, d.proxyURL("proxy-b", "/.pomerium/sign_out"))
+	resp.Body.Close()
+	replay := d.browser()
+	replay.Jar.SetCookies(mustURL(t, d.proxyURL("proxy-a", "/")), aliceCookies)
+	replay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	deadline := time.Now().Add(time.Second)
+	for {
+		resp := get(t, replay, d.proxyURL("proxy-a", "/api/user"))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusFound && strings.Contains(resp.Header.Get("Location"), "/.pomerium/sign_in") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy A still answers %d for a signed-out session", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Alice signs in again; every gatehouse process restarts; her session
+	// lives in Redis and still works.
+	alice = d.browser()
+	readJSON(t, d.signIn(alice, d.proxyURL("proxy-a", "/api/user"), "alice@example.com", "Alice Liddell", "admins,dev"), &user)
+	for name := range d.procs {
+		d.stop(name)
+	}
+	for name := range d.procs {
+		d.start(name)
+	}
+	for name := range d.procs {
+		d.waitReady(name)
+	}
+	alice.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, p := range []string{"proxy-a", "proxy-b"} {
+		readJSON(t, get(t, alice, d.proxyURL(p, "/api/user")), &user)
+		if user.Email != "alice@example.com" {
+			t.Fatalf("after restart via %s: %+v", p, user)
+		}
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
