@@ -21,6 +21,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+	// The record types gatehouse stores are registered so that Query can
+	// index their fields and server reflection (grpcurl) can print them.
+	_ "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
+	_ "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
 	"github.com/gatehouse/gatehouse/services/databroker/storage/memory"
 	"github.com/gatehouse/gatehouse/services/databroker/storage/redis"
