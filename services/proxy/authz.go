@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -125,8 +126,13 @@ func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckRespo
 		return nil, err // b is dropped, not pooled: the client may still hold it
 	}
 	b.release()
+	if resp == nil {
+		return nil, errNoResponse // fail closed, never allow on nothing
+	}
 	return resp, nil
 }
+
+var errNoResponse = errors.New("authorize returned no response")
 
 // allowed reports whether a CheckResponse lets the request through.
 func allowed(resp *authv3.CheckResponse) bool {
@@ -186,7 +192,11 @@ func applyOK(r *http.Request, ok *authv3.OkHttpResponse, passIdentity bool, clai
 
 // writeDenied writes a denied (or error) response from authorize to the
 // client as it is: status, headers and body.
-func writeDenied(w http.ResponseWriter, d *authv3.DeniedHttpResponse) {
+func writeDenied(w http.ResponseWriter, r *http.Request, d *authv3.DeniedHttpResponse, requestID string) {
+	if d == nil {
+		writeError(w, r, http.StatusForbidden, msgForbidden, requestID)
+		return
+	}
 	h := w.Header()
 	for _, o := range d.GetHeaders() {
 		key := canonicalHeaderName(o.GetHeader().GetKey())

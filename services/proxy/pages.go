@@ -21,6 +21,7 @@ const (
 	msgBadCallback     = "This sign-in link is not valid or has expired. Go back to the page you wanted and sign in again."
 	msgBadRedirect     = "The redirect address is missing or not allowed."
 	msgNotSignedIn     = "You are not signed in."
+	msgForbidden       = "You are not allowed to access this page."
 )
 
 var baseCSS = `body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1f2328}

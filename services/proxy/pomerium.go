@@ -73,7 +73,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		if d == nil {
 			d = resp.GetErrorResponse()
 		}
-		writeDenied(w, d)
+		writeDenied(w, r, d, reqID)
 		return routeID, "deny"
 	}
 	var jwt string

@@ -327,7 +327,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		if d == nil {
 			d = resp.GetErrorResponse()
 		}
-		writeDenied(w, d)
+		writeDenied(w, r, d, reqID)
 		return rt.cfg.ID, "deny"
 	}
 	removeSessionCredentials(r.Header, st.cfg.CookieName)

@@ -158,6 +158,15 @@ func TestDeniedPassedThrough(t *testing.T) {
 		{"forbidden", deniedResponse(403, "<h1>Forbidden</h1>", "Content-Type", "text/html; charset=utf-8"), 403,
 			map[string]string{"Content-Type": "text/html; charset=utf-8"}, "<h1>Forbidden</h1>"},
 	}
+	bare := deniedResponse(403, "")
+	bare.HttpResponse = nil
+	tests = append(tests, struct {
+		name   string
+		resp   *authv3.CheckResponse
+		status int
+		header map[string]string
+		body   string
+	}{"no denied response", bare, 403, nil, ""})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			authz.set(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return tt.resp, nil })
@@ -171,7 +180,11 @@ func TestDeniedPassedThrough(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), v)
 				}
 			}
-			if body != tt.body {
+			if tt.name == "no denied response" {
+				if !strings.Contains(body, "not allowed") {
+					t.Errorf("body %q, want the 403 page", body)
+				}
+			} else if body != tt.body {
 				t.Errorf("body %q, want %q", body, tt.body)
 			}
 			if up.count() != before {
@@ -201,6 +214,11 @@ func TestCheckErrorFailsClosedAndRecovers(t *testing.T) {
 	}
 	if up.count() != 0 {
 		t.Fatal("request passed while authorize was down")
+	}
+	// An authorizer answering nothing is not a yes.
+	authz.set(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return nil, nil })
+	if resp, _ := h.get(t, "app.test", "/"); resp.StatusCode != http.StatusServiceUnavailable || up.count() != 0 {
+		t.Fatalf("nil response: status %d", resp.StatusCode)
 	}
 
 	authz.set(allowAll())
