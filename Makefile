@@ -53,7 +53,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 bench: build
-	bench/run.sh
+	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -out bin/bench/results.json $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

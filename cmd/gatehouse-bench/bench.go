@@ -1,0 +1,551 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// System names, in the order they are loaded in every round.
+const (
+	sysBare      = "bare-proxy"
+	sysAllInOne  = "gatehouse-all-in-one"
+	sysSplit     = "gatehouse-split"
+	benchEmail   = "alice@example.com"
+	benchName    = "Alice"
+	benchGroups  = "dev"
+	readyTimeout = 30 * time.Second
+)
+
+// settings are the bench's flags.
+type settings struct {
+	Gatehouse   string        `json:"gatehouse"`
+	Out         string        `json:"out"`
+	Rounds      int           `json:"rounds"`
+	Duration    time.Duration `json:"duration_ns"`
+	Warmup      time.Duration `json:"warmup_ns"`
+	Connections []int         `json:"connections"`
+	Threads     int           `json:"wrk_threads"`
+	Systems     []string      `json:"systems"`
+	LogLevel    string        `json:"gatehouse_log_level"`
+}
+
+// system is one thing under load: the processes that serve a request, and
+// how wrk reaches it.
+type system struct {
+	Name      string
+	URL       string // wrk's target (127.0.0.1)
+	Host      string // Host header (the route's host)
+	Headers   []string
+	Procs     []*proc // measured per request; the shared upstream included
+	Gatehouse bool    // every request must carry a valid identity JWT upstream
+}
+
+// runResult is one wrk run of one system.
+type runResult struct {
+	System      string             `json:"system"`
+	Connections int                `json:"connections"`
+	Round       int                `json:"round"`
+	Wrk         wrkResult          `json:"wrk"`
+	CPUSeconds  map[string]float64 `json:"cpu_seconds"` // per process
+	WrkCPU      float64            `json:"wrk_cpu_seconds"`
+	Upstream    upstreamStats      `json:"upstream"` // counters during the run
+	Problems    []string           `json:"problems,omitempty"`
+}
+
+func benchCommand(args []string) error {
+	fs := flag.NewFlagSet("gatehouse-bench", flag.ContinueOnError)
+	var s settings
+	fs.StringVar(&s.Gatehouse, "gatehouse", "bin/gatehouse", "the gatehouse binary")
+	fs.StringVar(&s.Out, "out", "bin/bench/results.json", "where to write the JSON results (logs and configs go beside it)")
+	fs.IntVar(&s.Rounds, "rounds", 3, "rounds; each loads every system once per connection count")
+	fs.DurationVar(&s.Duration, "duration", 10*time.Second, "length of each wrk run (whole seconds)")
+	fs.DurationVar(&s.Warmup, "warmup", 2*time.Second, "unmeasured wrk run per system and connection count before round 1 (0: none)")
+	conns := fs.String("connections", "32,256", "comma-separated connection counts")
+	fs.IntVar(&s.Threads, "threads", 2, "wrk threads (the machine's 2 cores are shared with the systems)")
+	systems := fs.String("systems", strings.Join([]string{sysBare, sysAllInOne, sysSplit}, ","), "systems to load, in round order")
+	fs.StringVar(&s.LogLevel, "log-level", "", "gatehouse log_level (empty: gatehouse's default)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, c := range strings.Split(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-connections: bad count %q", c)
+		}
+		s.Connections = append(s.Connections, n)
+	}
+	for _, name := range strings.Split(*systems, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case sysBare, sysAllInOne, sysSplit:
+			s.Systems = append(s.Systems, name)
+		default:
+			return fmt.Errorf("-systems: unknown system %q (want %s, %s, %s)", name, sysBare, sysAllInOne, sysSplit)
+		}
+	}
+	if s.Rounds < 1 || s.Duration < time.Second || s.Duration > 10*time.Minute {
+		return errors.New("-rounds must be ≥ 1 and -duration between 1s and 10m")
+	}
+	if s.Threads < 1 {
+		return errors.New("-threads must be ≥ 1")
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return runBench(ctx, s)
+}
+
+// ensureWrk installs wrk from Debian when it is missing.
+func ensureWrk() error {
+	if _, err := exec.LookPath("wrk"); err == nil {
+		return nil
+	}
+	fmt.Println("wrk is missing: apt-get install -y wrk")
+	cmd := exec.Command("apt-get", "install", "-y", "wrk")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		upd := exec.Command("apt-get", "update")
+		upd.Stdout, upd.Stderr = os.Stdout, os.Stderr
+		if err := upd.Run(); err != nil {
+			return fmt.Errorf("apt-get update: %w", err)
+		}
+		cmd = exec.Command("apt-get", "install", "-y", "wrk")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get install -y wrk: %w", err)
+		}
+	}
+	_, err := exec.LookPath("wrk")
+	return err
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func runBench(ctx context.Context, s settings) error {
+	if err := ensureWrk(); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	outDir := filepath.Dir(s.Out)
+	logDir := filepath.Join(outDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	needGatehouse := has(s.Systems, sysAllInOne) || has(s.Systems, sysSplit)
+	if needGatehouse {
+		if _, err := os.Stat(s.Gatehouse); err != nil {
+			return fmt.Errorf("gatehouse binary: %w (run make build)", err)
+		}
+	}
+
+	// Addresses: upstream, its stats, the bare proxy, the dev IdP; all-in-one
+	// (http, grpc, health); split databroker+authenticate (http, grpc,
+	// health), authorize (grpc, health), proxy (http, grpc, health).
+	a, err := freeAddrs(15)
+	if err != nil {
+		return err
+	}
+	var (
+		upAddr, statsAddr, bareAddr, idpAddr = a[0], a[1], a[2], a[3]
+		aioHTTP, aioGRPC, aioHealth          = a[4], a[5], a[6]
+		dbHTTP, dbGRPC, dbHealth             = a[7], a[8], a[9]
+		azGRPC, azHealth                     = a[10], a[11]
+		pxHTTP, pxGRPC, pxHealth             = a[12], a[13], a[14]
+	)
+	routeURL := func(httpAddr string) string { return "http://" + benchRouteHost + ":" + port(httpAddr) + "/" }
+
+	var procs []*proc
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+	}()
+	start := func(name, path string, args ...string) (*proc, error) {
+		p, err := startProc(name, path, args, nil, logDir)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		return p, nil
+	}
+
+	// The upstream, shared by every system; it checks identity JWTs against
+	// the JWKS of both gatehouse systems.
+	upArgs := []string{"upstream", "--address", upAddr, "--stats-address", statsAddr, "--email", benchEmail, "--audience", benchRouteHost}
+	if has(s.Systems, sysAllInOne) {
+		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(aioHTTP), "/")+"/.well-known/pomerium/jwks.json")
+	}
+	if has(s.Systems, sysSplit) {
+		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(pxHTTP), "/")+"/.well-known/pomerium/jwks.json")
+	}
+	up, err := start("upstream", self, upArgs...)
+	if err != nil {
+		return err
+	}
+	statsURL := "http://" + statsAddr + "/stats"
+	if err := waitHTTP(ctx, up, statsURL, readyTimeout); err != nil {
+		return err
+	}
+	upstreamURL := "http://" + upAddr
+
+	systems := map[string]*system{}
+	if has(s.Systems, sysBare) {
+		bp, err := start("bare-proxy", self, "bare-proxy", "--address", bareAddr, "--to", upstreamURL)
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, bp, "http://"+bareAddr+"/", readyTimeout); err != nil {
+			return err
+		}
+		systems[sysBare] = &system{Name: sysBare, URL: "http://" + bareAddr + "/", Procs: []*proc{bp, up}}
+	}
+
+	if needGatehouse {
+		gh, err := filepath.Abs(s.Gatehouse)
+		if err != nil {
+			return err
+		}
+		idpURL := "http://" + idpAddr
+		idpArgs := []string{"dev-idp", "--address", idpAddr, "--issuer", idpURL,
+			"--client-id", "gatehouse", "--client-secret", idpClientSecret, "--log-level", "warn"}
+		for _, h := range []string{aioHTTP, dbHTTP} {
+			idpArgs = append(idpArgs, "--redirect-uri", "http://authenticate.localhost:"+port(h)+"/oauth2/callback")
+		}
+		idp, err := start("dev-idp", gh, idpArgs...)
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, idp, idpURL+"/healthz", readyTimeout); err != nil {
+			return err
+		}
+
+		if has(s.Systems, sysAllInOne) {
+			common := gatehouseCommon{
+				SharedSecret: newSecret(), CookieSecret: newSecret(),
+				AuthenticateURL: "http://authenticate.localhost:" + port(aioHTTP),
+				IdPURL:          idpURL, RouteFrom: strings.TrimSuffix(routeURL(aioHTTP), "/"),
+				UpstreamURL: upstreamURL, LogLevel: s.LogLevel,
+			}
+			path, err := writeConfig(outDir, "all-in-one", common.config(gatehouseProcess{
+				Services: "all", Address: aioHTTP, GRPCAddress: aioGRPC, HealthAddress: aioHealth,
+			}))
+			if err != nil {
+				return err
+			}
+			p, err := start("gatehouse", gh, "--config", path)
+			if err != nil {
+				return err
+			}
+			if err := waitHTTP(ctx, p, "http://"+aioHealth+"/readyz", readyTimeout); err != nil {
+				return err
+			}
+			systems[sysAllInOne] = &system{Name: sysAllInOne, URL: "http://" + aioHTTP + "/",
+				Host: benchRouteHost + ":" + port(aioHTTP), Procs: []*proc{p, up}, Gatehouse: true}
+		}
+
+		if has(s.Systems, sysSplit) {
+			common := gatehouseCommon{
+				SharedSecret: newSecret(), CookieSecret: newSecret(),
+				AuthenticateURL: "http://authenticate.localhost:" + port(dbHTTP),
+				IdPURL:          idpURL, RouteFrom: strings.TrimSuffix(routeURL(pxHTTP), "/"),
+				UpstreamURL: upstreamURL, LogLevel: s.LogLevel,
+			}
+			parts := []struct {
+				name string
+				p    gatehouseProcess
+			}{
+				{"databroker+authenticate", gatehouseProcess{Services: "databroker,authenticate",
+					Address: dbHTTP, GRPCAddress: dbGRPC, HealthAddress: dbHealth}},
+				{"authorize", gatehouseProcess{Services: "authorize",
+					GRPCAddress: azGRPC, HealthAddress: azHealth, DataBrokerURL: "http://" + dbGRPC}},
+				{"proxy", gatehouseProcess{Services: "proxy", Address: pxHTTP, GRPCAddress: pxGRPC, HealthAddress: pxHealth,
+					AuthorizeURL: "http://" + azGRPC, DataBrokerURL: "http://" + dbGRPC}},
+			}
+			var sp []*proc
+			for _, part := range parts {
+				path, err := writeConfig(outDir, "split-"+strings.ReplaceAll(part.name, "+", "-"), common.config(part.p))
+				if err != nil {
+					return err
+				}
+				p, err := start(part.name, gh, "--config", path)
+				if err != nil {
+					return err
+				}
+				if err := waitHTTP(ctx, p, "http://"+part.p.HealthAddress+"/readyz", readyTimeout); err != nil {
+					return err
+				}
+				sp = append(sp, p)
+			}
+			// Measured in request order: proxy, authorize, then the rest.
+			systems[sysSplit] = &system{Name: sysSplit, URL: "http://" + pxHTTP + "/",
+				Host: benchRouteHost + ":" + port(pxHTTP), Procs: []*proc{sp[2], sp[1], sp[0], up}, Gatehouse: true}
+		}
+
+		// A real signed-in session for each gatehouse system, and one
+		// request through to check the upstream gets a valid identity JWT.
+		for _, name := range []string{sysAllInOne, sysSplit} {
+			sys := systems[name]
+			if sys == nil {
+				continue
+			}
+			route := "http://" + sys.Host + "/"
+			handle, err := programmaticLogin(ctx, route, login{Email: benchEmail, Name: benchName, Groups: benchGroups})
+			if err != nil {
+				return fmt.Errorf("%s: sign in: %w", name, err)
+			}
+			sys.Headers = []string{"Authorization: Bearer Pomerium-" + handle}
+			if err := checkThrough(ctx, sys, statsURL); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			fmt.Printf("%s: signed in as %s; a request reaches the upstream with a valid identity JWT\n", name, benchEmail)
+		}
+	}
+	if sys := systems[sysBare]; sys != nil {
+		if err := checkThrough(ctx, sys, statsURL); err != nil {
+			return fmt.Errorf("%s: %w", sysBare, err)
+		}
+	}
+
+	var order []*system
+	for _, name := range s.Systems {
+		order = append(order, systems[name])
+	}
+	hz := clkTck()
+	started := time.Now()
+
+	if s.Warmup > 0 {
+		for _, c := range s.Connections {
+			for _, sys := range order {
+				fmt.Printf("warm-up: %s, %d connections, %s\n", sys.Name, c, s.Warmup)
+				if _, err := measure(ctx, s, sys, c, 0, s.Warmup, statsURL, hz); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var runs []runResult
+	for round := 1; round <= s.Rounds; round++ {
+		for _, c := range s.Connections {
+			for _, sys := range order {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				r, err := measure(ctx, s, sys, c, round, s.Duration, statsURL, hz)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("round %d/%d  %-22s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s %s\n", round, s.Rounds, sys.Name, c,
+					r.Wrk.RequestsPerS, fmtDur(r.Wrk.P50), fmtDur(r.Wrk.P99), problemsText(r.Problems))
+				runs = append(runs, r)
+			}
+		}
+	}
+
+	rep := buildReport(s, runs, order, started)
+	if err := printTable(os.Stdout, rep); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.Out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nresults: %s (logs and configs in %s)\n", s.Out, outDir)
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("%d problem(s):\n  %s", len(rep.Failures), strings.Join(rep.Failures, "\n  "))
+	}
+	return nil
+}
+
+func problemsText(p []string) string {
+	if len(p) == 0 {
+		return "ok"
+	}
+	return "FAIL: " + strings.Join(p, "; ")
+}
+
+// checkThrough sends one request through sys as wrk will and checks the
+// answer is the upstream's 200 and, for gatehouse, that the upstream
+// counted a valid identity JWT for it.
+func checkThrough(ctx context.Context, sys *system, statsURL string) error {
+	before, err := getStats(ctx, statsURL)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sys.URL, nil)
+	if err != nil {
+		return err
+	}
+	if sys.Host != "" {
+		req.Host = sys.Host
+	}
+	for _, h := range sys.Headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	c := localhostClient(nil, 10*time.Second)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("check request: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != string(upstreamBody) {
+		return fmt.Errorf("check request: %s, body %q; want 200 and the upstream's body", resp.Status, truncate(string(body), 300))
+	}
+	after, err := getStats(ctx, statsURL)
+	if err != nil {
+		return err
+	}
+	d := after.sub(before)
+	switch {
+	case d.Requests != 1:
+		return fmt.Errorf("check request: upstream counted %d requests, want 1", d.Requests)
+	case sys.Gatehouse && d.JWTValid != 1:
+		return fmt.Errorf("check request: upstream saw no valid identity JWT (valid %d, invalid %d, missing %d; %s)",
+			d.JWTValid, d.JWTInvalid, d.JWTMissing, d.LastError)
+	}
+	return nil
+}
+
+func getStats(ctx context.Context, url string) (upstreamStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var s upstreamStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("upstream stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("upstream stats: %s", resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// measure loads sys with wrk for d and returns what it measured, with the
+// checks every run must pass listed in Problems.
+func measure(ctx context.Context, s settings, sys *system, conns, round int, d time.Duration, statsURL string, hz int64) (runResult, error) {
+	r := runResult{System: sys.Name, Connections: conns, Round: round, CPUSeconds: map[string]float64{}}
+	before := make([]procTimes, len(sys.Procs))
+	for i, p := range sys.Procs {
+		if err := p.exited(); err != nil {
+			return r, err
+		}
+		t, err := readProcTimes(p.PID())
+		if err != nil {
+			return r, err
+		}
+		before[i] = t
+	}
+	st0, err := getStats(ctx, statsURL)
+	if err != nil {
+		return r, err
+	}
+	w := wrkRun{URL: sys.URL, Host: sys.Host, Headers: sys.Headers, Threads: s.Threads, Connections: conns, Duration: d}
+	out, err := w.run(ctx)
+	if err != nil {
+		return r, err
+	}
+	for i, p := range sys.Procs {
+		if err := p.exited(); err != nil {
+			return r, err
+		}
+		t, err := readProcTimes(p.PID())
+		if err != nil {
+			return r, err
+		}
+		r.CPUSeconds[p.Name] = ticksToDuration(t.Total()-before[i].Total(), hz).Seconds()
+	}
+	st1, err := getStats(ctx, statsURL)
+	if err != nil {
+		return r, err
+	}
+	r.Wrk, r.WrkCPU, r.Upstream = out.wrkResult, out.CPU.Seconds(), st1.sub(st0)
+
+	u := r.Upstream
+	if r.Wrk.Non2xx > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d non-2xx answers (wrk)", r.Wrk.Non2xx))
+	}
+	// Every answer wrk counted must have come from the upstream (a 3xx
+	// from gatehouse would not reach it; wrk counts 3xx as success). The
+	// upstream may have seen up to one in-flight request per connection
+	// more than wrk counted when it stopped.
+	if u.Requests < r.Wrk.Requests {
+		r.Problems = append(r.Problems, fmt.Sprintf("wrk counted %d answers but the upstream saw only %d requests", r.Wrk.Requests, u.Requests))
+	}
+	if sys.Gatehouse {
+		if u.JWTInvalid > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d invalid identity JWTs at the upstream (%s)", u.JWTInvalid, u.LastError))
+		}
+		if u.JWTMissing > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d requests reached the upstream without an identity JWT", u.JWTMissing))
+		}
+		if u.JWTValid < r.Wrk.Requests {
+			r.Problems = append(r.Problems, fmt.Sprintf("only %d valid identity JWTs for %d answers", u.JWTValid, r.Wrk.Requests))
+		}
+	}
+	if r.Wrk.Requests == 0 {
+		r.Problems = append(r.Problems, "no requests completed")
+	}
+	if round > 0 {
+		return r, nil
+	}
+	// Warm-up runs are not reported, but their problems are.
+	if len(r.Problems) > 0 {
+		return r, fmt.Errorf("warm-up of %s at %d connections: %s", sys.Name, conns, strings.Join(r.Problems, "; "))
+	}
+	return r, nil
+}
+
+// machine describes where the bench ran.
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go"`
+	Kernel    string `json:"kernel,omitempty"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the bench's JSON output.
+type report struct {
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished"`
+	Machine  machine     `json:"machine"`
+	Settings settings    `json:"settings"`
+	Summary  []summary   `json:"summary"`
+	Runs     []runResult `json:"runs"`
+	Failures []string    `json:"failures"`
+}
+
+// summary is one system at one connection count, over every round.
+type summary struct {
+	System      string `json:"system"`
+	Connections int    `json:"connections"`
+	Rounds      int    `json:"rounds"`
+	// RequestsPerS, P50 and P99 are medians over the rounds.
+	RequestsPerS    float64       `json:"requests_per_s"`
+	RequestsPerSAll []float64     `json:"requests_per_s_rounds"`
+	P50             time.Duration `json:"p50_ns"`
+	P99             time.Duration `json:"p99_ns"`
+	Requests        int64         `json:"requests"`
+	// CPUPerRequestUS is each process's CPU time (user+system) over every
+	// round divided by the requests wrk completed, in microseconds;
+	// Processes gives their order. The total leaves out wrk.
+	Processes          []string           `json:"processes"`
+	CPUPerRequestUS    map[string]float64 `json:"cpu_us_per_request"`
+	CPUTotalUS         float64            `json:"cpu_us_per_request_total"`
+	WrkCPUPerRequestUS float64            `json:"wrk_cpu_us_per_request"`
+	Non2xx             int64              `json:"non_2xx_3xx"`
+	SocketErrors       socketErrors       `json:"socket_errors"`
+	Upstream           upstreamStats      `json:"upstream"`
+	// Versus the baseline (bare-proxy) at the same connection count;
+	// absent when the baseline did not run.
+	Ratio *ratio `json:"vs_bare_proxy,omitempty"`
+}
+
+// ratio compares a system with the bare proxy.
+type ratio struct {
+	RequestsPerS float64 `json:"requests_per_s_ratio"`
+	P50AddedMS   float64 `json:"p50_added_ms"`
+	P99AddedMS   float64 `json:"p99_added_ms"`
+	CPUTotal     float64 `json:"cpu_per_request_ratio"`
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, d := range v {
+		f[i] = float64(d)
+	}
+	return time.Duration(median(f))
+}
+
+// summarize folds the runs of one system at one connection count.
+func summarize(sys *system, conns int, runs []runResult) summary {
+	s := summary{System: sys.Name, Connections: conns, CPUPerRequestUS: map[string]float64{}}
+	for _, p := range sys.Procs {
+		s.Processes = append(s.Processes, p.Name)
+	}
+	var p50, p99 []time.Duration
+	cpu := map[string]float64{}
+	var wrkCPU float64
+	for _, r := range runs {
+		if r.System != sys.Name || r.Connections != conns {
+			continue
+		}
+		s.Rounds++
+		s.RequestsPerSAll = append(s.RequestsPerSAll, r.Wrk.RequestsPerS)
+		p50 = append(p50, r.Wrk.P50)
+		p99 = append(p99, r.Wrk.P99)
+		s.Requests += r.Wrk.Requests
+		s.Non2xx += r.Wrk.Non2xx
+		s.SocketErrors.Connect += r.Wrk.SocketErrors.Connect
+		s.SocketErrors.Read += r.Wrk.SocketErrors.Read
+		s.SocketErrors.Write += r.Wrk.SocketErrors.Write
+		s.SocketErrors.Timeout += r.Wrk.SocketErrors.Timeout
+		s.Upstream.Requests += r.Upstream.Requests
+		s.Upstream.JWTValid += r.Upstream.JWTValid
+		s.Upstream.JWTInvalid += r.Upstream.JWTInvalid
+		s.Upstream.JWTMissing += r.Upstream.JWTMissing
+		for name, sec := range r.CPUSeconds {
+			cpu[name] += sec
+		}
+		wrkCPU += r.WrkCPU
+	}
+	s.RequestsPerS = median(s.RequestsPerSAll)
+	s.P50, s.P99 = medianDur(p50), medianDur(p99)
+	if s.Requests > 0 {
+		n := float64(s.Requests)
+		for name, sec := range cpu {
+			us := sec * 1e6 / n
+			s.CPUPerRequestUS[name] = us
+			s.CPUTotalUS += us
+		}
+		s.WrkCPUPerRequestUS = wrkCPU * 1e6 / n
+	}
+	return s
+}
+
+// buildReport summarizes every system at every connection count, adds the
+// ratios to the bare proxy and lists every failed check.
+func buildReport(set settings, runs []runResult, order []*system, started time.Time) report {
+	rep := report{Started: started, Finished: time.Now(), Machine: describeMachine(), Settings: set, Runs: runs, Failures: []string{}}
+	for _, c := range set.Connections {
+		var base *summary
+		for _, sys := range order {
+			s := summarize(sys, c, runs)
+			if sys.Name == sysBare {
+				b := s
+				base = &b
+			}
+			rep.Summary = append(rep.Summary, s)
+		}
+		if base == nil || base.RequestsPerS == 0 {
+			continue
+		}
+		for i := range rep.Summary {
+			s := &rep.Summary[i]
+			if s.Connections != c {
+				continue
+			}
+			s.Ratio = &ratio{
+				RequestsPerS: s.RequestsPerS / base.RequestsPerS,
+				P50AddedMS:   float64(s.P50-base.P50) / float64(time.Millisecond),
+				P99AddedMS:   float64(s.P99-base.P99) / float64(time.Millisecond),
+			}
+			if base.CPUTotalUS > 0 {
+				s.Ratio.CPUTotal = s.CPUTotalUS / base.CPUTotalUS
+			}
+		}
+	}
+	for _, r := range runs {
+		for _, p := range r.Problems {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s, %d connections, round %d: %s", r.System, r.Connections, r.Round, p))
+		}
+	}
+	return rep
+}
+
+// printTable writes the summary as an aligned table.
+func printTable(w io.Writer, rep report) error {
+	fmt.Fprintf(w, "\ngatehouse bench: %d round(s) of %s per system and connection count; %d CPUs (%s), wrk -t%d\n\n",
+		rep.Settings.Rounds, rep.Settings.Duration, rep.Machine.CPUs, rep.Machine.CPUModel, rep.Settings.Threads)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\tconns\treq/s\tp50\tp99\tCPU µs/req\t× bare req/s\t+p50 ms\t+p99 ms\t× bare CPU\t")
+	for _, s := range rep.Summary {
+		rr, p50, p99, cpu := "-", "-", "-", "-"
+		if s.Ratio != nil {
+			rr = fmt.Sprintf("%.2f", s.Ratio.RequestsPerS)
+			p50 = fmt.Sprintf("%+.2f", s.Ratio.P50AddedMS)
+			p99 = fmt.Sprintf("%+.2f", s.Ratio.P99AddedMS)
+			cpu = fmt.Sprintf("%.2f", s.Ratio.CPUTotal)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n",
+			s.System, s.Connections, s.RequestsPerS, fmtDur(s.P50), fmtDur(s.P99), s.CPUTotalUS, rr, p50, p99, cpu)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nCPU µs per request, per process (user+system from /proc/PID/stat; wrk shown apart, not in the total):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range rep.Summary {
+		var parts []string
+		for _, name := range s.Processes {
+			parts = append(parts, fmt.Sprintf("%s %.1f", name, s.CPUPerRequestUS[name]))
+		}
+		fmt.Fprintf(tw, "  %s\tc=%d\t%s\t(wrk %.1f)\n", s.System, s.Connections, strings.Join(parts, ", "), s.WrkCPUPerRequestUS)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Failures) > 0 {
+		fmt.Fprintln(w, "\nFAILED checks:")
+		for _, f := range rep.Failures {
+			fmt.Fprintln(w, "  "+f)
+		}
+	} else {
+		fmt.Fprintln(w, "\nchecks: every answer 2xx from the upstream; every gatehouse request carried a valid identity JWT")
+	}
+	return nil
+}
+
+// fmtDur prints a latency with three significant digits.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+}
