@@ -95,6 +95,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // Run sweeps the storage (TTL expiry, capacity, change log pruning) every
 // SweepInterval until ctx ends; it then returns nil.
 func (s *Service) Run(ctx context.Context) error {
+	s.backend.Changed() // starts the Redis subscriber before the first Sync stream
 	t := time.NewTicker(s.opts.SweepInterval)
 	defer t.Stop()
 	failing := false

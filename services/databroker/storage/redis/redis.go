@@ -460,6 +460,12 @@ func (b *Backend) subscribe() {
 	go func() {
 		defer b.wg.Done()
 		defer ps.Close()
+		// Once the subscription is confirmed no publish is missed; the
+		// refresh then catches whatever was written before it.
+		if _, err := ps.Receive(b.ctx); err == nil {
+			b.tail.refresh(b.ctx, b)
+			b.notify.Broadcast()
+		}
 		msgs := ps.Channel()
 		poll := time.NewTicker(b.opts.PollInterval)
 		defer poll.Stop()

@@ -393,7 +393,7 @@ func testPruneKeepsStream(t *testing.T, b storage.Backend) {
 func testTTL(t *testing.T, b storage.Backend) {
 	ctx := ctxT(t)
 	const typ = "type.googleapis.com/gatehouse.session.v1.Session"
-	ttl := 400 * time.Millisecond
+	ttl := 600 * time.Millisecond
 	if err := b.SetOptions(ctx, typ, &databrokerv1.Options{Ttl: durationpb.New(ttl)}); err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func testLeases(t *testing.T, b storage.Backend) {
 	if err := b.RenewLease(ctx, "refresher", "one", long); !errors.Is(err, storage.ErrLeaseNotHeld) {
 		t.Fatalf("renew released: %v, want ErrLeaseNotHeld", err)
 	}
-	short := 200 * time.Millisecond
+	short := 400 * time.Millisecond
 	if err := b.AcquireLease(ctx, "refresher", "two", short); err != nil {
 		t.Fatal(err)
 	}
