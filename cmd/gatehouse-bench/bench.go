@@ -451,6 +451,32 @@ func getStats(ctx context.Context, url string) (upstreamStats, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
+// settle waits until the upstream's request count stops moving (unchanged
+// over 200 ms; at most 10 s) and returns its counters.
+func settle(ctx context.Context, statsURL string) (upstreamStats, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	last, err := getStats(ctx, statsURL)
+	if err != nil {
+		return last, err
+	}
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		cur, err := getStats(ctx, statsURL)
+		if err != nil {
+			return cur, err
+		}
+		if cur.Requests == last.Requests {
+			return cur, nil
+		}
+		last = cur
+	}
+	return last, fmt.Errorf("upstream still receiving requests 10 s after wrk stopped")
+}
+
 // measure loads sys with wrk for d and returns what it measured, with the
 // checks every run must pass listed in Problems.
 func measure(ctx context.Context, s settings, sys *system, conns, round int, d time.Duration, statsURL string, hz int64) (runResult, error) {
@@ -475,6 +501,13 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	if err != nil {
 		return r, err
 	}
+	// Requests still in flight inside the system when wrk stopped reach
+	// the upstream a little later: wait until it is quiet, so they count
+	// (and cost CPU) in this run rather than the next.
+	st1, err := settle(ctx, statsURL)
+	if err != nil {
+		return r, err
+	}
 	for i, p := range sys.Procs {
 		if err := p.exited(); err != nil {
 			return r, err
@@ -484,10 +517,6 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 			return r, err
 		}
 		r.CPUSeconds[p.Name] = ticksToDuration(t.Total()-before[i].Total(), hz).Seconds()
-	}
-	st1, err := getStats(ctx, statsURL)
-	if err != nil {
-		return r, err
 	}
 	r.Wrk, r.WrkCPU, r.Upstream = out.wrkResult, out.CPU.Seconds(), st1.sub(st0)
 
