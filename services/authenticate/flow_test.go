@@ -232,6 +232,18 @@ func TestSignInErrors(t *testing.T) {
 			cb.RawQuery = q.Encode()
 			return get(t, c, cb.String())
 		}, 400, "missing_code"},
+		{"answer from another IdP (RFC 9207 iss)", func(t *testing.T) (*http.Response, string) {
+			c, cb := fresh()
+			q := cb.Query()
+			q.Set("iss", "https://evil-idp.example.com")
+			cb.RawQuery = q.Encode()
+			return get(t, c, cb.String())
+		}, 400, "issuer_mismatch"},
+		{"sign-out by HEAD is only a confirmation", func(t *testing.T) (*http.Response, string) {
+			req, _ := http.NewRequest(http.MethodHead, handoff.SignOutURL(e.authURL, "", e.cfg.SharedKey, time.Now()).String(), nil)
+			resp, _ := do(t, e.client(), req)
+			return resp, "method_not_allowed" // HEAD has no body to name a code
+		}, 200, "method_not_allowed"},
 		{"callback by PUT", func(t *testing.T) (*http.Response, string) {
 			req, _ := http.NewRequest(http.MethodPut, cbURL, nil)
 			return do(t, e.client(), req)

@@ -222,6 +222,13 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, idpUnavailableProblem())
 		return
 	}
+	// RFC 9207: an IdP that names itself in the answer must be ours (a
+	// mix-up attack sends another IdP's answer here).
+	if iss := form.Get("iss"); iss != "" && d.checkIssuer == nil && iss != d.issuer {
+		s.fail(w, r, problem{Status: http.StatusBadRequest, Code: "issuer_mismatch", Title: "Sign-in refused",
+			Message: "The answer comes from another identity provider than the one gatehouse uses."})
+		return
+	}
 	tok, err := d.oauth.Exchange(st.idp.context(r.Context()), code, oauth2.VerifierOption(as.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError

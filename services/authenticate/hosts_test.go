@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
@@ -122,5 +123,41 @@ func TestMatchLabel(t *testing.T) {
 		if got := matchLabel(tt.pattern, tt.label); got != tt.want {
 			t.Errorf("matchLabel(%q, %q) = %t, want %t", tt.pattern, tt.label, got, tt.want)
 		}
+	}
+}
+
+// TestNewStateKeepsDiscovery checks that a configuration reload that leaves
+// the IdP settings alone keeps the discovered provider, and that one that
+// changes them starts afresh.
+func TestNewStateKeepsDiscovery(t *testing.T) {
+	a := hostsConfig(t, "")
+	same := newState(hostsConfig(t, "signout_redirect_url: https://app.example.com/bye").cfg, a)
+	if same.idp != a.idp {
+		t.Error("an unrelated change dropped the discovered identity provider")
+	}
+	changed := newState(hostsConfig(t, "idp_scopes: [openid, email]").cfg, a)
+	if changed.idp == a.idp {
+		t.Error("new idp_scopes kept the old identity provider")
+	}
+	if !slices.Equal(changed.idp.settings.scopes, []string{"openid", "email"}) {
+		t.Errorf("scopes = %v", changed.idp.settings.scopes)
+	}
+}
+
+func TestIDPSettings(t *testing.T) {
+	google := hostsConfig(t, "idp_provider: google").idp.settings
+	if slices.Contains(google.scopes, "offline_access") || google.params["access_type"] != "offline" {
+		t.Errorf("google: scopes %v, params %v; want access_type=offline instead of offline_access", google.scopes, google.params)
+	}
+	auth0 := hostsConfig(t, "idp_provider: auth0").idp.settings
+	if auth0.issuer != "https://idp.example.com/" {
+		t.Errorf("auth0 issuer %q, want a trailing slash", auth0.issuer)
+	}
+	noOpenID := hostsConfig(t, "idp_scopes: [email]").idp.settings
+	if noOpenID.scopes[0] != "openid" {
+		t.Errorf("scopes %v: openid must always be asked for", noOpenID.scopes)
+	}
+	if !azureMultiTenant("https://login.microsoftonline.com/common/v2.0") || azureMultiTenant("https://login.microsoftonline.com/0000-tenant/v2.0") {
+		t.Error("azureMultiTenant")
 	}
 }

@@ -111,14 +111,14 @@ type identityProvider struct {
 
 // discovered is what the discovery document told.
 type discovered struct {
-	provider      *oidc.Provider
-	verifier      *oidc.IDTokenVerifier
-	oauth         *oauth2.Config
-	endSession    string
-	revocation    string
-	userInfo      bool
-	checkIssuer   func(iss string, claims map[string]any) bool // nil: go-oidc checks it
-	issuerForDocs string
+	provider    *oidc.Provider
+	verifier    *oidc.IDTokenVerifier
+	oauth       *oauth2.Config
+	endSession  string
+	revocation  string
+	userInfo    bool
+	checkIssuer func(iss string, claims map[string]any) bool // nil: go-oidc checks it
+	issuer      string                                       // the issuer as the provider spells it
 }
 
 func newIdentityProvider(s idpSettings) (*identityProvider, error) {
@@ -215,11 +215,11 @@ func (p *identityProvider) fetch(ctx context.Context) (*discovered, error) {
 			RedirectURL:  s.redirectURL,
 			Scopes:       s.scopes,
 		},
-		endSession:    meta.EndSession,
-		revocation:    meta.Revocation,
-		userInfo:      provider.UserInfoEndpoint() != "",
-		checkIssuer:   checkIssuer,
-		issuerForDocs: issuer,
+		endSession:  meta.EndSession,
+		revocation:  meta.Revocation,
+		userInfo:    provider.UserInfoEndpoint() != "",
+		checkIssuer: checkIssuer,
+		issuer:      issuer,
 	}, nil
 }
 

@@ -70,7 +70,8 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		}
 		redirectRaw = r.PostForm.Get(handoff.QueryRedirectURI)
 	default:
-		if !r.URL.Query().Has(cryptutil.QuerySignature) {
+		// Only a signed GET signs out; HEAD never has side effects.
+		if r.Method != http.MethodGet || !r.URL.Query().Has(cryptutil.QuerySignature) {
 			s.confirmSignOut(w, r, st, h)
 			return
 		}

@@ -146,3 +146,25 @@ func TestReplayCache(t *testing.T) {
 		t.Errorf("%d entries after expiry, want 1 (only the newest)", n)
 	}
 }
+
+// TestStateVector opens a state sealed by this version under a fixed key:
+// replicas of a rolling upgrade must open each other's states, so the
+// format (JSON field names, additional data) must not drift unnoticed.
+func TestStateVector(t *testing.T) {
+	const sealed = "NP_xbPEyT6niaD3VEr9lLHaJEZBikhAYUUTM2H1wgZU_J1ZsIzMFIRlwVng5w0r7T77zPrjlfav28GkzJqvmDzWfONOiN2AJ9jf1X7wRqW3gdx6Hat7g84kZ63TDBRWXxKx1eCRaWU0debomhS5hoPi2Om727oK94hxos3Jagx4jl7i6cmnLWzkQn0FkQa53nDAKYCWXeNJgAgFlZLB0Hs0nwA0vLIMXyQ3Yz92JJ83QbAnfMqBYGCTIUqYxRLVuFiknrOKCwRY7zzq9K8cu7TycrIj-5FI5p_V5T5EzCctpg57v1-PjwLpH"
+	want := authState{
+		ID: "state-id-1", CSRF: "csrf-token-1", IssuedAt: 1800000000,
+		RedirectURI: "https://app.example.com/dashboard?x=1",
+		Nonce:       "nonce-1", Verifier: "verifier-0123456789012345678901234567890123456789",
+	}
+	got, err := openState(testCipher(t, 7), sealed, time.Unix(1800000000+60, 0))
+	if err != nil {
+		t.Fatalf("openState: %v", err)
+	}
+	if *got != want {
+		t.Errorf("opened %+v, want %+v", *got, want)
+	}
+	if _, err := openState(testCipher(t, 8), sealed, time.Unix(1800000000+60, 0)); !errors.Is(err, ErrStateInvalid) {
+		t.Errorf("another key: %v, want ErrStateInvalid", err)
+	}
+}
