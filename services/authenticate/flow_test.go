@@ -288,6 +288,15 @@ func TestSignInWhileIdPDown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "idp_unavailable") {
 		t.Fatalf("sign-in with the IdP down: %d %s", resp.StatusCode, body)
 	}
+	if n := len(e.sessions()); n != 0 {
+		t.Fatalf("%d sessions after a failed sign-in", n)
+	}
+	// Once the IdP is up, the next sign-in discovers it and succeeds.
+	e.startIdP()
+	back := e.signIn(e.client(), e.appOrigin+"/", "alice@example.com", "Alice", "")
+	if back.Path != handoff.CallbackPath {
+		t.Fatalf("sign-in after the IdP came up went to %s", back)
+	}
 }
 
 func TestSignOut(t *testing.T) {
@@ -301,6 +310,14 @@ func TestSignOut(t *testing.T) {
 	}
 	h, _ := sessionhandle.Decode(e.cfg.SharedKey, handle, time.Now())
 	signOut := e.authURL.String() + handoff.SignOutPath
+	refreshToken := e.session(h.ID).OauthToken.GetRefreshToken()
+	// The refresh token works before the sign-out.
+	if resp, body := postForm(t, c, e.idpURL+"/oauth/token", url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {refreshToken},
+		"client_id": {testClientID}, "client_secret": {testClientSecret},
+	}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh before sign-out: %d %s", resp.StatusCode, body)
+	}
 
 	// An unsigned GET only asks for confirmation.
 	resp, body := get(t, c, signOut)
@@ -340,12 +357,18 @@ func TestSignOut(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("old handle after sign-out: %d, want 401", resp.StatusCode)
 	}
-	// The IdP followed through: the revoked refresh token no longer works
-	// (checked through the IdP's end_session following below is enough for
-	// a browser; here the session is gone, which is what gatehouse owns).
+	// The refresh token was revoked at the IdP.
+	resp, _ = postForm(t, c, e.idpURL+"/oauth/token", url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {refreshToken},
+		"client_id": {testClientID}, "client_secret": {testClientSecret},
+	})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("refresh with the signed-out session's token: %d, want 400 (revoked)", resp.StatusCode)
+	}
+	// The IdP's end_session takes the browser back to the return URL.
 	resp, _ = get(t, c, end.String())
-	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusOK {
-		t.Errorf("IdP end_session: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(location(t, resp).String(), e.appOrigin+"/") {
+		t.Errorf("IdP end_session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

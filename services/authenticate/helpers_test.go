@@ -183,6 +183,18 @@ routes:
 	return e
 }
 
+// startIdP starts the IdP of an env made with idpDown, on its address.
+func (e *env) startIdP() {
+	e.t.Helper()
+	lis, err := net.Listen("tcp", strings.TrimPrefix(e.idpURL, "http://"))
+	if err != nil {
+		e.t.Fatalf("IdP port taken meanwhile: %v", err)
+	}
+	e.idpSrv.Listener = lis
+	e.idpSrv.Start()
+	e.t.Cleanup(e.idpSrv.Close)
+}
+
 // client returns an HTTP client with a cookie jar that reaches every host
 // name on 127.0.0.1 (keeping the port) and follows no redirect.
 func (e *env) client() *http.Client {
