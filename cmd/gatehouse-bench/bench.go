@@ -48,6 +48,7 @@ type system struct {
 	URL       string // wrk's target (127.0.0.1)
 	Host      string // Host header (the route's host)
 	Headers   []string
+	Script    string  // wrk Lua script counting non-2xx answers
 	Procs     []*proc // measured per request; the shared upstream included
 	Gatehouse bool    // every request must carry a valid identity JWT upstream
 }
@@ -332,6 +333,13 @@ func runBench(ctx context.Context, s settings) error {
 		order = append(order, systems[name])
 	}
 	hz := clkTck()
+	script := filepath.Join(outDir, "wrk-status.lua")
+	if err := os.WriteFile(script, []byte(statusScript), 0o644); err != nil {
+		return err
+	}
+	for _, sys := range order {
+		sys.Script = script
+	}
 	started := time.Now()
 
 	if s.Warmup > 0 {
@@ -496,7 +504,7 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	if err != nil {
 		return r, err
 	}
-	w := wrkRun{URL: sys.URL, Host: sys.Host, Headers: sys.Headers, Threads: s.Threads, Connections: conns, Duration: d}
+	w := wrkRun{URL: sys.URL, Host: sys.Host, Headers: sys.Headers, Script: sys.Script, Threads: s.Threads, Connections: conns, Duration: d}
 	out, err := w.run(ctx)
 	if err != nil {
 		return r, err
@@ -521,8 +529,8 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	r.Wrk, r.WrkCPU, r.Upstream = out.wrkResult, out.CPU.Seconds(), st1.sub(st0)
 
 	u := r.Upstream
-	if r.Wrk.Non2xx > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("%d non-2xx answers (wrk)", r.Wrk.Non2xx))
+	if r.Wrk.Non2xx > 0 || r.Wrk.NotOK > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d non-2xx answers (%d of them ≥ 400)", max(r.Wrk.NotOK, r.Wrk.Non2xx), r.Wrk.Non2xx))
 	}
 	// Every answer wrk counted must have come from the upstream (a 3xx
 	// from gatehouse would not reach it; wrk counts 3xx as success). The

@@ -38,7 +38,8 @@ type summary struct {
 	CPUPerRequestUS    map[string]float64 `json:"cpu_us_per_request"`
 	CPUTotalUS         float64            `json:"cpu_us_per_request_total"`
 	WrkCPUPerRequestUS float64            `json:"wrk_cpu_us_per_request"`
-	Non2xx             int64              `json:"non_2xx_3xx"`
+	Non2xx             int64              `json:"non_2xx_3xx"`    // wrk's count (≥ 400)
+	NotOK              int64              `json:"status_not_2xx"` // every answer outside 2xx
 	SocketErrors       socketErrors       `json:"socket_errors"`
 	Upstream           upstreamStats      `json:"upstream"`
 	// Versus the baseline (bare-proxy) at the same connection count;
@@ -93,6 +94,7 @@ func summarize(sys *system, conns int, runs []runResult) summary {
 		p99 = append(p99, r.Wrk.P99)
 		s.Requests += r.Wrk.Requests
 		s.Non2xx += r.Wrk.Non2xx
+		s.NotOK += max(r.Wrk.NotOK, 0)
 		s.SocketErrors.Connect += r.Wrk.SocketErrors.Connect
 		s.SocketErrors.Read += r.Wrk.SocketErrors.Read
 		s.SocketErrors.Write += r.Wrk.SocketErrors.Write
@@ -101,6 +103,7 @@ func summarize(sys *system, conns int, runs []runResult) summary {
 		s.Upstream.JWTValid += r.Upstream.JWTValid
 		s.Upstream.JWTInvalid += r.Upstream.JWTInvalid
 		s.Upstream.JWTMissing += r.Upstream.JWTMissing
+		s.Upstream.SignatureChecks += r.Upstream.SignatureChecks
 		for name, sec := range r.CPUSeconds {
 			cpu[name] += sec
 		}

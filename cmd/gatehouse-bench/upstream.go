@@ -25,21 +25,25 @@ var upstreamBody = []byte(strings.Repeat("gatehouse bench upstream ", 4)) // 25 
 
 // upstreamStats are the counters the upstream serves on its stats port.
 type upstreamStats struct {
-	Requests   int64  `json:"requests"`
-	JWTValid   int64  `json:"jwt_valid"`
-	JWTInvalid int64  `json:"jwt_invalid"`
-	JWTMissing int64  `json:"jwt_missing"`
-	LastError  string `json:"last_error,omitempty"`
+	Requests   int64 `json:"requests"`
+	JWTValid   int64 `json:"jwt_valid"`
+	JWTInvalid int64 `json:"jwt_invalid"`
+	JWTMissing int64 `json:"jwt_missing"`
+	// SignatureChecks counts full signature checks: tokens not seen before.
+	// Far below JWTValid means gatehouse reuses one JWT per session.
+	SignatureChecks int64  `json:"jwt_signature_checks"`
+	LastError       string `json:"last_error,omitempty"`
 }
 
 // sub returns s - o for the counters (LastError is s's).
 func (s upstreamStats) sub(o upstreamStats) upstreamStats {
 	return upstreamStats{
-		Requests:   s.Requests - o.Requests,
-		JWTValid:   s.JWTValid - o.JWTValid,
-		JWTInvalid: s.JWTInvalid - o.JWTInvalid,
-		JWTMissing: s.JWTMissing - o.JWTMissing,
-		LastError:  s.LastError,
+		Requests:        s.Requests - o.Requests,
+		JWTValid:        s.JWTValid - o.JWTValid,
+		JWTInvalid:      s.JWTInvalid - o.JWTInvalid,
+		JWTMissing:      s.JWTMissing - o.JWTMissing,
+		SignatureChecks: s.SignatureChecks - o.SignatureChecks,
+		LastError:       s.LastError,
 	}
 }
 
@@ -53,8 +57,8 @@ type upstream struct {
 	client   *http.Client
 	logger   *slog.Logger
 
-	requests, valid, invalid, missing atomic.Int64
-	lastErr                           atomic.Pointer[string]
+	requests, valid, invalid, missing, sigChecks atomic.Int64
+	lastErr                                      atomic.Pointer[string]
 
 	keysMu      sync.Mutex
 	keys        atomic.Pointer[jose.JSONWebKeySet]
@@ -120,10 +124,11 @@ func upstreamCommand(args []string) error {
 
 func (u *upstream) stats() upstreamStats {
 	s := upstreamStats{
-		Requests:   u.requests.Load(),
-		JWTValid:   u.valid.Load(),
-		JWTInvalid: u.invalid.Load(),
-		JWTMissing: u.missing.Load(),
+		Requests:        u.requests.Load(),
+		JWTValid:        u.valid.Load(),
+		JWTInvalid:      u.invalid.Load(),
+		JWTMissing:      u.missing.Load(),
+		SignatureChecks: u.sigChecks.Load(),
 	}
 	if e := u.lastErr.Load(); e != nil {
 		s.LastError = *e
@@ -182,6 +187,7 @@ func (u *upstream) verify(tok string, now time.Time) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("jwt: no key %q in the JWKS", kid)
 	}
+	u.sigChecks.Add(1)
 	var c benchClaims
 	var verr error
 	for _, k := range keys {

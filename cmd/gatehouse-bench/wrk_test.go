@@ -52,7 +52,7 @@ func TestParseWrkOutput(t *testing.T) {
 				Requests: 161523, Duration: 10 * time.Second, RequestsPerS: 16146.93,
 				LatencyAvg: 2310 * time.Microsecond, LatencyMax: 48120 * time.Microsecond,
 				P50: 1600 * time.Microsecond, P75: 2100 * time.Microsecond, P90: 3900 * time.Microsecond, P99: 19850 * time.Microsecond,
-				BytesReadText: "31.42MB",
+				BytesReadText: "31.42MB", NotOK: -1,
 			},
 		},
 		{
@@ -64,8 +64,23 @@ func TestParseWrkOutput(t *testing.T) {
 				P50: 750 * time.Microsecond, P75: 1500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 1200 * time.Millisecond,
 				Non2xx:        12,
 				SocketErrors:  socketErrors{Connect: 1, Read: 2, Write: 3, Timeout: 4},
-				BytesReadText: "9.12MB",
+				BytesReadText: "9.12MB", NotOK: -1,
 			},
+		},
+		{
+			name: "status script",
+			in:   strings.Replace(wrkFull, "Requests/sec", "Status not 2xx: 7\nRequests/sec", 1),
+			want: wrkResult{
+				Requests: 161523, Duration: 10 * time.Second, RequestsPerS: 16146.93,
+				LatencyAvg: 2310 * time.Microsecond, LatencyMax: 48120 * time.Microsecond,
+				P50: 1600 * time.Microsecond, P75: 2100 * time.Microsecond, P90: 3900 * time.Microsecond, P99: 19850 * time.Microsecond,
+				BytesReadText: "31.42MB", NotOK: 7,
+			},
+		},
+		{
+			name:    "bad status count",
+			in:      strings.Replace(wrkFull, "Requests/sec", "Status not 2xx: many\nRequests/sec", 1),
+			wantErr: "status count",
 		},
 		{
 			name:    "no latency distribution",
@@ -144,9 +159,9 @@ func TestParseWrkDuration(t *testing.T) {
 
 func TestWrkRunArgs(t *testing.T) {
 	w := wrkRun{URL: "http://127.0.0.1:1/", Host: "bench.localhost:1", Headers: []string{"Authorization: Bearer Pomerium-x"},
-		Threads: 2, Connections: 1, Duration: 2500 * time.Millisecond}
+		Script: "s.lua", Threads: 2, Connections: 1, Duration: 2500 * time.Millisecond}
 	got := strings.Join(w.args(), " ")
-	want := "-t 1 -c 1 -d 3s --timeout 5s --latency -H Host: bench.localhost:1 -H Authorization: Bearer Pomerium-x http://127.0.0.1:1/"
+	want := "-t 1 -c 1 -d 3s --timeout 5s --latency -H Host: bench.localhost:1 -H Authorization: Bearer Pomerium-x -s s.lua http://127.0.0.1:1/"
 	if got != want {
 		t.Errorf("args\n got %s\nwant %s", got, want)
 	}
