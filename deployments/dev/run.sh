@@ -20,7 +20,7 @@ pids+=($!)
 pids+=($!)
 
 for _ in $(seq 1 100); do
-  if curl -fsS http://127.0.0.1:28080/readyz >/dev/null 2>&1; then break; fi
+  if "$bin" healthcheck --url http://127.0.0.1:28080/readyz >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
 cat <<MSG
