@@ -189,8 +189,11 @@ func (s *Service) Ready() error {
 // deployment, elected with the databroker lease "authenticate-refresher").
 // It returns nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	go s.warmUp(ctx)
-	return s.refresh.run(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.warmUp(ctx) }()
+	err := s.refresh.run(ctx)
+	<-done
+	return err
 }
 
 // warmUp discovers the identity provider in the background, retrying with

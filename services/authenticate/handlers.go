@@ -34,11 +34,6 @@ func (s *Service) routes() http.Handler {
 		s.state.Load().wellKnown.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		st := s.state.Load()
-		if r.URL.Path == st.cfg.AuthenticateCallbackPath {
-			s.handleCallback(w, r)
-			return
-		}
 		if r.URL.Path == "/" {
 			http.Redirect(w, r, handoff.UserPagePath, http.StatusFound)
 			return
@@ -46,7 +41,15 @@ func (s *Service) routes() http.Handler {
 		s.fail(w, r, problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Message: "There is nothing at this address on the sign-in service."})
 	})
-	return mux
+	// The callback path is configurable (authenticate_callback_path) and
+	// may change on reload, so it is matched before the mux.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == s.state.Load().cfg.AuthenticateCallbackPath {
+			s.handleCallback(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // methods answers 405 unless r's method is one of allowed.
