@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/policy"
@@ -55,10 +56,10 @@ type versionSource interface {
 // streams could deliver the session before its user.
 type store struct {
 	mu       sync.RWMutex
-	sessions map[string]*sessionv1.Session
-	users    map[string]*userv1.User
-	idents   map[string]*identity           // session id → identity
-	byUser   map[string]map[string]struct{} // user id → session ids
+	sessions map[string]*sessionEntry
+	users    map[string]*userEntry
+	idents   map[string]*identity // session id → identity
+	byUser   map[string][]string  // user id → session ids
 
 	// src is the syncer, when there is one; otherwise the store is fed
 	// directly (tests) and the fields below stand for it.
@@ -69,12 +70,32 @@ type store struct {
 	changed       chan struct{} // closed (and replaced) after every change
 }
 
+// sessionEntry and userEntry are the parts of the session and user records
+// that authorize reads, flattened once. Authorize never needs the IdP's
+// tokens, so they are not kept: a cached session costs a few hundred bytes,
+// not the whole record.
+type sessionEntry struct {
+	userID    string
+	claims    claimSet
+	expiresAt time.Time
+}
+
+type userEntry struct {
+	email, name string
+	claims      claimSet
+}
+
+// claimSet is a record's claims flattened to strings. Sets are immutable
+// once built, so identical ones are shared rather than copied: the session
+// and user records of one sign-in carry the same claims.
+type claimSet map[string][]string
+
 func newStore() *store {
 	return &store{
-		sessions: map[string]*sessionv1.Session{},
-		users:    map[string]*userv1.User{},
+		sessions: map[string]*sessionEntry{},
+		users:    map[string]*userEntry{},
 		idents:   map[string]*identity{},
-		byUser:   map[string]map[string]struct{}{},
+		byUser:   map[string][]string{},
 		changed:  make(chan struct{}),
 	}
 }
@@ -111,10 +132,10 @@ func (h syncHandler) Update(r *databrokerv1.Record)        { h.s.apply(r) }
 func (s *store) reset(records []*databrokerv1.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sessions = map[string]*sessionv1.Session{}
-	s.users = map[string]*userv1.User{}
+	s.sessions = map[string]*sessionEntry{}
+	s.users = map[string]*userEntry{}
 	s.idents = map[string]*identity{}
-	s.byUser = map[string]map[string]struct{}{}
+	s.byUser = map[string][]string{}
 	// The snapshot may come from another store (a wiped one has new,
 	// lower versions): count again from it.
 	s.recordVersion = 0
@@ -225,40 +246,50 @@ func (s *store) applyLocked(r *databrokerv1.Record) {
 }
 
 func (s *store) setSessionLocked(sess *sessionv1.Session) {
-	id := sess.GetId()
-	if old := s.sessions[id]; old != nil && old.GetUserId() != sess.GetUserId() {
-		s.unindexLocked(old.GetUserId(), id)
+	id, uid := sess.GetId(), sess.GetUserId()
+	if old := s.sessions[id]; old != nil && old.userID != uid {
+		s.unindexLocked(old.userID, id)
+	} else if old == nil {
+		s.byUser[uid] = append(s.byUser[uid], id)
 	}
-	s.sessions[id] = sess
-	uid := sess.GetUserId()
-	set := s.byUser[uid]
-	if set == nil {
-		set = map[string]struct{}{}
-		s.byUser[uid] = set
+	u := s.users[uid]
+	e := &sessionEntry{userID: uid, claims: flattenClaims(sess.GetClaims())}
+	if u != nil && e.claims.equal(u.claims) {
+		e.claims = u.claims
 	}
-	set[id] = struct{}{}
-	s.idents[id] = buildIdentity(sess, s.users[uid])
+	if ts := sess.GetExpiresAt(); ts != nil {
+		e.expiresAt = ts.AsTime()
+	}
+	s.sessions[id] = e
+	s.idents[id] = newIdentity(id, e, u)
 }
 
 func (s *store) deleteSessionLocked(id string) {
 	if old := s.sessions[id]; old != nil {
-		s.unindexLocked(old.GetUserId(), id)
+		s.unindexLocked(old.userID, id)
 	}
 	delete(s.sessions, id)
 	delete(s.idents, id)
 }
 
 func (s *store) unindexLocked(uid, sid string) {
-	if set := s.byUser[uid]; set != nil {
-		delete(set, sid)
-		if len(set) == 0 {
-			delete(s.byUser, uid)
+	ids := s.byUser[uid]
+	for i, v := range ids {
+		if v == sid {
+			ids[i] = ids[len(ids)-1]
+			ids = ids[:len(ids)-1]
+			break
 		}
 	}
+	if len(ids) == 0 {
+		delete(s.byUser, uid)
+		return
+	}
+	s.byUser[uid] = ids
 }
 
 func (s *store) setUserLocked(u *userv1.User) {
-	s.users[u.GetId()] = u
+	s.users[u.GetId()] = &userEntry{email: u.GetEmail(), name: u.GetName(), claims: flattenClaims(u.GetClaims())}
 	s.rebuildUserLocked(u.GetId())
 }
 
@@ -270,9 +301,12 @@ func (s *store) deleteUserLocked(id string) {
 // rebuildUserLocked rebuilds the identities of every session of user id.
 func (s *store) rebuildUserLocked(id string) {
 	u := s.users[id]
-	for sid := range s.byUser[id] {
-		if sess := s.sessions[sid]; sess != nil {
-			s.idents[sid] = buildIdentity(sess, u)
+	for _, sid := range s.byUser[id] {
+		if e := s.sessions[sid]; e != nil {
+			if u != nil && e.claims.equal(u.claims) {
+				e.claims = u.claims
+			}
+			s.idents[sid] = newIdentity(sid, e, u)
 		}
 	}
 }
@@ -333,24 +367,50 @@ func (s *store) behindLocked(serverVersion, recordVersion uint64) bool {
 }
 
 // buildIdentity merges a session and its user (which may be nil) into the
-// Subject that policies and identity headers read. Claims of both are
-// flattened to strings; the session's win over the user's of the same
-// name, as they are the fresher (refreshed with the IdP).
+// Subject that policies and identity headers read.
 func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
-	claims := map[string][]string{}
-	for k, v := range u.GetClaims() {
-		claims[k] = flattenList(v)
+	e := &sessionEntry{userID: sess.GetUserId(), claims: flattenClaims(sess.GetClaims())}
+	if ts := sess.GetExpiresAt(); ts != nil {
+		e.expiresAt = ts.AsTime()
 	}
-	for k, v := range sess.GetClaims() {
-		claims[k] = flattenList(v)
+	var ue *userEntry
+	if u != nil {
+		ue = &userEntry{email: u.GetEmail(), name: u.GetName(), claims: flattenClaims(u.GetClaims())}
+	}
+	return newIdentity(sess.GetId(), e, ue)
+}
+
+// newIdentity merges a session and its user (which may be nil). Claims of
+// both are flattened to strings; the session's win over the user's of the
+// same name, as they are the fresher (refreshed with the IdP). When the
+// session adds nothing to the user's claims, the user's set is shared.
+func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
+	var claims claimSet
+	switch {
+	case u == nil:
+		claims = e.claims
+	case e.claims.subsetOf(u.claims):
+		claims = u.claims
+	default:
+		claims = make(claimSet, len(u.claims)+len(e.claims))
+		for k, v := range u.claims {
+			claims[k] = v
+		}
+		for k, v := range e.claims {
+			claims[k] = v
+		}
+	}
+	if claims == nil {
+		claims = claimSet{}
 	}
 	sub := policy.Subject{
-		SessionID: sess.GetId(),
-		UserID:    sess.GetUserId(),
-		Email:     u.GetEmail(),
-		Name:      u.GetName(),
+		SessionID: sid,
+		UserID:    e.userID,
 		Groups:    claims["groups"],
 		Claims:    claims,
+	}
+	if u != nil {
+		sub.Email, sub.Name = u.email, u.name
 	}
 	if sub.Email == "" {
 		sub.Email = first(claims["email"])
@@ -361,11 +421,45 @@ func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
 	if sub.Groups == nil {
 		sub.Groups = []string{}
 	}
-	id := &identity{subject: sub}
-	if ts := sess.GetExpiresAt(); ts != nil {
-		id.expiresAt = ts.AsTime()
+	return &identity{subject: sub, expiresAt: e.expiresAt}
+}
+
+// flattenClaims flattens a record's claims; claim names and values are
+// interned, because most of them (issuer, audience, groups, true) repeat
+// across every user.
+func flattenClaims(c map[string]*structpb.ListValue) claimSet {
+	if len(c) == 0 {
+		return nil
 	}
-	return id
+	out := make(claimSet, len(c))
+	for k, v := range c {
+		vals := flattenList(v)
+		for i, s := range vals {
+			vals[i] = unique.Make(s).Value()
+		}
+		out[unique.Make(k).Value()] = vals
+	}
+	return out
+}
+
+func (c claimSet) equal(o claimSet) bool {
+	return len(c) == len(o) && c.subsetOf(o)
+}
+
+// subsetOf reports whether every claim of c is in o with the same values.
+func (c claimSet) subsetOf(o claimSet) bool {
+	for k, v := range c {
+		w, ok := o[k]
+		if !ok || len(v) != len(w) {
+			return false
+		}
+		for i := range v {
+			if v[i] != w[i] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func first(l []string) string {
