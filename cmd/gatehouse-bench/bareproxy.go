@@ -37,6 +37,7 @@ func bareProxyCommand(args []string) error {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			pr.SetXForwarded() // what any reverse proxy sends; gatehouse does too
 			pr.Out.Host = pr.In.Host
 		},
 		Transport:  transport,

@@ -527,6 +527,9 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 		r.CPUSeconds[p.Name] = ticksToDuration(t.Total()-before[i].Total(), hz).Seconds()
 	}
 	r.Wrk, r.WrkCPU, r.Upstream = out.wrkResult, out.CPU.Seconds(), st1.sub(st0)
+	for _, p := range sys.Procs {
+		p.trimLog()
+	}
 
 	u := r.Upstream
 	if r.Wrk.Non2xx > 0 || r.Wrk.NotOK > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,7 +27,9 @@ type proc struct {
 // startProc starts path with args, its output going to logDir/name.log.
 func startProc(name, path string, args, env []string, logDir string) (*proc, error) {
 	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.Create(logPath)
+	_ = os.Remove(filepath.Join(logDir, name+".head.log"))
+	// O_APPEND: trimLog may truncate the file while the process writes.
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +77,30 @@ func (p *proc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// maxLogBytes bounds a process's log between wrk runs: gatehouse writes an
+// access log line per request (hundreds of MB over a full bench).
+const maxLogBytes = 64 << 20
+
+// trimLog empties the process's log when it has grown past maxLogBytes,
+// first keeping its first megabyte (start-up lines) in name.head.log.
+// Called between runs, so the cost is never measured.
+func (p *proc) trimLog() {
+	fi, err := os.Stat(p.logPath)
+	if err != nil || fi.Size() <= maxLogBytes {
+		return
+	}
+	head := strings.TrimSuffix(p.logPath, ".log") + ".head.log"
+	if _, err := os.Stat(head); os.IsNotExist(err) {
+		if f, err := os.Open(p.logPath); err == nil {
+			buf := make([]byte, 1<<20)
+			n, _ := io.ReadFull(f, buf)
+			f.Close()
+			_ = os.WriteFile(head, buf[:n], 0o644)
+		}
+	}
+	_ = os.Truncate(p.logPath, 0)
 }
 
 // logTail returns the last n lines of the process's log.

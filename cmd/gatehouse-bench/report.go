@@ -167,8 +167,13 @@ func buildReport(set settings, runs []runResult, order []*system, started time.T
 func printTable(w io.Writer, rep report) error {
 	fmt.Fprintf(w, "\ngatehouse bench: %d round(s) of %s per system and connection count; %d CPUs (%s), wrk -t%d\n\n",
 		rep.Settings.Rounds, rep.Settings.Duration, rep.Machine.CPUs, rep.Machine.CPUModel, rep.Settings.Threads)
+	width := len("system")
+	for _, s := range rep.Summary {
+		width = max(width, len(s.System))
+	}
+	left := func(s string) string { return s + strings.Repeat(" ", width-len(s)) } // left-aligned in a right-aligned table
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tconns\treq/s\tp50\tp99\tCPU µs/req\t× bare req/s\t+p50 ms\t+p99 ms\t× bare CPU\t")
+	fmt.Fprintf(tw, "%s\tconns\treq/s\tp50\tp99\tCPU µs/req\t× bare req/s\t+p50 ms\t+p99 ms\t× bare CPU\t\n", left("system"))
 	for _, s := range rep.Summary {
 		rr, p50, p99, cpu := "-", "-", "-", "-"
 		if s.Ratio != nil {
@@ -178,7 +183,7 @@ func printTable(w io.Writer, rep report) error {
 			cpu = fmt.Sprintf("%.2f", s.Ratio.CPUTotal)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n",
-			s.System, s.Connections, s.RequestsPerS, fmtDur(s.P50), fmtDur(s.P99), s.CPUTotalUS, rr, p50, p99, cpu)
+			left(s.System), s.Connections, s.RequestsPerS, fmtDur(s.P50), fmtDur(s.P99), s.CPUTotalUS, rr, p50, p99, cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
