@@ -91,6 +91,12 @@ func startUpstream(t *testing.T) *upstream {
 			}
 		}
 	}})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		e := &echoed{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
 		u.mu.Lock()
@@ -220,6 +226,10 @@ routes:
     allow_any_authenticated_user: true
   - from: http://down.localhost
     to: http://%[5]s
+    allow_any_authenticated_user: true
+  - from: http://slow.localhost
+    to: %[4]s
+    timeout: 300ms
     allow_any_authenticated_user: true
   - from: http://app.example.test
     to: %[4]s
@@ -618,6 +628,13 @@ func TestProxyEndToEnd(t *testing.T) {
 			ws.Close()
 			t.Errorf("websocket upgrade accepted on a route without allow_websockets")
 		}
+		resp, body := do(t, alice, http.MethodGet, e.url("app.localhost", "/ws"), http.Header{
+			"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Accept": {"application/json"},
+		})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("upgrade on a route without allow_websockets: %d, want 403\n%s", resp.StatusCode, body)
+		}
 	})
 
 	t.Run("ServerSentEventsStream", func(t *testing.T) {
@@ -671,37 +688,54 @@ func TestProxyEndToEnd(t *testing.T) {
 		const size = 100 << 20
 		pid := e.procs["proxy"].proc.Pid()
 		echo(t, alice, e.url("app.localhost", "/warm-up"), nil)
-		rssBefore := procStatus(t, pid, "VmRSS")
-		hwmBefore := procStatus(t, pid, "VmHWM")
+		for _, c := range []struct {
+			name          string
+			contentLength int64
+		}{{"Content-Length", size}, {"chunked", -1}} {
+			rssBefore := procStatus(t, pid, "VmRSS")
+			hwmBefore := procStatus(t, pid, "VmHWM")
 
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url("app.localhost", "/upload"), io.LimitReader(zeros{}, size))
-		req.ContentLength = size
-		req.Header.Set("Content-Type", "application/octet-stream")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url("app.localhost", "/upload"), io.NopCloser(io.LimitReader(zeros{}, size)))
+			req.ContentLength = c.contentLength
+			req.Header.Set("Content-Type", "application/octet-stream")
+			start := time.Now()
+			resp, err := alice.Do(req)
+			if err != nil {
+				cancel()
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			cancel()
+			if resp.StatusCode != http.StatusOK || string(body) != strconv.Itoa(size) {
+				t.Fatalf("%s upload: %d %q, want 200 %d", c.name, resp.StatusCode, body, size)
+			}
+			rssAfter := procStatus(t, pid, "VmRSS")
+			hwmAfter := procStatus(t, pid, "VmHWM")
+			// The peak during the upload: VmHWM when it rose, else at
+			// most the earlier peak, so use what is resident now.
+			peak := rssAfter
+			if hwmAfter > hwmBefore {
+				peak = max(hwmAfter, rssAfter)
+			}
+			growth := peak - rssBefore
+			t.Logf("100 MB upload (%s) in %v; proxy RSS %d MB before, %d MB after, peak growth %d MB",
+				c.name, time.Since(start).Round(time.Millisecond), rssBefore>>20, rssAfter>>20, growth>>20)
+			if growth > 40<<20 {
+				t.Fatalf("the proxy's memory grew by %d MB during a 100 MB upload (%s): the body is buffered", growth>>20, c.name)
+			}
+		}
+	})
+
+	t.Run("UpstreamTooSlow", func(t *testing.T) {
 		start := time.Now()
-		resp, err := alice.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		resp, body := do(t, alice, http.MethodGet, e.url("slow.localhost", "/slow"), http.Header{"Accept": {"text/html"}})
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("slow upstream: %d, want 504\n%s", resp.StatusCode, body)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(body) != strconv.Itoa(size) {
-			t.Fatalf("upload: %d %q, want 200 %d", resp.StatusCode, body, size)
-		}
-		rssAfter := procStatus(t, pid, "VmRSS")
-		hwmAfter := procStatus(t, pid, "VmHWM")
-		// The peak during the upload: VmHWM when it rose, else at most
-		// the earlier peak, so use what is resident now.
-		peak := rssAfter
-		if hwmAfter > hwmBefore {
-			peak = max(hwmAfter, rssAfter)
-		}
-		growth := peak - rssBefore
-		t.Logf("100 MB upload in %v; proxy RSS %d MB before, %d MB after, peak growth %d MB",
-			time.Since(start).Round(time.Millisecond), rssBefore>>20, rssAfter>>20, growth>>20)
-		if growth > 40<<20 {
-			t.Fatalf("the proxy's memory grew by %d MB during a 100 MB upload: the body is buffered", growth>>20)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("504 after %v; the route's timeout is 300ms", d)
 		}
 	})
 
@@ -765,6 +799,17 @@ func TestProxyEndToEnd(t *testing.T) {
 		if v := got.Header.Get("Authorization"); v != "" {
 			t.Errorf("the upstream received the Pomerium credential: Authorization %q", v)
 		}
+		for _, h := range []http.Header{
+			{"Authorization": {"Pomerium " + handle}},
+			{"X-Pomerium-Authorization": {handle}},
+		} {
+			h.Set("Accept", "application/json")
+			got := echo(t, api, e.url("app.localhost", "/api-call"), h)
+			if got.Header.Get("X-Pomerium-Claim-Email") != "carol@example.com" || got.Header.Get("Authorization") != "" ||
+				got.Header.Get("X-Pomerium-Authorization") != "" {
+				t.Errorf("credential %v: upstream got %v", h, got.Header)
+			}
+		}
 		// Without it the API client is refused with 401, not redirected.
 		resp, body = do(t, api, http.MethodGet, e.url("app.localhost", "/api-call"), http.Header{"Accept": {"application/json"}})
 		if resp.StatusCode != http.StatusUnauthorized {
@@ -818,6 +863,11 @@ func TestProxyEndToEnd(t *testing.T) {
 		}
 		if got.Header.Get("X-Pomerium-Claim-Email") != "bob@example.com" || got.Path != "/page" {
 			t.Fatalf("upstream got %s with email %q", got.Path, got.Header.Get("X-Pomerium-Claim-Email"))
+		}
+		var user map[string]any
+		readJSON(t, get(t, bob, e.url("app.example.test", "/.pomerium/user")), &user)
+		if user["iss"] != "app.example.test" || user["aud"] != "app.example.test" || user["email"] != "bob@example.com" {
+			t.Fatalf("/.pomerium/user on app.example.test = %v", user)
 		}
 		// The session works on the route host from now on.
 		if got := echo(t, bob, e.url("app.example.test", "/again"), nil); got.Header.Get("X-Pomerium-Claim-Email") != "bob@example.com" {
