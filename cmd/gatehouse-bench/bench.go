@@ -62,6 +62,7 @@ type runResult struct {
 	CPUSeconds  map[string]float64 `json:"cpu_seconds"` // per process
 	WrkCPU      float64            `json:"wrk_cpu_seconds"`
 	Upstream    upstreamStats      `json:"upstream"` // counters during the run
+	Host        hostUsage          `json:"host_cpu"` // the machine's CPU during wrk's run
 	Problems    []string           `json:"problems,omitempty"`
 }
 
@@ -504,10 +505,17 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	if err != nil {
 		return r, err
 	}
+	h0, err := readHostTimes()
+	if err != nil {
+		return r, err
+	}
 	w := wrkRun{URL: sys.URL, Host: sys.Host, Headers: sys.Headers, Script: sys.Script, Threads: s.Threads, Connections: conns, Duration: d}
 	out, err := w.run(ctx)
 	if err != nil {
 		return r, err
+	}
+	if h1, err := readHostTimes(); err == nil {
+		r.Host = usageBetween(h0, h1)
 	}
 	// Requests still in flight inside the system when wrk stopped reach
 	// the upstream a little later: wait until it is quiet, so they count

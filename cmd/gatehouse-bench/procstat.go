@@ -79,3 +79,59 @@ func readProcTimes(pid int) (procTimes, error) {
 func ticksToDuration(ticks, hz int64) time.Duration {
 	return time.Duration(ticks) * time.Second / time.Duration(hz)
 }
+
+// hostTimes are the machine's CPU times from the "cpu" line of /proc/stat,
+// in clock ticks.
+type hostTimes struct {
+	Busy, Idle, Steal int64
+}
+
+// parseHostStat reads the aggregate "cpu" line of /proc/stat: user nice
+// system idle iowait irq softirq steal [guest guest_nice]. Guest time is
+// already inside user, so it is not added again.
+func parseHostStat(data []byte) (hostTimes, error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "cpu" {
+			continue
+		}
+		if len(f) < 9 {
+			return hostTimes{}, fmt.Errorf("/proc/stat: cpu line has %d fields, want at least 9", len(f))
+		}
+		var v [8]int64
+		for i := range v {
+			n, err := strconv.ParseInt(f[i+1], 10, 64)
+			if err != nil || n < 0 {
+				return hostTimes{}, fmt.Errorf("/proc/stat: cpu field %d %q", i+1, f[i+1])
+			}
+			v[i] = n
+		}
+		return hostTimes{Busy: v[0] + v[1] + v[2] + v[5] + v[6], Idle: v[3] + v[4], Steal: v[7]}, nil
+	}
+	return hostTimes{}, fmt.Errorf("/proc/stat: no cpu line")
+}
+
+// readHostTimes reads /proc/stat.
+func readHostTimes() (hostTimes, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostTimes{}, err
+	}
+	return parseHostStat(data)
+}
+
+// hostUsage is how the machine's CPU time went during a run, as fractions.
+type hostUsage struct {
+	Busy  float64 `json:"busy"`
+	Idle  float64 `json:"idle"`
+	Steal float64 `json:"steal"` // taken by the hypervisor: numbers are noisy when high
+}
+
+func usageBetween(a, b hostTimes) hostUsage {
+	busy, idle, steal := float64(b.Busy-a.Busy), float64(b.Idle-a.Idle), float64(b.Steal-a.Steal)
+	total := busy + idle + steal
+	if total <= 0 {
+		return hostUsage{}
+	}
+	return hostUsage{Busy: busy / total, Idle: idle / total, Steal: steal / total}
+}

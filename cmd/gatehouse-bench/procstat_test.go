@@ -66,3 +66,39 @@ func TestTicksToDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHostStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    hostTimes
+		wantErr bool
+	}{
+		{"full", "cpu  251156 260 54728 64073 723 0 6067 151 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n", hostTimes{Busy: 251156 + 260 + 54728 + 6067, Idle: 64073 + 723, Steal: 151}, false},
+		{"old kernel, no guest", "cpu 10 0 5 100 0 0 0 2\n", hostTimes{Busy: 15, Idle: 100, Steal: 2}, false},
+		{"short", "cpu 10 0 5 100\n", hostTimes{}, true},
+		{"no cpu line", "intr 1\nctxt 2\n", hostTimes{}, true},
+		{"garbage", "cpu a b c d e f g h\n", hostTimes{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseHostStat([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUsageBetween(t *testing.T) {
+	u := usageBetween(hostTimes{Busy: 100, Idle: 100, Steal: 0}, hostTimes{Busy: 280, Idle: 110, Steal: 10})
+	if u.Busy != 0.9 || u.Idle != 0.05 || u.Steal != 0.05 {
+		t.Errorf("got %+v", u)
+	}
+	if (usageBetween(hostTimes{}, hostTimes{}) != hostUsage{}) {
+		t.Error("no time passed: want zero usage")
+	}
+}

@@ -18,6 +18,44 @@ type report struct {
 	Summary  []summary   `json:"summary"`
 	Runs     []runResult `json:"runs"`
 	Failures []string    `json:"failures"`
+	Targets  []target    `json:"targets"`
+}
+
+// target is one of issue 8's goals, checked against this run. Missing a
+// target is reported, not a failure of the bench.
+type target struct {
+	Goal  string  `json:"goal"`
+	Value float64 `json:"value"`
+	Met   bool    `json:"met"`
+}
+
+// checkTargets compares the summary with issue 8's ratio targets.
+func checkTargets(sums []summary) []target {
+	var out []target
+	for _, s := range sums {
+		if s.Ratio == nil {
+			continue
+		}
+		switch s.System {
+		case sysAllInOne:
+			want := 0.7
+			if s.Connections <= 32 {
+				want = 0.8
+			}
+			out = append(out, target{Goal: fmt.Sprintf("all-in-one req/s ≥ %.1f × bare at %d connections", want, s.Connections),
+				Value: s.Ratio.RequestsPerS, Met: s.Ratio.RequestsPerS >= want})
+		case sysSplit:
+			out = append(out, target{Goal: fmt.Sprintf("split req/s ≥ 0.5 × bare at %d connections", s.Connections),
+				Value: s.Ratio.RequestsPerS, Met: s.Ratio.RequestsPerS >= 0.5})
+		default:
+			continue
+		}
+		if s.Connections == 32 {
+			out = append(out, target{Goal: fmt.Sprintf("%s p99 added ≤ 1 ms at 32 connections", strings.TrimPrefix(s.System, "gatehouse-")),
+				Value: s.Ratio.P99AddedMS, Met: s.Ratio.P99AddedMS <= 1})
+		}
+	}
+	return out
 }
 
 // summary is one system at one connection count, over every round.
@@ -42,6 +80,9 @@ type summary struct {
 	NotOK              int64              `json:"status_not_2xx"` // every answer outside 2xx
 	SocketErrors       socketErrors       `json:"socket_errors"`
 	Upstream           upstreamStats      `json:"upstream"`
+	// HostSteal is the largest share of the machine's CPU the hypervisor
+	// took during a round; above a few percent the numbers are noisy.
+	HostSteal float64 `json:"host_cpu_steal_max"`
 	// Versus the baseline (bare-proxy) at the same connection count;
 	// absent when the baseline did not run.
 	Ratio *ratio `json:"vs_bare_proxy,omitempty"`
@@ -108,6 +149,7 @@ func summarize(sys *system, conns int, runs []runResult) summary {
 			cpu[name] += sec
 		}
 		wrkCPU += r.WrkCPU
+		s.HostSteal = max(s.HostSteal, r.Host.Steal)
 	}
 	s.RequestsPerS = median(s.RequestsPerSAll)
 	s.P50, s.P99 = medianDur(p50), medianDur(p99)
@@ -155,6 +197,7 @@ func buildReport(set settings, runs []runResult, order []*system, started time.T
 			}
 		}
 	}
+	rep.Targets = checkTargets(rep.Summary)
 	for _, r := range runs {
 		for _, p := range r.Problems {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("%s, %d connections, round %d: %s", r.System, r.Connections, r.Round, p))
@@ -199,6 +242,23 @@ func printTable(w io.Writer, rep report) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w, "\nissue 8 targets (reported, not enforced):")
+		for _, t := range rep.Targets {
+			mark := "MISSED"
+			if t.Met {
+				mark = "met"
+			}
+			fmt.Fprintf(w, "  %-6s %-52s %.2f\n", mark, t.Goal, t.Value)
+		}
+	}
+	var steal float64
+	for _, s := range rep.Summary {
+		steal = max(steal, s.HostSteal)
+	}
+	if steal > 0.05 {
+		fmt.Fprintf(w, "\nwarning: the hypervisor took up to %.0f%% of the CPU during a run; expect noisy numbers\n", steal*100)
 	}
 	if len(rep.Failures) > 0 {
 		fmt.Fprintln(w, "\nFAILED checks:")

@@ -58,6 +58,9 @@ func TestBuildReport(t *testing.T) {
 	near("ratio req/s", g.Ratio.RequestsPerS, 8000.0/11000)
 	near("p99 added", g.Ratio.P99AddedMS, 1)
 	near("cpu ratio", g.Ratio.CPUTotal, (23e6/240000)/(21e6/330000))
+	if len(rep.Targets) != 2 || rep.Targets[0].Met || !rep.Targets[1].Met {
+		t.Errorf("targets %+v, want req/s missed (0.73 < 0.8) and p99 met (+1 ms)", rep.Targets)
+	}
 	if len(rep.Failures) != 1 {
 		t.Errorf("failures %v, want the one problem", rep.Failures)
 	}
