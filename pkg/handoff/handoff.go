@@ -55,16 +55,38 @@ func SignInURL(authenticateURL *url.URL, redirectURI string, programmatic bool, 
 }
 
 // SignOutURL returns the signed authenticate URL that signs the user out
-// and then goes to redirectURI (may be empty).
-func SignOutURL(authenticateURL *url.URL, redirectURI string, sharedKey []byte, now time.Time) *url.URL {
+// and then goes to redirectURI (may be empty). handle, when not empty, is
+// the session handle the route host holds, sealed for the authenticate
+// host, so that the session ends even when the browser has no session
+// cookie for the authenticate host (another registrable domain, or a
+// cookie that expired first).
+func SignOutURL(authenticateURL *url.URL, redirectURI, handle string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) *url.URL {
 	u := *authenticateURL
 	u.Path = SignOutPath
 	q := url.Values{}
 	if redirectURI != "" {
 		q.Set(QueryRedirectURI, redirectURI)
 	}
+	if handle != "" && cookies != nil {
+		q.Set(QuerySessionEncrypted, cookies.Seal([]byte(handle), []byte(u.Host)))
+	}
 	u.RawQuery = q.Encode()
 	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+}
+
+// SignOutHandle returns the session handle carried by a sign-out URL that
+// was received on host, or "" when it carries none or it does not open.
+// The URL's signature must have been verified already.
+func SignOutHandle(u *url.URL, host string, cookies *cryptutil.Cipher) string {
+	sealed := u.Query().Get(QuerySessionEncrypted)
+	if sealed == "" || cookies == nil {
+		return ""
+	}
+	raw, err := cookies.Open(sealed, []byte(host))
+	if err != nil {
+		return ""
+	}
+	return string(raw)
 }
 
 // CallbackURL returns the signed route-host URL that sets the route's

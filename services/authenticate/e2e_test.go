@@ -244,7 +244,7 @@ routes:
 		if e.session(h.ID) == nil {
 			t.Fatal("no session")
 		}
-		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", cfg.SharedKey, time.Now()).String())
+		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", "", cfg.SharedKey, nil, time.Now()).String())
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 		}

@@ -240,7 +240,7 @@ func TestSignInErrors(t *testing.T) {
 			return get(t, c, cb.String())
 		}, 400, "issuer_mismatch"},
 		{"sign-out by HEAD is only a confirmation", func(t *testing.T) (*http.Response, string) {
-			req, _ := http.NewRequest(http.MethodHead, handoff.SignOutURL(e.authURL, "", e.cfg.SharedKey, time.Now()).String(), nil)
+			req, _ := http.NewRequest(http.MethodHead, handoff.SignOutURL(e.authURL, "", "", e.cfg.SharedKey, nil, time.Now()).String(), nil)
 			resp, _ := do(t, e.client(), req)
 			return resp, "method_not_allowed" // HEAD has no body to name a code
 		}, 200, "method_not_allowed"},
@@ -336,18 +336,19 @@ func TestSignOut(t *testing.T) {
 		t.Fatal("a forged POST signed out")
 	}
 	// A signed sign-out URL with a foreign return URL is refused.
-	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", e.cfg.SharedKey, time.Now()).String())
+	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", "", e.cfg.SharedKey, nil, time.Now()).String())
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("sign-out to a foreign URL: %d", resp.StatusCode)
 	}
 	// The signed URL signs out and goes to the IdP's end_session endpoint.
-	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", e.cfg.SharedKey, time.Now()).String())
+	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", "", e.cfg.SharedKey, nil, time.Now()).String())
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 	}
 	end := location(t, resp)
-	if !strings.HasPrefix(end.String(), e.idpURL+"/end_session") || end.Query().Get("post_logout_redirect_uri") != e.appOrigin+"/" || end.Query().Get("id_token_hint") == "" {
-		t.Errorf("sign-out went to %s, want the IdP's end_session with id_token_hint and the return URL", end)
+	signedOut := e.authURL.String() + SignedOutPath
+	if !strings.HasPrefix(end.String(), e.idpURL+"/end_session") || end.Query().Get("post_logout_redirect_uri") != signedOut || end.Query().Get("id_token_hint") == "" || end.Query().Get("state") == "" {
+		t.Errorf("sign-out went to %s, want the IdP's end_session with id_token_hint, the signed-out page and the sealed return URL", end)
 	}
 	if e.session(h.ID) != nil {
 		t.Fatal("session record still there after sign-out")
@@ -365,10 +366,20 @@ func TestSignOut(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("refresh with the signed-out session's token: %d, want 400 (revoked)", resp.StatusCode)
 	}
-	// The IdP's end_session takes the browser back to the return URL.
+	// The IdP's end_session takes the browser back to the signed-out page,
+	// which goes on to the return URL.
 	resp, _ = get(t, c, end.String())
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(location(t, resp).String(), e.appOrigin+"/") {
-		t.Errorf("IdP end_session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(location(t, resp).String(), signedOut+"?state=") {
+		t.Fatalf("IdP end_session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = get(t, c, location(t, resp).String())
+	if resp.StatusCode != http.StatusFound || location(t, resp).String() != e.appOrigin+"/" {
+		t.Errorf("signed-out page: %d %s, want a redirect to %s/", resp.StatusCode, resp.Header.Get("Location"), e.appOrigin)
+	}
+	// A state that does not open is just the signed-out page.
+	resp, _ = get(t, c, signedOut+"?state=forged")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("signed-out page with a forged state: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -395,8 +406,12 @@ func TestSignOutByForm(t *testing.T) {
 		t.Fatalf("%d sessions after sign-out", n)
 	}
 	end := location(t, resp)
-	if end.Query().Get("post_logout_redirect_uri") != "http://app.localhost:18080/bye" {
-		t.Errorf("post_logout_redirect_uri = %q, want signout_redirect_url", end.Query().Get("post_logout_redirect_uri"))
+	if got := end.Query().Get("post_logout_redirect_uri"); got != e.authURL.String()+SignedOutPath {
+		t.Errorf("post_logout_redirect_uri = %q, want the signed-out page", got)
+	}
+	resp, _ = get(t, c, e.authURL.String()+SignedOutPath+"?state="+url.QueryEscape(end.Query().Get("state")))
+	if resp.StatusCode != http.StatusFound || location(t, resp).String() != "http://app.localhost:18080/bye" {
+		t.Errorf("signed-out page: %d %s, want signout_redirect_url", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// The cookie is gone: the user page sends the browser to sign in.
 	resp, _ = get(t, c, e.authURL.String()+"/.pomerium/")

@@ -83,6 +83,12 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		redirectRaw = r.URL.Query().Get(handoff.QueryRedirectURI)
+		if h == nil {
+			// The route host's session, handed over in the signed URL.
+			if tok := handoff.SignOutHandle(r.URL, r.Host, st.cipher); tok != "" {
+				h, _ = sessionhandle.Decode(st.cfg.SharedKey, tok, now)
+			}
+		}
 	}
 	var ret *url.URL
 	if redirectRaw != "" {
@@ -147,18 +153,21 @@ func (s *Service) finishSignOut(w http.ResponseWriter, r *http.Request, st *stat
 	if d != nil && d.endSession != "" {
 		u, err := url.Parse(d.endSession)
 		if err == nil {
-			post := target
-			if post == "" {
-				signedOut := *st.authURL
-				signedOut.Path, signedOut.RawPath, signedOut.RawQuery = SignedOutPath, "", ""
-				post = signedOut.String()
-			}
+			// The IdP comes back to one fixed URL on the authenticate host
+			// (the one to register with the IdP as post-logout redirect),
+			// carrying the sealed destination in state: IdPs match that
+			// URL exactly, and route hosts are not registered with them.
+			signedOut := *st.authURL
+			signedOut.Path, signedOut.RawPath, signedOut.RawQuery = SignedOutPath, "", ""
 			q := u.Query()
 			if raw := sess.GetIdToken().GetRaw(); raw != "" {
 				q.Set("id_token_hint", raw)
 			}
 			q.Set("client_id", st.idp.settings.clientID)
-			q.Set("post_logout_redirect_uri", post)
+			q.Set("post_logout_redirect_uri", signedOut.String())
+			if target != "" {
+				q.Set("state", st.cipher.Seal([]byte(target), []byte(SignedOutPath)))
+			}
 			u.RawQuery = q.Encode()
 			http.Redirect(w, r, u.String(), http.StatusFound)
 			return
@@ -200,6 +209,22 @@ func (s *Service) confirmSignOut(w http.ResponseWriter, r *http.Request, st *sta
 func (s *Service) handleSignedOut(w http.ResponseWriter, r *http.Request) {
 	if !s.methods(w, r, http.MethodGet, http.MethodHead) {
 		return
+	}
+	// Back from the IdP's logout: go on to where the sign-out was headed,
+	// if the sealed state says so and it is still an allowed destination.
+	if sealed := r.URL.Query().Get("state"); sealed != "" {
+		st := s.state.Load()
+		if raw, err := st.cipher.Open(sealed, []byte(SignedOutPath)); err == nil {
+			target := string(raw)
+			if target == st.cfg.SignOutRedirectURL {
+				http.Redirect(w, r, target, http.StatusFound)
+				return
+			}
+			if ret, err := st.checkRedirect(target, false); err == nil {
+				http.Redirect(w, r, ret.String(), http.StatusFound)
+				return
+			}
+		}
 	}
 	render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
 }

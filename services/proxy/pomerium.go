@@ -254,13 +254,17 @@ func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state
 			back = u.String()
 		}
 	}
+	var handle string
+	if c, err := r.Cookie(st.cfg.CookieName); err == nil {
+		handle = c.Value
+	}
 	http.SetCookie(w, sessionCookie(st.cfg, r.Host, ""))
 	w.Header().Set("Cache-Control", "no-store")
 	if st.cfg.AuthenticateURLParsed == nil {
 		http.Redirect(w, r, back, http.StatusFound)
 		return
 	}
-	u := handoff.SignOutURL(st.cfg.AuthenticateURLParsed, back, st.cfg.SharedKey, s.now())
+	u := handoff.SignOutURL(st.cfg.AuthenticateURLParsed, back, handle, st.cfg.SharedKey, st.cipher, s.now())
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
