@@ -52,6 +52,7 @@ type echoed struct {
 	Method   string      `json:"method"`
 	Host     string      `json:"host"`
 	Path     string      `json:"path"`
+	RawPath  string      `json:"raw_path"` // the escaped path as it arrived
 	RawQuery string      `json:"raw_query"`
 	Header   http.Header `json:"header"`
 }
@@ -98,7 +99,7 @@ func startUpstream(t *testing.T) *upstream {
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		e := &echoed{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
+		e := &echoed{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
 		u.mu.Lock()
 		u.last = e
 		u.mu.Unlock()
@@ -389,6 +390,20 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 // requestIDInPage finds the request id line of an error page.
 var requestIDInPage = regexp.MustCompile(`Request ID: <code>[0-9a-f]{32}</code>`)
 
+var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// assertJSONRequestID checks that a JSON error names the request id,
+// the same as its X-Request-Id header.
+func assertJSONRequestID(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	var j struct {
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(body, &j); err != nil || !validID.MatchString(j.RequestID) || resp.Header.Get("X-Request-Id") != j.RequestID {
+		t.Errorf("JSON error without its request id (X-Request-Id %q): %v %s", resp.Header.Get("X-Request-Id"), err, body)
+	}
+}
+
 // zeros is an endless reader of zero bytes.
 type zeros struct{}
 
@@ -404,12 +419,14 @@ func TestProxyEndToEnd(t *testing.T) {
 	e := startProxyEnv(t)
 
 	const aliceEmail, aliceName, aliceGroups = "alice@example.com", "Alice Liddell", "admins,dev"
+	// Alice signs in once; every subtest uses her session (and can run
+	// on its own with -run).
 	alice := e.client()
+	resp := e.signIn(alice, e.url("app.localhost", "/hello?x=1"), aliceEmail, aliceName, aliceGroups)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 
 	t.Run("SignInAndIdentityJWT", func(t *testing.T) {
-		resp := e.signIn(alice, e.url("app.localhost", "/hello?x=1"), aliceEmail, aliceName, aliceGroups)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("after sign-in: %s %d\n%s", resp.Request.URL, resp.StatusCode, body)
 		}
@@ -424,8 +441,13 @@ func TestProxyEndToEnd(t *testing.T) {
 			t.Fatalf("upstream got %s?%s", got.Path, got.RawQuery)
 		}
 		h := got.Header
-		if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Host") != "app.localhost:"+e.proxyPort {
-			t.Errorf("X-Forwarded-Proto %q, X-Forwarded-Host %q", h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+		if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Host") != "app.localhost:"+e.proxyPort ||
+			h.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("X-Forwarded-Proto %q, X-Forwarded-Host %q, X-Forwarded-For %q",
+				h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"), h.Get("X-Forwarded-For"))
+		}
+		if !validID.MatchString(h.Get("X-Request-Id")) {
+			t.Errorf("upstream X-Request-Id %q", h.Get("X-Request-Id"))
 		}
 		for _, ck := range h.Values("Cookie") {
 			if strings.Contains(ck, "_pomerium") {
@@ -573,6 +595,16 @@ func TestProxyEndToEnd(t *testing.T) {
 			got := echo(t, alice, e.url("routes.localhost", c.path), nil)
 			if got.Header.Get("X-Route") != c.route || got.Path != c.upstreamPath {
 				t.Errorf("%s: route %q path %q, want route %q path %q", c.path, got.Header.Get("X-Route"), got.Path, c.route, c.upstreamPath)
+			}
+		}
+		// Escaped characters and the query survive matching and rewrites.
+		for _, c := range []struct{ path, rawPath, query string }{
+			{"/plain/a%2Fb%20c?q=1&r=%2F", "/plain/a%2Fb%20c", "q=1&r=%2F"},
+			{"/api/a%2Fb?q=2", "/v2/a%2Fb", "q=2"},
+		} {
+			got := echo(t, alice, e.url("routes.localhost", c.path), nil)
+			if got.RawPath != c.rawPath || got.RawQuery != c.query {
+				t.Errorf("%s: upstream got %s?%s, want %s?%s", c.path, got.RawPath, got.RawQuery, c.rawPath, c.query)
 			}
 		}
 		for _, p := range []string{"/exact/more", "/re/abc", "/re/42/x", "/api", "/other"} {
@@ -752,6 +784,7 @@ func TestProxyEndToEnd(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Fatalf("upstream down, JSON: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
+		assertJSONRequestID(t, resp, body)
 	})
 
 	t.Run("ProgrammaticLogin", func(t *testing.T) {
@@ -890,6 +923,7 @@ func TestProxyEndToEnd(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Fatalf("authorize down, JSON: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
+		assertJSONRequestID(t, resp, body)
 
 		e.start("authorize")
 		e.waitReady("authorize")

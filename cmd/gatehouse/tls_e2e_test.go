@@ -197,4 +197,28 @@ routes:
 			}
 		}
 	})
+
+	t.Run("HTTPRedirectKeepsEscapedPath", func(t *testing.T) {
+		testutil.WaitTCP(t, redirectAddr, 10*time.Second)
+		plain := &http.Client{
+			Transport:     &http.Transport{DialContext: loopbackDial},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Timeout:       10 * time.Second,
+		}
+		resp, err := plain.Get("http://a.localhost:" + redirectPort + "/files/a%2Fb%20c?x=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("%d without Location: %v", resp.StatusCode, err)
+		}
+		// %2F is not /: /files/a%2Fb names one resource, /files/a/b another.
+		if resp.StatusCode != http.StatusPermanentRedirect || loc.EscapedPath() != "/files/a%2Fb%20c" {
+			t.Errorf("BUG: cmd/gatehouse/http.go redirectToHTTPS rebuilds the URL from r.URL.Path without RawPath, "+
+				"so the escaped path /files/a%%2Fb%%20c is redirected to %d %s (path %s); it must keep the escaped path as received",
+				resp.StatusCode, loc, loc.EscapedPath())
+		}
+	})
 }
