@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -42,6 +44,13 @@ func bareProxyCommand(args []string) error {
 		},
 		Transport:  transport,
 		BufferPool: newBufferPool(32 * 1024),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // wrk closed the connection at the end of a run
+			}
+			log.Printf("bare-proxy: %s %s: %v", r.Method, r.URL.Path, err)
+			w.WriteHeader(http.StatusBadGateway)
+		},
 	}
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {

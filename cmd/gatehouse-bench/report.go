@@ -68,6 +68,8 @@ type summary struct {
 	RequestsPerSAll []float64     `json:"requests_per_s_rounds"`
 	P50             time.Duration `json:"p50_ns"`
 	P99             time.Duration `json:"p99_ns"`
+	P50MS           float64       `json:"p50_ms"`
+	P99MS           float64       `json:"p99_ms"`
 	Requests        int64         `json:"requests"`
 	// CPUPerRequestUS is each process's CPU time (user+system) over every
 	// round divided by the requests wrk completed, in microseconds;
@@ -153,6 +155,7 @@ func summarize(sys *system, conns int, runs []runResult) summary {
 	}
 	s.RequestsPerS = median(s.RequestsPerSAll)
 	s.P50, s.P99 = medianDur(p50), medianDur(p99)
+	s.P50MS, s.P99MS = float64(s.P50)/float64(time.Millisecond), float64(s.P99)/float64(time.Millisecond)
 	if s.Requests > 0 {
 		n := float64(s.Requests)
 		for name, sec := range cpu {
