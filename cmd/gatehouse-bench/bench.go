@@ -22,7 +22,6 @@ const (
 	sysBare      = "bare-proxy"
 	sysAllInOne  = "gatehouse-all-in-one"
 	sysSplit     = "gatehouse-split"
-	benchEmail   = "alice@example.com"
 	benchName    = "Alice"
 	benchGroups  = "dev"
 	readyTimeout = 30 * time.Second
@@ -39,6 +38,7 @@ type settings struct {
 	Threads     int           `json:"wrk_threads"`
 	Systems     []string      `json:"systems"`
 	LogLevel    string        `json:"gatehouse_log_level"`
+	Email       string        `json:"email"`
 }
 
 // system is one thing under load: the processes that serve a request, and
@@ -78,6 +78,7 @@ func benchCommand(args []string) error {
 	fs.IntVar(&s.Threads, "threads", 2, "wrk threads (the machine's 2 cores are shared with the systems)")
 	systems := fs.String("systems", strings.Join([]string{sysBare, sysAllInOne, sysSplit}, ","), "systems to load, in round order")
 	fs.StringVar(&s.LogLevel, "log-level", "", "gatehouse log_level (empty: gatehouse's default)")
+	fs.StringVar(&s.Email, "email", "alice@example.com", "who signs in (the policy allows example.com; another domain must make the bench fail)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -194,7 +195,7 @@ func runBench(ctx context.Context, s settings) error {
 
 	// The upstream, shared by every system; it checks identity JWTs against
 	// the JWKS of both gatehouse systems.
-	upArgs := []string{"upstream", "--address", upAddr, "--stats-address", statsAddr, "--email", benchEmail, "--audience", benchRouteHost}
+	upArgs := []string{"upstream", "--address", upAddr, "--stats-address", statsAddr, "--email", s.Email, "--audience", benchRouteHost}
 	if has(s.Systems, sysAllInOne) {
 		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(aioHTTP), "/")+"/.well-known/pomerium/jwks.json")
 	}
@@ -312,7 +313,7 @@ func runBench(ctx context.Context, s settings) error {
 				continue
 			}
 			route := "http://" + sys.Host + "/"
-			handle, err := programmaticLogin(ctx, route, login{Email: benchEmail, Name: benchName, Groups: benchGroups})
+			handle, err := programmaticLogin(ctx, route, login{Email: s.Email, Name: benchName, Groups: benchGroups})
 			if err != nil {
 				return fmt.Errorf("%s: sign in: %w", name, err)
 			}
@@ -320,7 +321,7 @@ func runBench(ctx context.Context, s settings) error {
 			if err := checkThrough(ctx, sys, statsURL); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			fmt.Printf("%s: signed in as %s; a request reaches the upstream with a valid identity JWT\n", name, benchEmail)
+			fmt.Printf("%s: signed in as %s; a request reaches the upstream with a valid identity JWT\n", name, s.Email)
 		}
 	}
 	if sys := systems[sysBare]; sys != nil {
