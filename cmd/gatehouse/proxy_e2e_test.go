@@ -538,6 +538,20 @@ func TestProxyEndToEnd(t *testing.T) {
 			t.Errorf("X-Pomerium-Claim-Groups = %q", v)
 		}
 
+		// The application's own cookies pass; the session cookie does not.
+		got = echo(t, alice, e.url("app.localhost", "/cookies"), http.Header{"Cookie": {"theme=dark; x_pomerium=1; _pomerium_pref=2"}})
+		cookies := strings.Join(got.Header.Values("Cookie"), "; ")
+		for _, want := range []string{"theme=dark", "x_pomerium=1", "_pomerium_pref=2"} {
+			if !strings.Contains(cookies, want) {
+				t.Errorf("upstream cookies %q lack %s", cookies, want)
+			}
+		}
+		for part := range strings.SplitSeq(cookies, ";") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(part), "="); name == "_pomerium" {
+				t.Errorf("upstream cookies %q carry the session cookie", cookies)
+			}
+		}
+
 		// pass_identity_headers: false: no identity header at all, forged or not.
 		got = echo(t, alice, e.url("noid.localhost", "/"), forged)
 		if ks := pomeriumHeaders(got.Header); len(ks) != 0 {
