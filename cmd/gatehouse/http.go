@@ -38,7 +38,7 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	p.logger.Info("http listener started", "address", lis.Addr().String(), "tls", !cfg.InsecureServer)
 	var redirect *http.Server
 	if cfg.HTTPRedirectAddr != "" {
-		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(redirectToHTTPS)}
+		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: redirectToHTTPS(cfg.Address)}
 		go func() {
 			if err := redirect.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 				p.logger.Error("http redirect listener failed", "error", err)
@@ -85,13 +85,25 @@ func (p *process) httpHandler() http.Handler {
 	})
 }
 
-func redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// redirectToHTTPS answers plain HTTP with a permanent redirect to the same
+// URL on the HTTPS listener. The path and query are kept exactly as sent
+// (escapes included: /a%2Fb is not /a/b).
+func redirectToHTTPS(httpsAddr string) http.HandlerFunc {
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	return func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if port != "" && port != "443" {
+			host = net.JoinHostPort(host, port)
+		}
+		uri := r.URL.RequestURI()
+		if r.RequestURI != "" && r.RequestURI[0] == '/' {
+			uri = r.RequestURI
+		}
+		http.Redirect(w, r, "https://"+host+uri, http.StatusPermanentRedirect)
 	}
-	u := url.URL{Scheme: "https", Host: host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-	http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
 }
 
 func parseURL(s string) (*url.URL, error) {
