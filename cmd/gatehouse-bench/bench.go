@@ -63,7 +63,11 @@ type runResult struct {
 	WrkCPU      float64            `json:"wrk_cpu_seconds"`
 	Upstream    upstreamStats      `json:"upstream"` // counters during the run
 	Host        hostUsage          `json:"host_cpu"` // the machine's CPU during wrk's run
-	Problems    []string           `json:"problems,omitempty"`
+	// Unattributed is the share of the machine's CPU during the run that
+	// neither the system's processes nor wrk used: other programs, and
+	// interrupt time not charged to a process. High means a noisy run.
+	Unattributed float64  `json:"unattributed_cpu_share"`
+	Problems     []string `json:"problems,omitempty"`
 }
 
 func benchCommand(args []string) error {
@@ -515,8 +519,20 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	if err != nil {
 		return r, err
 	}
-	if h1, err := readHostTimes(); err == nil {
+	h1, herr := readHostTimes()
+	procT1 := make([]procTimes, len(sys.Procs))
+	for i, p := range sys.Procs {
+		procT1[i], _ = readProcTimes(p.PID())
+	}
+	if herr == nil {
 		r.Host = usageBetween(h0, h1)
+		used := float64(out.CPU) / float64(time.Second) * float64(hz)
+		for i := range sys.Procs {
+			used += float64(procT1[i].Total() - before[i].Total())
+		}
+		if r.Host.TotalTicks > 0 {
+			r.Unattributed = max(0, float64(r.Host.BusyTicks)-used) / float64(r.Host.TotalTicks)
+		}
 	}
 	// Requests still in flight inside the system when wrk stopped reach
 	// the upstream a little later: wait until it is quiet, so they count

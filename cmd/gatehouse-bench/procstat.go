@@ -125,6 +125,10 @@ type hostUsage struct {
 	Busy  float64 `json:"busy"`
 	Idle  float64 `json:"idle"`
 	Steal float64 `json:"steal"` // taken by the hypervisor: numbers are noisy when high
+	// BusyTicks is the machine's busy time in clock ticks, all CPUs.
+	BusyTicks int64 `json:"busy_ticks"`
+	// TotalTicks is busy + idle + steal in clock ticks, all CPUs.
+	TotalTicks int64 `json:"total_ticks"`
 }
 
 func usageBetween(a, b hostTimes) hostUsage {
@@ -133,5 +137,6 @@ func usageBetween(a, b hostTimes) hostUsage {
 	if total <= 0 {
 		return hostUsage{}
 	}
-	return hostUsage{Busy: busy / total, Idle: idle / total, Steal: steal / total}
+	return hostUsage{Busy: busy / total, Idle: idle / total, Steal: steal / total,
+		BusyTicks: b.Busy - a.Busy, TotalTicks: int64(total)}
 }

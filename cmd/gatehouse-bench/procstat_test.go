@@ -95,7 +95,7 @@ func TestParseHostStat(t *testing.T) {
 
 func TestUsageBetween(t *testing.T) {
 	u := usageBetween(hostTimes{Busy: 100, Idle: 100, Steal: 0}, hostTimes{Busy: 280, Idle: 110, Steal: 10})
-	if u.Busy != 0.9 || u.Idle != 0.05 || u.Steal != 0.05 {
+	if u.Busy != 0.9 || u.Idle != 0.05 || u.Steal != 0.05 || u.BusyTicks != 180 || u.TotalTicks != 200 {
 		t.Errorf("got %+v", u)
 	}
 	if (usageBetween(hostTimes{}, hostTimes{}) != hostUsage{}) {

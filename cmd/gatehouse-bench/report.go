@@ -85,6 +85,9 @@ type summary struct {
 	// HostSteal is the largest share of the machine's CPU the hypervisor
 	// took during a round; above a few percent the numbers are noisy.
 	HostSteal float64 `json:"host_cpu_steal_max"`
+	// Unattributed is the largest share of the machine's CPU during a
+	// round that was not the system's processes or wrk.
+	Unattributed float64 `json:"unattributed_cpu_share_max"`
 	// Versus the baseline (bare-proxy) at the same connection count;
 	// absent when the baseline did not run.
 	Ratio *ratio `json:"vs_bare_proxy,omitempty"`
@@ -152,6 +155,7 @@ func summarize(sys *system, conns int, runs []runResult) summary {
 		}
 		wrkCPU += r.WrkCPU
 		s.HostSteal = max(s.HostSteal, r.Host.Steal)
+		s.Unattributed = max(s.Unattributed, r.Unattributed)
 	}
 	s.RequestsPerS = median(s.RequestsPerSAll)
 	s.P50, s.P99 = medianDur(p50), medianDur(p99)
@@ -256,9 +260,13 @@ func printTable(w io.Writer, rep report) error {
 			fmt.Fprintf(w, "  %-6s %-52s %.2f\n", mark, t.Goal, t.Value)
 		}
 	}
-	var steal float64
+	var steal, other float64
 	for _, s := range rep.Summary {
 		steal = max(steal, s.HostSteal)
+		other = max(other, s.Unattributed)
+	}
+	if other > 0.10 {
+		fmt.Fprintf(w, "\nwarning: up to %.0f%% of the CPU during a run went to other programs or interrupts; expect noisy numbers\n", other*100)
 	}
 	if steal > 0.05 {
 		fmt.Fprintf(w, "\nwarning: the hypervisor took up to %.0f%% of the CPU during a run; expect noisy numbers\n", steal*100)
