@@ -369,8 +369,8 @@ func runBench(ctx context.Context, s settings) error {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("round %d/%d  %-22s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s %s\n", round, s.Rounds, sys.Name, c,
-					r.Wrk.RequestsPerS, fmtDur(r.Wrk.P50), fmtDur(r.Wrk.P99), problemsText(r.Problems))
+				fmt.Printf("round %d/%d  %-22s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s other CPU %3.0f%%  %s\n", round, s.Rounds, sys.Name, c,
+					r.Wrk.RequestsPerS, fmtDur(r.Wrk.P50), fmtDur(r.Wrk.P99), r.Unattributed*100, problemsText(r.Problems))
 				runs = append(runs, r)
 			}
 		}
