@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -178,5 +179,37 @@ func TestGracefulShutdownEndsStreamsAndExitsZero(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("sync stream still open after the server stopped")
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	bin := testutil.Gatehouse(t)
+	grpcAddr, healthAddr, metricsAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+	path := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(
+		"services: databroker\ngrpc_address: %s\nhealth_check_addr: %s\nmetrics_address: %s\n", grpcAddr, healthAddr, metricsAddr))
+	proc := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", path}, "SHARED_SECRET="+testSecret)
+	testutil.WaitHTTP(t, "http://"+healthAddr+"/readyz", 20*time.Second, proc)
+
+	key, _ := config.DecodeSecret(testSecret)
+	cc, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: []*url.URL{{Scheme: "http", Host: grpcAddr}}, SharedKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := databrokerv1.NewDataBrokerServiceClient(cc).ServerInfo(ctx, &databrokerv1.ServerInfoRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`grpc_server_handled_total{grpc_code="OK",grpc_method="ServerInfo"`, "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
