@@ -60,6 +60,7 @@ type runResult struct {
 	Round       int                `json:"round"`
 	Wrk         wrkResult          `json:"wrk"`
 	CPUSeconds  map[string]float64 `json:"cpu_seconds"` // per process
+	RSSBytes    map[string]int64   `json:"rss_bytes"`   // per process, at the end of the run
 	WrkCPU      float64            `json:"wrk_cpu_seconds"`
 	Upstream    upstreamStats      `json:"upstream"` // counters during the run
 	Host        hostUsage          `json:"host_cpu"` // the machine's CPU during wrk's run
@@ -494,7 +495,7 @@ func settle(ctx context.Context, statsURL string) (upstreamStats, error) {
 // measure loads sys with wrk for d and returns what it measured, with the
 // checks every run must pass listed in Problems.
 func measure(ctx context.Context, s settings, sys *system, conns, round int, d time.Duration, statsURL string, hz int64) (runResult, error) {
-	r := runResult{System: sys.Name, Connections: conns, Round: round, CPUSeconds: map[string]float64{}}
+	r := runResult{System: sys.Name, Connections: conns, Round: round, CPUSeconds: map[string]float64{}, RSSBytes: map[string]int64{}}
 	before := make([]procTimes, len(sys.Procs))
 	for i, p := range sys.Procs {
 		if err := p.exited(); err != nil {
@@ -523,6 +524,9 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	procT1 := make([]procTimes, len(sys.Procs))
 	for i, p := range sys.Procs {
 		procT1[i], _ = readProcTimes(p.PID())
+		if rss, err := readRSS(p.PID()); err == nil {
+			r.RSSBytes[p.Name] = rss
+		}
 	}
 	if herr == nil {
 		r.Host = usageBetween(h0, h1)

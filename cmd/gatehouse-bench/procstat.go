@@ -140,3 +140,33 @@ func usageBetween(a, b hostTimes) hostUsage {
 	return hostUsage{Busy: busy / total, Idle: idle / total, Steal: steal / total,
 		BusyTicks: b.Busy - a.Busy, TotalTicks: int64(total)}
 }
+
+// parseVmRSS returns the resident set size in bytes from the contents of
+// /proc/PID/status ("VmRSS:   12345 kB").
+func parseVmRSS(data []byte) (int64, error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("proc status: VmRSS line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 {
+			return 0, fmt.Errorf("proc status: VmRSS line %q", line)
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("proc status: no VmRSS line")
+}
+
+// readRSS returns the resident set size of process pid, in bytes.
+func readRSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseVmRSS(data)
+}

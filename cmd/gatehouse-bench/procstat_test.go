@@ -102,3 +102,29 @@ func TestUsageBetween(t *testing.T) {
 		t.Error("no time passed: want zero usage")
 	}
 }
+
+func TestParseVmRSS(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"typical", "Name:\tgatehouse\nVmPeak:\t  900000 kB\nVmRSS:\t   45312 kB\nRssAnon:\t   30000 kB\n", 45312 * 1024, false},
+		{"zero", "VmRSS:\t0 kB\n", 0, false},
+		{"kernel thread", "Name:\tkthreadd\nState:\tS\n", 0, true},
+		{"bad unit", "VmRSS:\t45312 MB\n", 0, true},
+		{"bad number", "VmRSS:\tlots kB\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVmRSS([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
