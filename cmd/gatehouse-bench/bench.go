@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -185,9 +186,11 @@ func runBench(ctx context.Context, s settings) error {
 
 	var procs []*proc
 	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Go(p.stop)
 		}
+		wg.Wait()
 	}()
 	start := func(name, path string, args ...string) (*proc, error) {
 		p, err := startProc(name, path, args, nil, logDir)
