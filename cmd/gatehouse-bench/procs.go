@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -154,25 +156,53 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 	}
 }
 
-// freeAddrs returns n distinct free loopback addresses ("127.0.0.1:port").
-// The listeners are held until all are picked so no port repeats.
+// freeAddrs returns n distinct loopback addresses ("127.0.0.1:port") that
+// were free a moment ago. The ports come from below the kernel's ephemeral
+// range when it leaves room: a port the kernel picks for ":0" can be taken by
+// any outgoing connection (wrk opens hundreds) before the process told about
+// it binds it.
 func freeAddrs(n int) ([]string, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
+	low, high := 20000, ephemeralLow()-1
 	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	seen := map[string]bool{}
+	for tries := 0; len(out) < n && tries < 100*n; tries++ {
+		addr := "127.0.0.1:0"
+		if high-low > 1000 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(low+rand.IntN(high-low+1)))
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		a := l.Addr().String()
+		l.Close()
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	if len(out) < n {
+		return nil, fmt.Errorf("found only %d of %d free loopback ports", len(out), n)
 	}
 	return out, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 1024 {
+		return 32768
+	}
+	return n
 }
 
 // port returns the port of a host:port address.
