@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
@@ -22,6 +23,9 @@ func buildAuthorize(ctx context.Context, p *process) error {
 		Source:     p.src,
 		Logger:     p.logger.With("service", config.ServiceAuthorize),
 		DataBroker: cc,
+		// Allowed requests are logged at debug: a log line per request
+		// would cost more than the Check itself. Denials stay at info.
+		DecisionLogLevel: slog.LevelDebug,
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -189,6 +190,15 @@ func (p *process) run(ctx context.Context) error {
 	g.Go(func() error {
 		return health.Serve(ctx, cfg.HealthCheckAddr, p.health.Handler(), p.logger, drainTimeout)
 	})
+	if addr := os.Getenv("GATEHOUSE_PPROF_ADDR"); addr != "" {
+		// Go's profiler, for operators chasing a performance problem; only
+		// ever bind it to loopback.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		g.Go(func() error { return health.Serve(ctx, addr, mux, p.logger, drainTimeout) })
+	}
 	if cfg.MetricsAddr != "" {
 		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
 		mux := http.NewServeMux()

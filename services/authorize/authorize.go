@@ -56,8 +56,8 @@ type Options struct {
 	// without one (the caches stay empty: every request is anonymous).
 	DataBroker grpc.ClientConnInterface
 	// DecisionLogLevel is the level of the one decision line logged per
-	// Check; the zero value is slog.LevelInfo. Set slog.LevelDebug to keep
-	// decisions out of info logs.
+	// allowed Check; the zero value is slog.LevelInfo. Denials are logged
+	// at info or above whatever this says.
 	DecisionLogLevel slog.Level
 }
 
@@ -347,7 +347,12 @@ func corsHeaders(req *authv3.CheckRequest) http.Header {
 // reasons are the policy's; reason, when set, explains a decision taken
 // without the policy instead.
 func (s *Service) logDecision(ctx context.Context, requestID, routeID, method, host, path string, ident *identity, decision string, reasons policy.Reasons, reason string) {
-	if !s.logger.Enabled(ctx, s.logLevel) {
+	level := s.logLevel
+	if decision != decisionAllow && level < slog.LevelInfo {
+		// Denials stay visible at info whatever level allows go to.
+		level = slog.LevelInfo
+	}
+	if !s.logger.Enabled(ctx, level) {
 		return
 	}
 	if reason == "" {
@@ -357,7 +362,7 @@ func (s *Service) logDecision(ctx context.Context, requestID, routeID, method, h
 	if ident != nil {
 		user, email = ident.subject.UserID, ident.subject.Email
 	}
-	s.logger.LogAttrs(ctx, s.logLevel, "authorize check",
+	s.logger.LogAttrs(ctx, level, "authorize check",
 		slog.String("request_id", requestID),
 		slog.String("route", routeID),
 		slog.String("method", method),

@@ -519,7 +519,7 @@ func TestDecisionLog(t *testing.T) {
 		t.Fatalf("log %q: %v", buf.String(), err)
 	}
 	want := map[string]any{
-		"level": "DEBUG", "request_id": "req-1", "method": "GET", "host": "grafana.localhost.pomerium.io",
+		"level": "INFO", "request_id": "req-1", "method": "GET", "host": "grafana.localhost.pomerium.io",
 		"path": "/x", "user": "bob-id", "email": "bob@other.org", "decision": "deny", "reason": "domain-unauthorized",
 	}
 	for k, v := range want {
@@ -534,10 +534,12 @@ func TestDecisionLog(t *testing.T) {
 		t.Error("log carries the handle or the query")
 	}
 
-	// Info-level logger: debug decisions cost nothing and print nothing.
+	// A denial is logged at info even though allows go to debug; with an
+	// info-level logger, allowed decisions cost nothing and print nothing.
 	buf.Reset()
 	s.logger = slog.New(slog.NewJSONHandler(&buf, nil))
-	if _, err := s.Check(context.Background(), newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tok))); err != nil {
+	aliceTok := signIn(t, s, alice, "sess-alice", 3)
+	if _, err := s.Check(context.Background(), newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(aliceTok))); err != nil {
 		t.Fatal(err)
 	}
 	if buf.Len() != 0 {

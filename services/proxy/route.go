@@ -165,9 +165,12 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route) (*route, transpo
 	}
 	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
 	rt.proxy = &httputil.ReverseProxy{
-		Rewrite:        rt.rewrite,
-		Transport:      &retryTransport{rt: tr, bal: rt.bal},
-		FlushInterval:  -1, // stream: SSE, chunked and long downloads reach the client as they come
+		Rewrite:   rt.rewrite,
+		Transport: &retryTransport{rt: tr, bal: rt.bal},
+		// 0, not -1: ReverseProxy already flushes every write of a
+		// streaming response (SSE, or no Content-Length), and a flush per
+		// write would cost a second write(2) on every small response.
+		FlushInterval:  0,
 		BufferPool:     sharedBuffers,
 		ModifyResponse: rt.modifyResponse,
 		ErrorHandler:   rt.errorHandler,
