@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -17,7 +18,11 @@ func init() { serviceBuilders[config.ServiceProxy] = buildProxy }
 // in-process to the authorize service when this process runs it too.
 func buildProxy(ctx context.Context, p *process) error {
 	authz := p.localAuthorizer
+	// In process, authorize bounds its own work (a fresh session is
+	// waited for at most authorize.SessionWait), so no deadline is added.
+	checkTimeout := time.Duration(-1)
 	if authz == nil {
+		checkTimeout = 0 // proxy.DefaultCheckTimeout over the network
 		cc, err := p.conn(config.ServiceAuthorize)
 		if err != nil {
 			return err
@@ -25,9 +30,10 @@ func buildProxy(ctx context.Context, p *process) error {
 		authz = authv3.NewAuthorizationClient(cc)
 	}
 	svc, err := proxy.New(ctx, proxy.Options{
-		Source:     p.src,
-		Logger:     p.logger.With("service", config.ServiceProxy),
-		Authorizer: authz,
+		Source:       p.src,
+		Logger:       p.logger.With("service", config.ServiceProxy),
+		Authorizer:   authz,
+		CheckTimeout: checkTimeout,
 	})
 	if err != nil {
 		return err

@@ -119,9 +119,16 @@ func (b *checkBuf) release() {
 func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckResponse, error) {
 	b := checkPool.Get().(*checkBuf)
 	b.fill(in)
-	ctx, cancel := context.WithTimeout(ctx, s.checkTimeout)
-	resp, err := s.authz.Check(ctx, &b.req)
-	cancel()
+	var resp *authv3.CheckResponse
+	var err error
+	if s.checkTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.checkTimeout)
+		resp, err = s.authz.Check(ctx, &b.req)
+		cancel()
+	} else {
+		resp, err = s.authz.Check(ctx, &b.req)
+	}
 	if err != nil {
 		return nil, err // b is dropped, not pooled: the client may still hold it
 	}

@@ -49,7 +49,10 @@ type Options struct {
 	// Authorizer answers the Check for every request: a gRPC client of
 	// the authorize service, or an in-process adapter. Required.
 	Authorizer authv3.AuthorizationClient
-	// CheckTimeout bounds each Check; zero means DefaultCheckTimeout.
+	// CheckTimeout bounds each Check; zero means DefaultCheckTimeout, and a
+	// negative value sets no deadline of the proxy's own, for an in-process
+	// Authorizer that bounds its work itself (a deadline costs a timer and
+	// a context per request).
 	CheckTimeout time.Duration
 }
 
@@ -101,7 +104,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	if s.checkTimeout <= 0 {
+	if s.checkTimeout == 0 {
 		s.checkTimeout = DefaultCheckTimeout
 	}
 	if err := s.reload(o.Source.Current()); err != nil {
