@@ -197,7 +197,13 @@ func (p *process) run(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		g.Go(func() error { return health.Serve(ctx, addr, mux, p.logger, drainTimeout) })
+		g.Go(func() error {
+			// A debugging aid never stops the process.
+			if err := health.Serve(ctx, addr, mux, p.logger, drainTimeout); err != nil {
+				p.logger.Warn("pprof listener not started", "address", addr, "error", err)
+			}
+			return nil
+		})
 	}
 	if cfg.MetricsAddr != "" {
 		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
