@@ -66,6 +66,20 @@ type checkInput struct {
 	internal   bool
 }
 
+// checkHeaders are the request headers a Check carries: the credentials
+// (cookie, authorization), what tells a browser from an API client
+// (accept, content-type, x-requested-with), CORS preflight's and the
+// request id.
+var checkHeaders = func() []struct{ canonical, lower string } {
+	names := []string{"Cookie", "Authorization", "Accept", "Content-Type", "X-Requested-With",
+		"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers", "X-Request-Id", "User-Agent"}
+	out := make([]struct{ canonical, lower string }, len(names))
+	for i, n := range names {
+		out[i].canonical, out[i].lower = n, strings.ToLower(n)
+	}
+	return out
+}()
+
 func (b *checkBuf) fill(in *checkInput) {
 	r := in.r
 	h := &b.http
@@ -79,19 +93,23 @@ func (b *checkBuf) fill(in *checkInput) {
 		h.Path = r.URL.EscapedPath() + "?" + r.URL.RawQuery
 	}
 	h.Protocol = r.Proto
-	for k, vs := range r.Header {
+	// Only the headers authorize reads travel, as Envoy's ext_authz
+	// allowed_headers would send them: the rest of a request's headers
+	// would be marshalled and parsed on every Check for nothing.
+	for _, k := range checkHeaders {
+		vs := r.Header[k.canonical]
 		if len(vs) == 0 {
 			continue
 		}
 		v := vs[0]
 		if len(vs) > 1 {
 			sep := ","
-			if k == "Cookie" {
+			if k.canonical == "Cookie" {
 				sep = "; "
 			}
 			v = strings.Join(vs, sep)
 		}
-		h.Headers[lowerHeaderName(k)] = v
+		h.Headers[k.lower] = v
 	}
 	if in.credential != "" {
 		h.Headers["x-pomerium-authorization"] = in.credential

@@ -57,37 +57,6 @@ func isPomeriumHeader(name string) bool {
 	return true
 }
 
-// commonLower maps canonical header names to their lower-case form so
-// that building a CheckRequest does not allocate a lower-case copy of each
-// header name a browser usually sends. Names not listed fall back to
-// strings.ToLower. The map is never written after init.
-var commonLower = func() map[string]string {
-	names := []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
-		"Access-Control-Request-Method", "Authorization", "Cache-Control", "Connection", "Content-Length",
-		"Content-Type", "Cookie", "Dnt", "Forwarded", "If-Match", "If-Modified-Since", "If-None-Match",
-		"If-Range", "If-Unmodified-Since", "Origin", "Pragma", "Priority", "Range", "Referer",
-		"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-		"Sec-Fetch-Site", "Sec-Fetch-User", "Sec-Websocket-Extensions", "Sec-Websocket-Key",
-		"Sec-Websocket-Protocol", "Sec-Websocket-Version", "Te", "Traceparent", "Tracestate",
-		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "X-Requested-With",
-		"Grpc-Timeout", "Te", "Content-Encoding", "Keep-Alive", "Expect",
-	}
-	m := make(map[string]string, len(names))
-	for _, n := range names {
-		m[n] = strings.ToLower(n)
-	}
-	return m
-}()
-
-func lowerHeaderName(k string) string {
-	if l, ok := commonLower[k]; ok {
-		return l
-	}
-	return strings.ToLower(k)
-}
-
 // commonCanonical maps the lower-case names authorize usually returns to
 // their canonical form, sparing textproto.CanonicalMIMEHeaderKey's
 // allocation on every request.
