@@ -223,12 +223,12 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, nil, decisionDeny, 0, "user-unauthenticated")
 			return st.signIn(req, host, requestID, now), nil
 		}
-		ok, err := st.identityOK(r, true, ident, audience, now)
+		ans, err := st.identityOK(r, true, ident, audience, now)
 		if err != nil {
 			return nil, s.signError(err)
 		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, 0, "internal")
-		return okResponse(ok, fromAuthorization), nil
+		return ans.pick(fromAuthorization), nil
 	}
 
 	cs := checkStates.Get().(*checkState)
@@ -262,18 +262,16 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 
 	switch {
 	case d.Allow:
-		var ok *authv3.OkHttpResponse
+		ans := r.okPlain
 		if ident != nil && r.passIdentity {
 			var err error
-			ok, err = st.identityOK(r, false, ident, audience, now)
+			ans, err = st.identityOK(r, false, ident, audience, now)
 			if err != nil {
 				return nil, s.signError(err)
 			}
-		} else {
-			ok = r.okPlain
 		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
-		return okResponse(ok, fromAuthorization), nil
+		return ans.pick(fromAuthorization), nil
 	case d.NeedsSignIn || (ident == nil && d.Reasons.Has(policy.ReasonUserUnauthenticated)):
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
 		return st.signIn(req, host, requestID, now), nil
@@ -283,20 +281,36 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 	}
 }
 
-// okResponse wraps a shared, read-only OK answer in a response. A handle
-// that came in Authorization is removed from the upstream request (a
-// rare case, so the extra allocation is only paid then).
-func okResponse(ok *authv3.OkHttpResponse, fromAuthorization bool) *authv3.CheckResponse {
+// okAnswer is an allowed answer built once and shared, read-only, by every
+// Check it fits: as it is, and with the Authorization header removed for
+// requests whose session handle came in it. Check allocates no response.
+type okAnswer struct {
+	plain, fromAuthorization *authv3.CheckResponse
+}
+
+func newOKAnswer(ok *authv3.OkHttpResponse) *okAnswer {
+	remove := make([]string, 0, len(ok.HeadersToRemove)+1)
+	remove = append(remove, ok.HeadersToRemove...)
+	remove = append(remove, headerAuthorization)
+	wrap := func(ok *authv3.OkHttpResponse) *authv3.CheckResponse {
+		return &authv3.CheckResponse{
+			Status:       extauthz.StatusOK,
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	return &okAnswer{
+		plain:             wrap(ok),
+		fromAuthorization: wrap(&authv3.OkHttpResponse{Headers: ok.Headers, HeadersToRemove: remove}),
+	}
+}
+
+// pick returns the response for a request whose handle came in the
+// Authorization header (fromAuthorization) or not.
+func (a *okAnswer) pick(fromAuthorization bool) *authv3.CheckResponse {
 	if fromAuthorization {
-		remove := make([]string, 0, len(ok.HeadersToRemove)+1)
-		remove = append(remove, ok.HeadersToRemove...)
-		remove = append(remove, headerAuthorization)
-		ok = &authv3.OkHttpResponse{Headers: ok.Headers, HeadersToRemove: remove}
+		return a.fromAuthorization
 	}
-	return &authv3.CheckResponse{
-		Status:       extauthz.StatusOK,
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
+	return a.plain
 }
 
 func (s *Service) signError(err error) error {

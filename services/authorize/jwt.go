@@ -38,7 +38,7 @@ type jwtKey struct {
 type jwtEntry struct {
 	ident     *identity
 	refreshAt time.Time
-	ok        *authv3.OkHttpResponse // shared, read-only
+	ans       *okAnswer // shared, read-only
 }
 
 // jwtCache holds signed identity answers per (session, route, audience).
@@ -52,14 +52,14 @@ func newJWTCache() *jwtCache { return &jwtCache{m: map[jwtKey]*jwtEntry{}} }
 
 // get returns the cached answer for k built from ident, if still fresh.
 // It does not allocate.
-func (c *jwtCache) get(k jwtKey, ident *identity, now time.Time) *authv3.OkHttpResponse {
+func (c *jwtCache) get(k jwtKey, ident *identity, now time.Time) *okAnswer {
 	c.mu.RLock()
 	e := c.m[k]
 	c.mu.RUnlock()
 	if e == nil || e.ident != ident || !now.Before(e.refreshAt) {
 		return nil
 	}
-	return e.ok
+	return e.ans
 }
 
 func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
@@ -83,13 +83,13 @@ func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
 // set_request_headers, X-Pomerium-Jwt-Assertion and the claim headers.
 // internal answers (the proxy's own pages; r may be nil) carry the JWT
 // alone. The answer comes from the JWT cache when it can.
-func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*authv3.OkHttpResponse, error) {
+func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
 	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey}
 	if !internal {
 		k.routeID = r.id
 	}
-	if ok := st.jwts.get(k, ident, now); ok != nil {
-		return ok, nil
+	if ans := st.jwts.get(k, ident, now); ans != nil {
+		return ans, nil
 	}
 	claims := st.identityClaims(ident, audience, now)
 	jwt, err := st.keys.Sign(claims)
@@ -108,10 +108,10 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 			}
 		}
 	}
-	ok := &authv3.OkHttpResponse{Headers: headers}
+	ans := newOKAnswer(&authv3.OkHttpResponse{Headers: headers})
 	exp := time.Unix(claims.Expiry, 0)
-	st.jwts.put(k, &jwtEntry{ident: ident, refreshAt: exp.Add(-jwtRefreshBefore), ok: ok}, now)
-	return ok, nil
+	st.jwts.put(k, &jwtEntry{ident: ident, refreshAt: exp.Add(-jwtRefreshBefore), ans: ans}, now)
+	return ans, nil
 }
 
 // namedClaims are the identity JWT's own claims; jwt_claims_headers cannot

@@ -59,7 +59,7 @@ type route struct {
 	setHeaders []*corev3.HeaderValueOption
 	// okPlain is the allowed answer without identity headers, shared by
 	// every such response (read-only).
-	okPlain *authv3.OkHttpResponse
+	okPlain *okAnswer
 }
 
 // compile builds the state for cfg.
@@ -103,7 +103,7 @@ func compile(cfg *config.Config) (*state, error) {
 		for _, k := range names {
 			r.setHeaders = append(r.setHeaders, extauthz.NewHeader(strings.ToLower(k), cr.SetRequestHeaders[k]))
 		}
-		r.okPlain = &authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders}
+		r.okPlain = newOKAnswer(&authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders})
 		st.routes = append(st.routes, r)
 		st.byRoute[cr] = r
 		if _, dup := st.byID[r.id]; !dup && r.id != "" {

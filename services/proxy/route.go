@@ -19,24 +19,24 @@ import (
 )
 
 // bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
-// body does not allocate one per request.
+// body does not allocate one per request. It pools array pointers: a
+// []byte put into a sync.Pool would allocate its slice header each time.
 type bufferPool struct{ p sync.Pool }
 
 const copyBufferSize = 32 << 10
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, copyBufferSize)
+	return new([copyBufferSize]byte)[:]
 }
 
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) != copyBufferSize {
 		return
 	}
-	buf = buf[:copyBufferSize]
-	b.p.Put(&buf)
+	b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }
 
 var sharedBuffers = &bufferPool{}
