@@ -151,11 +151,7 @@ type perRPCToken struct {
 }
 
 func (p *perRPCToken) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
-	tok, err := p.src.token(time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"authorization": "Bearer " + tok}, nil
+	return p.src.metadata(time.Now())
 }
 
 func (p *perRPCToken) RequireTransportSecurity() bool { return false }

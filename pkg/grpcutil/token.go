@@ -135,9 +135,27 @@ type tokenSource struct {
 	key []byte
 	ttl time.Duration
 
-	mu  sync.Mutex
-	tok string
-	exp time.Time
+	mu    sync.Mutex
+	tok   string
+	exp   time.Time
+	md    map[string]string // the call metadata carrying mdTok; gRPC only reads it
+	mdTok string
+}
+
+// metadata returns the metadata to attach to a call. It is built once per
+// token rather than once per call, since every call on the request path
+// carries it.
+func (s *tokenSource) metadata(now time.Time) (map[string]string, error) {
+	tok, err := s.token(now)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.md == nil || s.mdTok != tok {
+		s.md, s.mdTok = map[string]string{"authorization": "Bearer " + tok}, tok
+	}
+	return s.md, nil
 }
 
 func (s *tokenSource) token(now time.Time) (string, error) {
