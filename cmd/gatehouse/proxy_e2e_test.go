@@ -139,19 +139,16 @@ func (u *upstream) serveSSE(w http.ResponseWriter, r *http.Request) {
 
 // proxyEnv is the running deployment of the proxy tests.
 type proxyEnv struct {
-	t         *testing.T
-	bin       string
-	config    string
+	procSet
 	idpURL    string
 	authnPort string
 	proxyPort string
 	up        *upstream
-	procs     map[string]*gatehouseProc
 }
 
 func startProxyEnv(t *testing.T) *proxyEnv {
 	t.Helper()
-	e := &proxyEnv{t: t, bin: testutil.Gatehouse(t), procs: map[string]*gatehouseProc{}}
+	e := &proxyEnv{procSet: newProcSet(t)}
 	e.up = startUpstream(t)
 
 	authnAddr, proxyAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
@@ -251,21 +248,6 @@ routes:
 		e.waitReady(n)
 	}
 	return e
-}
-
-func (e *proxyEnv) add(name string, env ...string) {
-	health := testutil.FreeAddr(e.t)
-	e.procs[name] = &gatehouseProc{name: name, health: health, env: append(env, "HEALTH_CHECK_ADDR="+health)}
-}
-
-func (e *proxyEnv) start(name string) {
-	p := e.procs[name]
-	p.proc = testutil.StartProcess(e.t, name, e.bin, []string{"--config", e.config}, p.env...)
-}
-
-func (e *proxyEnv) waitReady(name string) {
-	p := e.procs[name]
-	testutil.WaitHTTP(e.t, "http://"+p.health+"/readyz", 30*time.Second, p.proc)
 }
 
 // url is a URL on a route host through the proxy.
@@ -925,7 +907,7 @@ func TestProxyEndToEnd(t *testing.T) {
 	// Last: it stops authorize.
 	t.Run("AuthorizeDownFailsClosed", func(t *testing.T) {
 		u := e.url("app.localhost", "/during-outage")
-		e.procs["authorize"].proc.Stop()
+		e.stop("authorize")
 		resp, body := do(t, alice, http.MethodGet, u, http.Header{"Accept": {"text/html"}})
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("authorize down: %d, want 503\n%s", resp.StatusCode, body)

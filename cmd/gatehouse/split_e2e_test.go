@@ -30,22 +30,12 @@ import (
 // IdP and a Grafana-faithful upstream. Host names of the guide
 // (*.localhost.pomerium.io) are mapped to 127.0.0.1 by the test's dialer.
 type deployment struct {
-	t       *testing.T
-	bin     string
+	procSet
 	dir     string
-	config  string
 	caPool  *x509.CertPool
 	grafana *grafanatest.Server
-	procs   map[string]*gatehouseProc
 	idpURL  string
 	authURL string
-}
-
-type gatehouseProc struct {
-	name   string
-	env    []string
-	health string
-	proc   *testutil.Process
 }
 
 const guideDomain = "localhost.pomerium.io"
@@ -63,7 +53,7 @@ func mapToLoopback(ctx context.Context, network, addr string) (net.Conn, error) 
 
 func startDeployment(t *testing.T) *deployment {
 	t.Helper()
-	d := &deployment{t: t, bin: testutil.Gatehouse(t), dir: t.TempDir(), procs: map[string]*gatehouseProc{}}
+	d := &deployment{procSet: newProcSet(t), dir: t.TempDir()}
 	certs, err := devcerts.Write(filepath.Join(d.dir, "certs"), guideDomain, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -156,23 +146,6 @@ routes:
 	}
 	return d
 }
-
-func (d *deployment) add(name string, env ...string) {
-	health := testutil.FreeAddr(d.t)
-	d.procs[name] = &gatehouseProc{name: name, health: health, env: append(env, "HEALTH_CHECK_ADDR="+health)}
-}
-
-func (d *deployment) start(name string) {
-	p := d.procs[name]
-	p.proc = testutil.StartProcess(d.t, name, d.bin, []string{"--config", d.config}, p.env...)
-}
-
-func (d *deployment) waitReady(name string) {
-	p := d.procs[name]
-	testutil.WaitHTTP(d.t, "http://"+p.health+"/readyz", 30*time.Second, p.proc)
-}
-
-func (d *deployment) stop(name string) { d.procs[name].proc.Stop() }
 
 // proxyURL is the guide's Grafana URL through one proxy process.
 func (d *deployment) proxyURL(proxy, path string) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -80,6 +81,19 @@ func (c *Config) PassIdentityHeadersFor(r *Route) bool {
 		return *r.PassIdentityHeaders
 	}
 	return c.PassIdentityHeaders != nil && *c.PassIdentityHeaders
+}
+
+// CookieSameSiteMode returns cookie_same_site as an http.SameSite (lax
+// unless strict or none).
+func (c *Config) CookieSameSiteMode() http.SameSite {
+	switch strings.ToLower(c.CookieSameSite) {
+	case "strict":
+		return http.SameSiteStrictMode
+	case "none":
+		return http.SameSiteNoneMode
+	default:
+		return http.SameSiteLaxMode
+	}
 }
 
 // LogLevel returns log_level as a slog level.

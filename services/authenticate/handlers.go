@@ -353,7 +353,7 @@ func setSessionCookie(w http.ResponseWriter, st *state, handle string, expires, 
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   !st.cfg.InsecureServer,
-		SameSite: sameSite(st.cfg.CookieSameSite),
+		SameSite: st.cfg.CookieSameSiteMode(),
 	})
 }
 
@@ -373,17 +373,6 @@ func csrfSameSite(st *state) http.SameSite {
 		return http.SameSiteLaxMode
 	}
 	return http.SameSiteNoneMode
-}
-
-func sameSite(v string) http.SameSite {
-	switch strings.ToLower(v) {
-	case "strict":
-		return http.SameSiteStrictMode
-	case "none":
-		return http.SameSiteNoneMode
-	default:
-		return http.SameSiteLaxMode
-	}
 }
 
 // handleFromRequest returns the valid session handle r carries (cookie or

@@ -195,7 +195,7 @@ func sessionCookie(cfg *config.Config, host, handle string) *http.Cookie {
 		Path:     "/",
 		Secure:   !cfg.InsecureServer,
 		HttpOnly: true,
-		SameSite: sameSite(cfg.CookieSameSite),
+		SameSite: cfg.CookieSameSiteMode(),
 		MaxAge:   int(cfg.CookieExpire.Std().Seconds()),
 		Domain:   cookieDomainFor(cfg.CookieDomain, host),
 	}
@@ -212,17 +212,6 @@ func sessionCookie(cfg *config.Config, host, handle string) *http.Cookie {
 		c.MaxAge = -1
 	}
 	return c
-}
-
-func sameSite(s string) http.SameSite {
-	switch strings.ToLower(s) {
-	case "strict":
-		return http.SameSiteStrictMode
-	case "none":
-		return http.SameSiteNoneMode
-	default:
-		return http.SameSiteLaxMode
-	}
 }
 
 // cookieDomainFor returns cookie_domain when it covers host (host is the
