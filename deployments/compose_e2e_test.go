@@ -521,13 +521,7 @@ func (r *composeRun) signIn(c *http.Client, target, issuer, email, name string) 
 
 func e2eGet(t *testing.T, c *http.Client, u string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	req.Header.Set("Accept", "text/html")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	return resp
+	return testutil.BrowserGet(t, c, u)
 }
 
 func e2eReadJSON(t *testing.T, resp *http.Response, v any) {

@@ -265,22 +265,8 @@ func (e *proxyEnv) client() *http.Client {
 // signIn opens target in c, signs in at the dev IdP's form and returns
 // the final response (redirects followed).
 func (e *proxyEnv) signIn(c *http.Client, target, email, name, groups string) *http.Response {
-	t := e.t
-	t.Helper()
-	resp := get(t, c, target)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := authRequestID.FindStringSubmatch(resp.Request.URL.String())
-	if m == nil {
-		t.Fatalf("expected the IdP login form, got %s %d:\n%s", resp.Request.URL, resp.StatusCode, body)
-	}
-	resp, err := c.PostForm(e.idpURL+"/login", url.Values{
-		"authRequestID": {m[1]}, "email": {email}, "name": {name}, "groups": {groups},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	e.t.Helper()
+	return testutil.DevIDPSignIn(e.t, c, target, email, name, groups)
 }
 
 // do sends a request with headers and returns the response, read.

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -170,37 +169,16 @@ func (d *deployment) browser() *http.Client {
 	return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
 }
 
-var authRequestID = regexp.MustCompile(`authRequestID=([A-Za-z0-9_-]+)`)
-
 // signIn goes to target through the proxy as a browser does, signs in at
 // the dev IdP, and returns the final response.
 func (d *deployment) signIn(c *http.Client, target, email, name, groups string) *http.Response {
 	d.t.Helper()
-	resp := get(d.t, c, target)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := authRequestID.FindStringSubmatch(resp.Request.URL.String())
-	if m == nil {
-		d.t.Fatalf("expected the IdP login form, got %s %d:\n%s", resp.Request.URL, resp.StatusCode, body)
-	}
-	resp, err := c.PostForm(d.idpURL+"/login", url.Values{
-		"authRequestID": {m[1]}, "email": {email}, "name": {name}, "groups": {groups},
-	})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return resp
+	return testutil.DevIDPSignIn(d.t, c, target, email, name, groups)
 }
 
 func get(t *testing.T, c *http.Client, u string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	req.Header.Set("Accept", "text/html")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	return resp
+	return testutil.BrowserGet(t, c, u)
 }
 
 func readJSON(t *testing.T, resp *http.Response, v any) {
