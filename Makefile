@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test test-go lint proto proto-check tools bench clean
+.PHONY: all build run test deps test-go lint proto proto-check tools bench clean
 
 all: build
 
@@ -21,7 +21,11 @@ run: build
 	deployments/dev/run.sh
 
 ## test: every Go test (race detector on), then the proto freshness check and lint.
-test: test-go proto-check lint
+## It first installs the Debian packages the tests use when missing (.ci/install-deps).
+test: deps test-go proto-check lint
+
+deps:
+	.ci/install-deps
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
