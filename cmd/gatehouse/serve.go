@@ -150,6 +150,9 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{
 		Targets: targets, SharedKey: p.cfg.SharedKey, Insecure: p.cfg.GRPCInsecure != nil && *p.cfg.GRPCInsecure,
 		RootCAs: p.cfg.CAPool, Registerer: p.metrics,
+		// A sign-in's write waits out a databroker reconnect (bounded by
+		// its deadline); a Check to authorize fails closed at once.
+		WaitForReady: service == config.ServiceDataBroker,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", service, err)

@@ -37,6 +37,12 @@ type ClientOptions struct {
 	RootCAs *x509.CertPool
 	// Registerer receives client metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// WaitForReady makes calls wait (until their deadline) for a replica
+	// to be ready instead of failing at once while every replica is
+	// reconnecting: for clients whose calls are rare and must not be lost
+	// to a blip (databroker writes). A request-path client that must fail
+	// closed fast leaves it off.
+	WaitForReady bool
 }
 
 // serviceConfig balances calls round-robin over every ready replica and
@@ -71,7 +77,7 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithPerRPCCredentials(&perRPCToken{src: &tokenSource{key: o.SharedKey, ttl: 5 * time.Minute}, secure: useTLS}),
 		grpc.WithDefaultServiceConfig(serviceConfig),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize), grpc.WaitForReady(o.WaitForReady)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second,
 		}, MinConnectTimeout: 5 * time.Second}),
