@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -158,6 +159,15 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", service, err)
 	}
 	p.grpcConn[service] = cc
+	// Not ready until a replica of the service answers: a proxy that
+	// cannot reach authorize would only fail closed.
+	p.health.Add(service+" connection", func() error {
+		if st := cc.GetState(); st != connectivity.Ready {
+			cc.Connect()
+			return fmt.Errorf("no %s replica reachable (%s)", service, st)
+		}
+		return nil
+	})
 	return cc, nil
 }
 
