@@ -160,9 +160,8 @@ func (c *Config) validate(errs *Errors) {
 			errs.add("services", at("services"), fmt.Sprintf("unknown service %q: expected all or a comma list of authenticate, authorize, proxy, databroker", s))
 		}
 	}
-	allInOne := len(c.ServiceSet) == len(AllServices)
 
-	c.SharedKey = c.secret(errs, "shared_secret", o.SharedSecret, !allInOne)
+	c.SharedKey = c.secret(errs, "shared_secret", o.SharedSecret, true)
 	c.CookieKey = c.secret(errs, "cookie_secret", o.CookieSecret, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy))
 
 	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize))

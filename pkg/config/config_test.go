@@ -165,7 +165,7 @@ func TestValidationErrors(t *testing.T) {
 		{"unsupported key", base + "autocert: true\n", nil, []string{"autocert: is a Pomerium option that gatehouse does not support"}},
 		{"short shared secret", "services: databroker\nshared_secret: MDEyMzQ1Njc4OQ==\n", nil, []string{"line 2: shared_secret: expected base64 of 32 random bytes, got 10 bytes"}},
 		{"secret not base64", "services: databroker\nshared_secret: '!!!'\n", nil, []string{"shared_secret: expected base64 of 32 random bytes, got text that is not base64"}},
-		{"missing shared secret when split", "services: databroker\n", nil, []string{"shared_secret: required"}},
+		{"missing shared secret", "services: databroker\n", nil, []string{"shared_secret: required"}},
 		{"unknown service", "services: databroker,cache\nshared_secret: " + secret + "\n", nil, []string{`line 1: services: unknown service "cache"`}},
 		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services: unknown service "proxie"`}},
 		{"bad duration", base + "cookie_expire: forever\n", nil, []string{"line 4: cookie_expire:", "expected a duration such as 30s or 14h"}},
