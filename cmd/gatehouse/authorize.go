@@ -21,7 +21,7 @@ func buildAuthorize(ctx context.Context, p *process) error {
 	}
 	svc, err := authorize.New(ctx, authorize.Options{
 		Source:     p.src,
-		Logger:     p.logger.With("service", config.ServiceAuthorize),
+		Logger:     p.logger, // the service adds service=authorize
 		DataBroker: cc,
 		// Allowed requests are logged at debug: a log line per request
 		// would cost more than the Check itself. Denials stay at info.
