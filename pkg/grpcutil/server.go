@@ -139,7 +139,12 @@ func TokenFromMetadata(md metadata.MD) string {
 	if v := md.Get("jwt"); len(v) > 0 {
 		return v[0]
 	}
-	for _, v := range md.Get("authorization") {
+	return bearerToken(md.Get("authorization"))
+}
+
+// bearerToken returns the token of the first "Bearer <token>" value.
+func bearerToken(values []string) string {
+	for _, v := range values {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			return strings.TrimSpace(v[7:])
 		}
@@ -151,8 +156,14 @@ func (a *authenticator) check(ctx context.Context, method string) error {
 	if openMethod(method) {
 		return nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	tok := TokenFromMetadata(md)
+	// Look up the two keys rather than copying the whole metadata, which
+	// FromIncomingContext does on every call.
+	tok := ""
+	if v := metadata.ValueFromIncomingContext(ctx, "jwt"); len(v) > 0 {
+		tok = v[0]
+	} else {
+		tok = bearerToken(metadata.ValueFromIncomingContext(ctx, "authorization"))
+	}
 	now := time.Now()
 	if tok != "" && a.cache.valid(tok, now) {
 		return nil
