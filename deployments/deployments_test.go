@@ -35,32 +35,6 @@ policy:
         - domain:
             is: example.com
 `
-	guideBasicINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_url = https://auth.localhost.pomerium.io/.well-known/pomerium/jwks.json
-cache_ttl = 60m
-`
-	guideScaleINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_url = https://auth.localhost.pomerium.io/.well-known/pomerium/jwks.json
-cache_ttl = 60m
-username_claim = sub
-auto_sign_up = true
-[users]
-auto_assign_org = true
-auto_assign_org_role = Editor
-`
-	guideFileINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_file = /etc/grafana/jwks.json
-cache_ttl = 60m
-`
 	// The guide says: replace auth.localhost.pomerium.io with the value of
 	// authenticate_service_url.
 	authenticateURL = "https://authenticate.localhost.pomerium.io"
@@ -184,9 +158,9 @@ func iniLines(data string) []string {
 func TestGrafanaINIFilesAreTheGuides(t *testing.T) {
 	fix := strings.NewReplacer("https://auth.localhost.pomerium.io", authenticateURL)
 	for file, guide := range map[string]string{
-		"grafana/grafana.ini":              guideScaleINI,
-		"grafana/grafana-basic.ini":        guideBasicINI,
-		"grafana/grafana-jwk-set-file.ini": guideFileINI,
+		"grafana/grafana.ini":              grafanatest.GuideScaleINI,
+		"grafana/grafana-basic.ini":        grafanatest.GuideBasicINI,
+		"grafana/grafana-jwk-set-file.ini": grafanatest.GuideFileINI,
 	} {
 		data := readFile(t, file)
 		if got, want := iniLines(string(data)), iniLines(fix.Replace(guide)); !reflect.DeepEqual(got, want) {

@@ -6,39 +6,9 @@ import (
 	"time"
 )
 
-// The guide's grafana.ini blocks, verbatim.
-const (
-	guideBasicINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_url = https://auth.localhost.pomerium.io/.well-known/pomerium/jwks.json
-cache_ttl = 60m
-`
-	guideScaleINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_url = https://auth.localhost.pomerium.io/.well-known/pomerium/jwks.json
-cache_ttl = 60m
-username_claim = sub
-auto_sign_up = true
-[users]
-auto_assign_org = true
-auto_assign_org_role = Editor
-`
-	guideFileINI = `[auth.jwt]
-enabled = true
-header_name = X-Pomerium-Jwt-Assertion
-email_claim = email
-jwk_set_file = /etc/grafana/jwks.json
-cache_ttl = 60m
-`
-)
-
 func TestParseINIGuideBlocks(t *testing.T) {
 	const jwksURL = "https://auth.localhost.pomerium.io/.well-known/pomerium/jwks.json"
-	basic, err := ParseINI([]byte(guideBasicINI))
+	basic, err := ParseINI([]byte(GuideBasicINI))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +17,7 @@ func TestParseINIGuideBlocks(t *testing.T) {
 		t.Errorf("basic block = %+v", basic)
 	}
 
-	scale, err := ParseINI([]byte(guideScaleINI))
+	scale, err := ParseINI([]byte(GuideScaleINI))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +26,7 @@ func TestParseINIGuideBlocks(t *testing.T) {
 		t.Errorf("auto sign-up block = %+v", scale)
 	}
 
-	file, err := ParseINI([]byte(guideFileINI))
+	file, err := ParseINI([]byte(GuideFileINI))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +85,7 @@ func TestParseINIEnvOverrides(t *testing.T) {
 		"GF_DEFAULT_APP_MODE":            "production",
 		"GF_AUTH_JWT_SOMETHING_UNKNOWN_": "ignored",
 	}
-	cfg, err := ParseINIEnv([]byte(guideScaleINI), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := ParseINIEnv([]byte(GuideScaleINI), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +99,10 @@ func TestParseINIErrors(t *testing.T) {
 	for name, ini := range map[string]string{
 		"not enabled":        "[auth.jwt]\nheader_name = X\nemail_claim = email\njwk_set_file = x\n",
 		"disabled":           "[auth.jwt]\nenabled = false\nheader_name = X\nemail_claim = email\njwk_set_file = x\n",
-		"http url":           strings.Replace(guideBasicINI, "https://", "http://", 1),
-		"bad cache_ttl":      strings.Replace(guideBasicINI, "60m", "soon", 1),
-		"bad expect_claims":  guideBasicINI + "expect_claims = iss=x\n",
-		"bad auto_sign_up":   guideBasicINI + "auto_sign_up = maybe\n",
+		"http url":           strings.Replace(GuideBasicINI, "https://", "http://", 1),
+		"bad cache_ttl":      strings.Replace(GuideBasicINI, "60m", "soon", 1),
+		"bad expect_claims":  GuideBasicINI + "expect_claims = iss=x\n",
+		"bad auto_sign_up":   GuideBasicINI + "auto_sign_up = maybe\n",
 		"unterminated":       "[auth.jwt\nenabled = true\n",
 		"line without equal": "[auth.jwt]\nenabled\n",
 	} {
