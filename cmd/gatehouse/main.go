@@ -112,9 +112,12 @@ func displayPath(p string) string {
 func tokenCommand(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	path := configFlag(fs)
-	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid (at most 24h)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ttl <= 0 || *ttl > grpcutil.MaxServiceTokenTTL {
+		return fmt.Errorf("--ttl %s: a service token must live more than 0 and at most %s (services refuse longer ones)", *ttl, grpcutil.MaxServiceTokenTTL)
 	}
 	secret, ok := os.LookupEnv("SHARED_SECRET")
 	if *path != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,10 +39,20 @@ type Config struct {
 
 	// ServiceSet holds the services this process runs.
 	ServiceSet map[string]bool
-	// SharedKey is the decoded shared_secret (32 bytes).
+	// SharedKey is the decoded shared_secret (32 bytes). It keys only the
+	// gRPC service tokens (Pomerium's form) and the derived identity-JWT
+	// key; every other credential has its own key below.
 	SharedKey []byte
-	// CookieKey is the decoded cookie_secret (32 bytes).
+	// HandleKey signs session handles (HKDF of shared_secret).
+	HandleKey []byte
+	// URLKey signs the hand-off URLs between services (HKDF of shared_secret).
+	URLKey []byte
+	// CookieKey is the decoded cookie_secret (32 bytes); services derive
+	// their own keys from it, never use it directly.
 	CookieKey []byte
+	// CookieSealKey keys the AEAD for sealed cookies and sealed URL values
+	// (HKDF of cookie_secret).
+	CookieSealKey []byte
 	// AuthenticateURLParsed is authenticate_service_url, parsed.
 	AuthenticateURLParsed *url.URL
 	// AuthenticateInternalURLParsed is where services reach authenticate (defaults to the public URL).
@@ -163,6 +174,9 @@ func (c *Config) validate(errs *Errors) {
 
 	c.SharedKey = c.secret(errs, "shared_secret", o.SharedSecret, true)
 	c.CookieKey = c.secret(errs, "cookie_secret", o.CookieSecret, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy))
+	c.HandleKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSessionHandle)
+	c.URLKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSignedURL)
+	c.CookieSealKey = cryptutil.PurposeKey(c.CookieKey, cryptutil.PurposeCookieSealing)
 
 	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize))
 	c.AuthenticateInternalURLParsed = c.httpURL(errs, "authenticate_internal_service_url", o.AuthenticateInternalURL, false)

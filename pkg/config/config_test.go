@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,5 +271,38 @@ func TestHotReload(t *testing.T) {
 	}
 	if src.Current().CookieName != "four" {
 		t.Fatalf("current = %q", src.Current().CookieName)
+	}
+}
+
+// Each credential kind has its own key: none equals another or the raw
+// secrets, and the same secrets always give the same keys (every replica
+// of a deployment must agree).
+func TestPurposeKeysAreDistinct(t *testing.T) {
+	shared, cookie := make([]byte, 32), make([]byte, 32)
+	rand.Read(shared)
+	rand.Read(cookie)
+	yaml := "shared_secret: " + base64.StdEncoding.EncodeToString(shared) + "\ncookie_secret: " + base64.StdEncoding.EncodeToString(cookie) +
+		"\nservices: authenticate\ndatabroker_service_url: http://127.0.0.1:5443\nauthenticate_service_url: https://authenticate.example.com\nidp_provider_url: https://idp.example.com\nidp_client_id: x\nidp_client_secret: y\n"
+	a, err := Parse([]byte(yaml), "config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse([]byte(yaml), "config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]byte{"shared": a.SharedKey, "cookie": a.CookieKey, "handle": a.HandleKey, "url": a.URLKey, "seal": a.CookieSealKey}
+	seen := map[string]string{}
+	for name, k := range keys {
+		if len(k) != 32 {
+			t.Fatalf("%s key: %d bytes", name, len(k))
+		}
+		if other, dup := seen[string(k)]; dup {
+			t.Fatalf("%s key equals %s key", name, other)
+		}
+		seen[string(k)] = name
+	}
+	if !bytes.Equal(a.HandleKey, b.HandleKey) || !bytes.Equal(a.URLKey, b.URLKey) || !bytes.Equal(a.CookieSealKey, b.CookieSealKey) {
+		t.Fatal("derived keys differ between two loads of one config")
 	}
 }

@@ -2,6 +2,10 @@ package grpcutil
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/url"
@@ -151,6 +155,34 @@ func TestDialWrongSecretIsUnauthenticated(t *testing.T) {
 	}
 }
 
+// hs256 signs claims with key under the given JOSE header, by hand, so
+// tests can make tokens NewServiceToken never would.
+func hs256(t *testing.T, key []byte, header, claims map[string]any) string {
+	t.Helper()
+	hb, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(signed))
+	return signed + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+var header = map[string]any{"alg": "HS256", "typ": "JWT"}
+
+func TestNewServiceTokenTTL(t *testing.T) {
+	for _, ttl := range []time.Duration{0, -time.Minute, 25 * time.Hour} {
+		if _, err := NewServiceToken(testKey, ttl, time.Now()); !errors.Is(err, ErrTokenTTL) {
+			t.Errorf("ttl %s: got %v, want ErrTokenTTL", ttl, err)
+		}
+	}
+}
+
 func TestVerifyServiceToken(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	good, _ := NewServiceToken(testKey, time.Minute, now)
@@ -166,6 +198,16 @@ func TestVerifyServiceToken(t *testing.T) {
 		{"missing", "", now, ErrTokenMissing},
 		{"two parts", "a.b", now, ErrTokenInvalid},
 		{"tampered", good[:len(good)-2] + "AA", now, ErrTokenSignature},
+		{"24h is the bound", hs256(t, testKey, header, map[string]any{"exp": now.Add(24 * time.Hour).Unix()}), now, nil},
+		{"beyond 24h", hs256(t, testKey, header, map[string]any{"exp": now.Add(25 * time.Hour).Unix()}), now, ErrTokenLifetime},
+		{"no exp", hs256(t, testKey, header, map[string]any{"iat": now.Unix()}), now, ErrTokenInvalid},
+		{"exp not a number", hs256(t, testKey, header, map[string]any{"exp": "soon"}), now, ErrTokenInvalid},
+		{"nbf ahead", hs256(t, testKey, header, map[string]any{"exp": now.Add(time.Minute).Unix(), "nbf": now.Add(time.Hour).Unix()}), now, ErrTokenInvalid},
+		{"session handle claims", hs256(t, testKey, header, map[string]any{"exp": now.Add(time.Minute).Unix(), "jti": "sess", "sub": "user"}), now, ErrTokenClaims},
+		{"aud", hs256(t, testKey, header, map[string]any{"exp": now.Add(time.Minute).Unix(), "aud": "x"}), now, ErrTokenClaims},
+		{"iss", hs256(t, testKey, header, map[string]any{"exp": now.Add(time.Minute).Unix(), "iss": "x"}), now, ErrTokenClaims},
+		{"kid header", hs256(t, testKey, map[string]any{"alg": "HS256", "kid": "k"}, map[string]any{"exp": now.Add(time.Minute).Unix()}), now, ErrTokenInvalid},
+		{"alg none", hs256(t, testKey, map[string]any{"alg": "none"}, map[string]any{"exp": now.Add(time.Minute).Unix()}), now, ErrTokenInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -168,7 +168,7 @@ func (a *authenticator) check(ctx context.Context, method string) error {
 	if tok != "" && a.cache.valid(tok, now) {
 		return nil
 	}
-	exp, err := verifyServiceToken(a.key, tok)
+	exp, err := verifyServiceToken(a.key, tok, now)
 	if err == nil && now.After(exp) {
 		err = ErrTokenExpired
 	}

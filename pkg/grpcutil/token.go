@@ -24,14 +24,32 @@ var (
 	ErrTokenInvalid   = errors.New("service token invalid")
 	ErrTokenExpired   = errors.New("service token expired")
 	ErrTokenSignature = errors.New("service token signature does not match shared_secret")
+	ErrTokenClaims    = errors.New("service token carries claims a service token does not have (is it a session handle or another credential?)")
+	ErrTokenLifetime  = errors.New("service token expires too far ahead")
+	ErrTokenTTL       = errors.New("service token ttl must be positive and at most 24h")
 )
 
 // tokenLeeway tolerates clock skew between services.
 const tokenLeeway = 30 * time.Second
 
+// MaxServiceTokenTTL bounds how far ahead a service token's exp may lie.
+// Pomerium's services mint tokens that live minutes to an hour; a longer
+// one is either a mistake or a credential minted for another purpose.
+const MaxServiceTokenTTL = 24 * time.Hour
+
+// serviceTokenClaims are the only claims a service token may carry: exp
+// (required), iat and nbf. Anything else (jti, sub, aud, iss, sid…) marks a
+// credential of another kind, which must never pass as a service token even
+// if it were signed with the same key.
+var serviceTokenClaims = map[string]bool{"exp": true, "iat": true, "nbf": true}
+
 // NewServiceToken returns an HS256 JWT, keyed by the decoded shared_secret,
 // that expires after ttl. Pomerium's services send the same kind of token.
+// ttl must be in (0, MaxServiceTokenTTL].
 func NewServiceToken(key []byte, ttl time.Duration, now time.Time) (string, error) {
+	if ttl <= 0 || ttl > MaxServiceTokenTTL {
+		return "", fmt.Errorf("%w (got %s)", ErrTokenTTL, ttl)
+	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return "", fmt.Errorf("service token signer: %w", err)
@@ -47,10 +65,11 @@ func NewServiceToken(key []byte, ttl time.Duration, now time.Time) (string, erro
 	return tok, nil
 }
 
-// VerifyServiceToken checks a service token's HS256 signature and expiry.
-// Only HS256 is accepted.
+// VerifyServiceToken checks a service token: HS256 signature under key,
+// only the claims a service token has, exp present, not past and not more
+// than MaxServiceTokenTTL ahead, nbf (when set) reached.
 func VerifyServiceToken(key []byte, token string, now time.Time) error {
-	exp, err := verifyServiceToken(key, token)
+	exp, err := verifyServiceToken(key, token, now)
 	if err != nil {
 		return err
 	}
@@ -60,8 +79,9 @@ func VerifyServiceToken(key []byte, token string, now time.Time) error {
 	return nil
 }
 
-// verifyServiceToken checks the signature and returns the expiry, leeway included.
-func verifyServiceToken(key []byte, token string) (time.Time, error) {
+// verifyServiceToken checks everything but expiry and returns the expiry,
+// leeway included, so that a cache can keep the answer until then.
+func verifyServiceToken(key []byte, token string, now time.Time) (time.Time, error) {
 	var zero time.Time
 	if token == "" {
 		return zero, ErrTokenMissing
@@ -78,11 +98,16 @@ func verifyServiceToken(key []byte, token string) (time.Time, error) {
 	if err != nil {
 		return zero, ErrTokenInvalid
 	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if json.Unmarshal(hb, &h) != nil || h.Alg != "HS256" {
+	var h map[string]any
+	if json.Unmarshal(hb, &h) != nil || h["alg"] != "HS256" {
 		return zero, ErrTokenInvalid
+	}
+	for name, v := range h {
+		// typ is informational; crit, b64, kid and the rest would change
+		// how the token is read or name another key.
+		if name != "alg" && (name != "typ" || v != "JWT") {
+			return zero, ErrTokenInvalid
+		}
 	}
 	want := hmac.New(sha256.New, key)
 	want.Write([]byte(token[:len(header)+1+len(payload)]))
@@ -94,13 +119,50 @@ func verifyServiceToken(key []byte, token string) (time.Time, error) {
 	if err != nil {
 		return zero, ErrTokenInvalid
 	}
-	var c struct {
-		Exp *float64 `json:"exp"`
-	}
-	if json.Unmarshal(pb, &c) != nil || c.Exp == nil {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(pb, &c) != nil {
 		return zero, ErrTokenInvalid
 	}
-	return time.Unix(int64(*c.Exp), 0).Add(tokenLeeway), nil
+	for name := range c {
+		if !serviceTokenClaims[name] {
+			return zero, ErrTokenClaims
+		}
+	}
+	expSec, ok := numericDate(c["exp"])
+	if !ok {
+		return zero, ErrTokenInvalid
+	}
+	exp := time.Unix(expSec, 0)
+	if exp.After(now.Add(MaxServiceTokenTTL + tokenLeeway)) {
+		return zero, ErrTokenLifetime
+	}
+	if raw, set := c["nbf"]; set {
+		nbf, ok := numericDate(raw)
+		if !ok {
+			return zero, ErrTokenInvalid
+		}
+		if now.Add(tokenLeeway).Before(time.Unix(nbf, 0)) {
+			return zero, ErrTokenInvalid
+		}
+	}
+	if raw, set := c["iat"]; set {
+		if _, ok := numericDate(raw); !ok {
+			return zero, ErrTokenInvalid
+		}
+	}
+	return exp.Add(tokenLeeway), nil
+}
+
+// numericDate reads a JWT NumericDate (seconds, possibly fractional).
+func numericDate(raw json.RawMessage) (int64, bool) {
+	if raw == nil {
+		return 0, false
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil || f < 0 || f > 1<<40 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 // tokenCache remembers tokens already verified until they expire, so that

@@ -142,7 +142,7 @@ func newState(cfg *config.Config, prev *state) *state {
 		return st
 	}
 	var err error
-	if st.cipher, err = cryptutil.NewCipher(cfg.CookieKey); err != nil {
+	if st.cipher, err = cryptutil.NewCipher(cfg.CookieSealKey); err != nil {
 		st.err = fmt.Errorf("cookie_secret: %w", err)
 		return st
 	}

@@ -82,17 +82,17 @@ routes:
 	}
 	t.Cleanup(func() { cc.Close() })
 	e := &env{t: t, cfg: cfg, db: databrokerv1.NewDataBrokerServiceClient(cc), idpURL: idpURL, authURL: cfg.AuthenticateURLParsed, appOrigin: appOrigin}
-	cipher, _ := cryptutil.NewCipher(cfg.CookieKey)
+	cipher, _ := cryptutil.NewCipher(cfg.CookieSealKey)
 	openHandle := func(back *url.URL) *sessionhandle.Handle {
 		t.Helper()
 		if back.Host != fmt.Sprintf("app.localhost:%d", appPort) || back.Path != handoff.CallbackPath {
 			t.Fatalf("sign-in came back to %s, want the route host's %s", back, handoff.CallbackPath)
 		}
-		raw, _, err := handoff.OpenCallback(back, back.Host, cfg.SharedKey, cipher, time.Now())
+		raw, _, err := handoff.OpenCallback(back, back.Host, cfg.URLKey, cipher, time.Now())
 		if err != nil {
 			t.Fatalf("OpenCallback: %v", err)
 		}
-		h, err := sessionhandle.Decode(cfg.SharedKey, raw, time.Now())
+		h, err := sessionhandle.Decode(cfg.HandleKey, raw, time.Now())
 		if err != nil {
 			t.Fatalf("handle: %v", err)
 		}
@@ -204,7 +204,7 @@ routes:
 				return get(t, c, cb.String())
 			}, 400, "state_replayed"},
 			{"expired signed URL", func(t *testing.T) (*http.Response, string) {
-				u := handoff.SignInURL(e.authURL, appOrigin+"/", false, cfg.SharedKey, time.Now().Add(-10*time.Minute))
+				u := handoff.SignInURL(e.authURL, appOrigin+"/", false, cfg.URLKey, time.Now().Add(-10*time.Minute))
 				return get(t, e.client(), u.String())
 			}, 400, "signed_url_expired"},
 			{"wrong CSRF cookie", func(t *testing.T) (*http.Response, string) {
@@ -244,7 +244,7 @@ routes:
 		if e.session(h.ID) == nil {
 			t.Fatal("no session")
 		}
-		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", "", cfg.SharedKey, nil, time.Now()).String())
+		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", "", cfg.URLKey, nil, time.Now()).String())
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 		}

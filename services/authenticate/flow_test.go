@@ -24,15 +24,15 @@ func TestSignInFlow(t *testing.T) {
 	if back.Host != "app.localhost:18080" || back.Path != handoff.CallbackPath {
 		t.Fatalf("callback went to %s, want the route host's %s", back, handoff.CallbackPath)
 	}
-	cipher, _ := cryptutil.NewCipher(e.cfg.CookieKey)
-	handle, redirect, err := handoff.OpenCallback(back, back.Host, e.cfg.SharedKey, cipher, time.Now())
+	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
+	handle, redirect, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
 	if err != nil {
 		t.Fatalf("OpenCallback: %v", err)
 	}
 	if redirect.String() != ret {
 		t.Errorf("redirect = %s, want %s", redirect, ret)
 	}
-	h, err := sessionhandle.Decode(e.cfg.SharedKey, handle, time.Now())
+	h, err := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
 	if err != nil {
 		t.Fatalf("decode handle: %v", err)
 	}
@@ -79,11 +79,11 @@ func TestSignInFlow(t *testing.T) {
 		t.Fatalf("second sign-in: %d %s", resp.StatusCode, body)
 	}
 	again := location(t, resp)
-	handle2, _, err := handoff.OpenCallback(again, again.Host, e.cfg.SharedKey, cipher, time.Now())
+	handle2, _, err := handoff.OpenCallback(again, again.Host, e.cfg.URLKey, cipher, time.Now())
 	if err != nil {
 		t.Fatalf("second sign-in went to %s: %v", again, err)
 	}
-	h2, _ := sessionhandle.Decode(e.cfg.SharedKey, handle2, time.Now())
+	h2, _ := sessionhandle.Decode(e.cfg.HandleKey, handle2, time.Now())
 	if h2.ID != h.ID {
 		t.Errorf("second sign-in made session %s, want the existing %s", h2.ID, h.ID)
 	}
@@ -106,7 +106,7 @@ func TestProgrammaticSignIn(t *testing.T) {
 	if back.Host != "localhost:8123" || back.Path != "/cb" {
 		t.Fatalf("programmatic login went to %s", back)
 	}
-	h, err := sessionhandle.Decode(e.cfg.SharedKey, back.Query().Get(handoff.QueryJWT), time.Now())
+	h, err := sessionhandle.Decode(e.cfg.HandleKey, back.Query().Get(handoff.QueryJWT), time.Now())
 	if err != nil {
 		t.Fatalf("pomerium_jwt: %v", err)
 	}
@@ -130,7 +130,7 @@ func TestProgrammaticSignIn(t *testing.T) {
 func TestSignInErrors(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	cbURL := e.authURL.String() + "/oauth2/callback"
-	expiredSignIn := handoff.SignInURL(e.authURL, e.appOrigin+"/", false, e.cfg.SharedKey, time.Now().Add(-time.Hour)).String()
+	expiredSignIn := handoff.SignInURL(e.authURL, e.appOrigin+"/", false, e.cfg.URLKey, time.Now().Add(-time.Hour)).String()
 
 	// A real callback URL (code and state) from a sign-in that is left
 	// unfinished, and the browser that started it.
@@ -196,7 +196,7 @@ func TestSignInErrors(t *testing.T) {
 		}, 400, "state_invalid"},
 		{"expired state", func(t *testing.T) (*http.Response, string) {
 			c, cb := fresh()
-			cipher, _ := cryptutil.NewCipher(e.cfg.CookieKey)
+			cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
 			old := newAuthState(e.appOrigin+"/", false, time.Now().Add(-MaxStateAge-time.Minute))
 			q := cb.Query()
 			q.Set("state", sealState(cipher, old))
@@ -240,7 +240,7 @@ func TestSignInErrors(t *testing.T) {
 			return get(t, c, cb.String())
 		}, 400, "issuer_mismatch"},
 		{"sign-out by HEAD is only a confirmation", func(t *testing.T) (*http.Response, string) {
-			req, _ := http.NewRequest(http.MethodHead, handoff.SignOutURL(e.authURL, "", "", e.cfg.SharedKey, nil, time.Now()).String(), nil)
+			req, _ := http.NewRequest(http.MethodHead, handoff.SignOutURL(e.authURL, "", "", e.cfg.URLKey, nil, time.Now()).String(), nil)
 			resp, _ := do(t, e.client(), req)
 			return resp, "method_not_allowed" // HEAD has no body to name a code
 		}, 200, "method_not_allowed"},
@@ -303,12 +303,12 @@ func TestSignOut(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := e.client()
 	back := e.signIn(c, e.appOrigin+"/", "alice@example.com", "Alice", "admins")
-	cipher, _ := cryptutil.NewCipher(e.cfg.CookieKey)
-	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.SharedKey, cipher, time.Now())
+	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
+	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := sessionhandle.Decode(e.cfg.SharedKey, handle, time.Now())
+	h, _ := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
 	signOut := e.authURL.String() + handoff.SignOutPath
 	refreshToken := e.session(h.ID).OauthToken.GetRefreshToken()
 	// The refresh token works before the sign-out.
@@ -336,12 +336,12 @@ func TestSignOut(t *testing.T) {
 		t.Fatal("a forged POST signed out")
 	}
 	// A signed sign-out URL with a foreign return URL is refused.
-	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", "", e.cfg.SharedKey, nil, time.Now()).String())
+	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", "", e.cfg.URLKey, nil, time.Now()).String())
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("sign-out to a foreign URL: %d", resp.StatusCode)
 	}
 	// The signed URL signs out and goes to the IdP's end_session endpoint.
-	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", "", e.cfg.SharedKey, nil, time.Now()).String())
+	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", "", e.cfg.URLKey, nil, time.Now()).String())
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 	}

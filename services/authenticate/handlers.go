@@ -69,7 +69,7 @@ func (s *Service) methods(w http.ResponseWriter, r *http.Request, allowed ...str
 // builds them on the authenticate_service_url.
 func (st *state) verifySigned(r *http.Request, now time.Time) error {
 	u := url.URL{Scheme: st.authURL.Scheme, Host: st.authURL.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	return cryptutil.VerifySignedURL(st.cfg.SharedKey, &u, now)
+	return cryptutil.VerifySignedURL(st.cfg.URLKey, &u, now)
 }
 
 // signedURLProblem is the page for a bad signed URL.
@@ -296,7 +296,7 @@ func idpErrorProblem(code, desc string) problem {
 // with pomerium_jwt for a programmatic login.
 func (s *Service) finishSignIn(w http.ResponseWriter, r *http.Request, st *state, ret *url.URL, programmatic bool,
 	sess *sessionv1.Session, serverVersion, recordVersion uint64, now time.Time) {
-	handle, err := sessionhandle.Encode(st.cfg.SharedKey, &sessionhandle.Handle{
+	handle, err := sessionhandle.Encode(st.cfg.HandleKey, &sessionhandle.Handle{
 		ID:                      sess.Id,
 		UserID:                  sess.UserId,
 		Issuer:                  st.authURL.Hostname(),
@@ -324,7 +324,7 @@ func (s *Service) finishSignIn(w http.ResponseWriter, r *http.Request, st *state
 	case sameHostPort(ret, st.authURL):
 		http.Redirect(w, r, ret.String(), http.StatusFound)
 	default:
-		http.Redirect(w, r, handoff.CallbackURL(ret, handle, st.cfg.SharedKey, st.cipher, now).String(), http.StatusFound)
+		http.Redirect(w, r, handoff.CallbackURL(ret, handle, st.cfg.URLKey, st.cipher, now).String(), http.StatusFound)
 	}
 }
 
@@ -396,7 +396,7 @@ func (s *Service) handleFromRequest(r *http.Request, st *state, now time.Time) *
 	if tok == "" {
 		return nil
 	}
-	h, err := sessionhandle.Decode(st.cfg.SharedKey, tok, now)
+	h, err := sessionhandle.Decode(st.cfg.HandleKey, tok, now)
 	if err != nil {
 		return nil
 	}

@@ -227,7 +227,7 @@ func loopbackTransport() *http.Transport {
 
 // signInURL returns a correctly signed sign-in URL to ret.
 func (e *env) signInURL(ret string, programmatic bool) string {
-	return handoff.SignInURL(e.authURL, ret, programmatic, e.cfg.SharedKey, time.Now()).String()
+	return handoff.SignInURL(e.authURL, ret, programmatic, e.cfg.URLKey, time.Now()).String()
 }
 
 // get GETs u and returns the response with its body read.

@@ -68,12 +68,12 @@ func TestRefresher(t *testing.T) {
 	e := newEnv(t, envOptions{accessTokenTTL: 4 * time.Second, run: true})
 	c := e.client()
 	back := e.signIn(c, e.appOrigin+"/", "dave@example.com", "Dave", "ops")
-	cipher, _ := cryptutil.NewCipher(e.cfg.CookieKey)
-	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.SharedKey, cipher, time.Now())
+	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
+	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := sessionhandle.Decode(e.cfg.SharedKey, handle, time.Now())
+	h, _ := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
 	first := e.session(h.ID)
 	if first == nil {
 		t.Fatal("no session")

@@ -86,7 +86,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		if h == nil {
 			// The route host's session, handed over in the signed URL.
 			if tok := handoff.SignOutHandle(r.URL, r.Host, st.cipher); tok != "" {
-				h, _ = sessionhandle.Decode(st.cfg.SharedKey, tok, now)
+				h, _ = sessionhandle.Decode(st.cfg.HandleKey, tok, now)
 			}
 		}
 	}
@@ -232,5 +232,5 @@ func (s *Service) handleSignedOut(w http.ResponseWriter, r *http.Request) {
 // signInURLFor returns a signed sign-in URL that comes back to ret on the
 // authenticate host.
 func (st *state) signInURLFor(ret string, now time.Time) string {
-	return handoff.SignInURL(st.authURL, ret, false, st.cfg.SharedKey, now).String()
+	return handoff.SignInURL(st.authURL, ret, false, st.cfg.URLKey, now).String()
 }

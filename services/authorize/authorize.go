@@ -328,7 +328,7 @@ func (s *Service) identity(ctx context.Context, st *state, req *authv3.CheckRequ
 	if token == "" {
 		return nil, false
 	}
-	hd, err := st.handles.decode(st.sharedKey, token, now)
+	hd, err := st.handles.decode(st.handleKey, token, now)
 	if err != nil {
 		return nil, fromAuthorization
 	}

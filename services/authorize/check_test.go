@@ -324,7 +324,7 @@ func checkSignInRedirect(t *testing.T, s *Service, resp *authv3.CheckResponse, w
 	if got := u.Query().Get(handoff.QueryRedirectURI); got != wantRedirect {
 		t.Errorf("redirect uri %q, want %q", got, wantRedirect)
 	}
-	if err := cryptutil.VerifySignedURL(s.state.Load().sharedKey, u, time.Now()); err != nil {
+	if err := cryptutil.VerifySignedURL(s.state.Load().urlKey, u, time.Now()); err != nil {
 		t.Errorf("sign-in URL signature: %v", err)
 	}
 	if resp.GetStatus().GetCode() != int32(codes.Unauthenticated) {
@@ -548,7 +548,7 @@ func TestDecisionLog(t *testing.T) {
 }
 
 func encodeHandle(s *Service, uid, sid string, iat, exp time.Time) (string, error) {
-	return sessionhandle.Encode(s.state.Load().sharedKey, &sessionhandle.Handle{
+	return sessionhandle.Encode(s.state.Load().handleKey, &sessionhandle.Handle{
 		ID: sid, UserID: uid, IssuedAt: iat, Expiry: exp, DatabrokerServerVersion: 1, DatabrokerRecordVersion: 1,
 	})
 }

@@ -189,7 +189,7 @@ func (e *envoyTest) signIn(t *testing.T, uid, email, sid string, groups ...strin
 		t.Fatalf("Put: %v", err)
 	}
 	now := time.Now()
-	tok, err := sessionhandle.Encode(e.cfg.SharedKey, &sessionhandle.Handle{
+	tok, err := sessionhandle.Encode(e.cfg.HandleKey, &sessionhandle.Handle{
 		ID: sid, UserID: uid, IssuedAt: now, Expiry: now.Add(time.Hour),
 		DatabrokerServerVersion: resp.GetServerVersion(),
 		DatabrokerRecordVersion: resp.GetRecords()[1].GetVersion(),
@@ -326,7 +326,7 @@ func TestCheckOverGRPC(t *testing.T) {
 					u.Query().Get(handoff.QueryRedirectURI) != "https://grafana.localhost.pomerium.io/d/home?orgId=1" {
 					t.Errorf("location %s", u)
 				}
-				if err := cryptutil.VerifySignedURL(e.cfg.SharedKey, u, time.Now()); err != nil {
+				if err := cryptutil.VerifySignedURL(e.cfg.URLKey, u, time.Now()); err != nil {
 					t.Errorf("signature: %v", err)
 				}
 			})

@@ -171,7 +171,7 @@ func signIn(t testing.TB, s *Service, u user, sid string, version uint64) string
 func handleFor(t testing.TB, s *Service, uid, sid string, serverVersion, recordVersion uint64) string {
 	t.Helper()
 	now := time.Now()
-	tok, err := sessionhandle.Encode(s.state.Load().sharedKey, &sessionhandle.Handle{
+	tok, err := sessionhandle.Encode(s.state.Load().handleKey, &sessionhandle.Handle{
 		ID: sid, UserID: uid, Issuer: "authenticate.localhost.pomerium.io",
 		IssuedAt: now, Expiry: now.Add(time.Hour),
 		DatabrokerServerVersion: serverVersion, DatabrokerRecordVersion: recordVersion,

@@ -47,7 +47,7 @@ func requestURL(h *authv3.AttributeContext_HttpRequest, host string) string {
 // URL it asked for; any other client gets 401.
 func (st *state) signIn(req *authv3.CheckRequest, host, requestID string, now time.Time) *authv3.CheckResponse {
 	if isBrowser(req) && st.authURL != nil {
-		u := handoff.SignInURL(st.authURL, requestURL(extauthz.HTTPRequest(req), host), false, st.sharedKey, now)
+		u := handoff.SignInURL(st.authURL, requestURL(extauthz.HTTPRequest(req), host), false, st.urlKey, now)
 		return extauthz.Denied(http.StatusFound, []*corev3.HeaderValueOption{
 			extauthz.NewHeader("location", u.String()),
 			extauthz.NewHeader("cache-control", "no-store"),

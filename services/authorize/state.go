@@ -26,7 +26,8 @@ const (
 type state struct {
 	cfg        *config.Config
 	keys       *signingkey.KeySet
-	sharedKey  []byte
+	handleKey  []byte // verifies session handles
+	urlKey     []byte // signs sign-in URLs
 	cookieName string
 	authURL    *url.URL
 
@@ -71,7 +72,8 @@ func compile(cfg *config.Config) (*state, error) {
 	st := &state{
 		cfg:        cfg,
 		keys:       keys,
-		sharedKey:  cfg.SharedKey,
+		handleKey:  cfg.HandleKey,
+		urlKey:     cfg.URLKey,
 		cookieName: cfg.CookieName,
 		authURL:    cfg.AuthenticateURLParsed,
 		byID:       make(map[string]*route, len(cfg.Routes)),

@@ -152,14 +152,14 @@ func allowMethods(w http.ResponseWriter, r *http.Request, reqID string, methods 
 // route host's session cookie and sends the user to the page first asked
 // for.
 func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *state, reqID string) {
-	if st.cipher == nil || len(st.cfg.SharedKey) == 0 {
+	if st.cipher == nil || len(st.cfg.URLKey) == 0 {
 		writeError(w, r, http.StatusBadRequest, msgBadCallback, reqID)
 		return
 	}
 	now := s.now()
 	scheme := requestScheme(r, st.hops)
 	u := &url.URL{Scheme: scheme, Host: r.Host, Path: handoff.CallbackPath, RawQuery: r.URL.RawQuery}
-	handle, redirect, err := handoff.OpenCallback(u, r.Host, st.cfg.SharedKey, st.cipher, now)
+	handle, redirect, err := handoff.OpenCallback(u, r.Host, st.cfg.URLKey, st.cipher, now)
 	if err != nil {
 		// Behind a TLS-terminating load balancer the proxy may see http
 		// for a URL that was signed as https (or the reverse). The
@@ -170,7 +170,7 @@ func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *stat
 			other.Scheme = "http"
 		}
 		var err2 error
-		handle, redirect, err2 = handoff.OpenCallback(&other, r.Host, st.cfg.SharedKey, st.cipher, now)
+		handle, redirect, err2 = handoff.OpenCallback(&other, r.Host, st.cfg.URLKey, st.cipher, now)
 		if err2 != nil {
 			s.logger.Info("bad sign-in callback", "request_id", reqID, "host", r.Host, "reason", err.Error())
 			writeError(w, r, http.StatusBadRequest, msgBadCallback, reqID)
@@ -253,7 +253,7 @@ func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state
 		http.Redirect(w, r, back, http.StatusFound)
 		return
 	}
-	u := handoff.SignOutURL(st.cfg.AuthenticateURLParsed, back, handle, st.cfg.SharedKey, st.cipher, s.now())
+	u := handoff.SignOutURL(st.cfg.AuthenticateURLParsed, back, handle, st.cfg.URLKey, st.cipher, s.now())
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
@@ -274,7 +274,7 @@ func (s *Service) serveProgrammaticLogin(w http.ResponseWriter, r *http.Request,
 		writeError(w, r, http.StatusServiceUnavailable, msgAuthUnavailable, reqID)
 		return
 	}
-	signIn := handoff.SignInURL(st.cfg.AuthenticateURLParsed, u.String(), true, st.cfg.SharedKey, s.now())
+	signIn := handoff.SignInURL(st.cfg.AuthenticateURLParsed, u.String(), true, st.cfg.URLKey, s.now())
 	body := signIn.String()
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")

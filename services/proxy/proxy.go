@@ -148,8 +148,8 @@ func (s *Service) reload(cfg *config.Config) error {
 		st.routes[r] = rt
 		keep[key] = true
 	}
-	if len(cfg.CookieKey) > 0 {
-		c, err := cryptutil.NewCipher(cfg.CookieKey)
+	if len(cfg.CookieSealKey) > 0 {
+		c, err := cryptutil.NewCipher(cfg.CookieSealKey)
 		if err != nil {
 			return fmt.Errorf("proxy: cookie_secret: %w", err)
 		}

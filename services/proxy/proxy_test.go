@@ -395,13 +395,13 @@ func TestCallbackSetsCookieAndRedirects(t *testing.T) {
 		routeYAML("id: app", "from: http://app.example.test", "to: "+up.URL)+
 			routeYAML("id: other", "from: http://other.test", "to: "+up.URL))
 	h := newHarness(t, cfg, newFakeAuthz(allowAll()))
-	cipher, err := cryptutil.NewCipher(cfg.CookieKey)
+	cipher, err := cryptutil.NewCipher(cfg.CookieSealKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	callback := func(target string, now time.Time) string {
 		u, _ := url.Parse(target)
-		cb := handoff.CallbackURL(u, "the-handle", cfg.SharedKey, cipher, now)
+		cb := handoff.CallbackURL(u, "the-handle", cfg.URLKey, cipher, now)
 		return cb.RequestURI()
 	}
 
@@ -454,7 +454,7 @@ func TestProgrammaticLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cryptutil.VerifySignedURL(cfg.SharedKey, u, time.Now()); err != nil {
+	if err := cryptutil.VerifySignedURL(cfg.URLKey, u, time.Now()); err != nil {
 		t.Errorf("sign-in URL does not verify: %v", err)
 	}
 	q := u.Query()
@@ -537,7 +537,7 @@ func TestSignOut(t *testing.T) {
 		loc.Query().Get(handoff.QueryRedirectURI) != "http://app.test/" {
 		t.Errorf("Location %q", resp.Header.Get("Location"))
 	}
-	if err := cryptutil.VerifySignedURL(cfg.SharedKey, loc, time.Now()); err != nil {
+	if err := cryptutil.VerifySignedURL(cfg.URLKey, loc, time.Now()); err != nil {
 		t.Errorf("sign-out URL does not verify: %v", err)
 	}
 	cs := resp.Cookies()
