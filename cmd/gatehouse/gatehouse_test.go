@@ -213,3 +213,20 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// gatehouse token mints only what services accept: a lifetime above 0 and
+// at most 24 h, with a message that says so.
+func TestTokenCommandRefusesBadTTL(t *testing.T) {
+	for _, ttl := range []string{"0", "-5m", "25h", "720h"} {
+		cmd := exec.Command(testutil.Gatehouse(t), "token", "--ttl", ttl)
+		cmd.Env = append(cmd.Environ(), "SHARED_SECRET="+testSecret)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("--ttl %s: exit 0, printed %q", ttl, out)
+			continue
+		}
+		if !strings.Contains(string(out), "at most 24h") {
+			t.Errorf("--ttl %s: %s", ttl, out)
+		}
+	}
+}
