@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test deps test-go lint proto proto-check tools bench clean
+.PHONY: all build run test deps test-go lint proto proto-check tools bench fuzz clean
 
 all: build
 
@@ -55,6 +55,18 @@ lint: tools
 	buf lint
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: every Fuzz target of every package, FUZZTIME each (the committed
+## seeds of each already run in `make test`). New crashers land in the
+## package's testdata/fuzz/ and become seeds once committed.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 bench: build
 	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -out bin/bench/results.json $(BENCH_FLAGS)
