@@ -99,6 +99,9 @@ func validateCommand(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, services: %s)\n", displayPath(*path), len(cfg.Routes), cfg.Services)
+	for _, w := range cfg.PathNormalizationWarnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return nil
 }
 

@@ -73,6 +73,9 @@ func runCommand(args []string, stderr io.Writer) error {
 	}
 	cfg := src.Current()
 	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	for _, w := range cfg.PathNormalizationWarnings() {
+		logger.Warn("request paths: " + w)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	p, err := newProcess(ctx, src, logger)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/pathnorm"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
 
@@ -64,6 +65,10 @@ type Config struct {
 	TLSCertificates []tls.Certificate
 	// CAPool trusts certificate_authority in addition to the system roots (nil when unset).
 	CAPool *x509.CertPool
+	// PathNormalization is normalize_path, merge_slashes and
+	// path_with_escaped_slashes_action: the rules the proxy and authorize
+	// apply to every request path.
+	PathNormalization pathnorm.Options
 
 	lines map[string]int
 }
@@ -239,6 +244,7 @@ func (c *Config) validate(errs *Errors) {
 	if o.XFFNumTrustedHops < 0 {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}
+	c.validatePathNormalization(errs)
 	c.validateCertificates(errs)
 	if o.SigningKey != "" {
 		if _, err := signingkey.Parse(o.SigningKey); err != nil {

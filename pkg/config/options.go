@@ -78,6 +78,13 @@ type Options struct {
 	SetResponseHeaders  StringMap     `yaml:"set_response_headers"`
 	XFFNumTrustedHops   int           `yaml:"xff_num_trusted_hops"`
 
+	// Request path normalization (Pomerium's names for Envoy's settings;
+	// see pkg/pathnorm and the README). Unset means true, true,
+	// reject_request.
+	NormalizePath                *bool  `yaml:"normalize_path"`
+	MergeSlashes                 *bool  `yaml:"merge_slashes"`
+	PathWithEscapedSlashesAction string `yaml:"path_with_escaped_slashes_action"`
+
 	Certificate              string        `yaml:"certificate"`
 	CertificateFile          string        `yaml:"certificate_file"`
 	CertificateKey           string        `yaml:"certificate_key"`
