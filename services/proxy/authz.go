@@ -87,10 +87,12 @@ func (b *checkBuf) fill(in *checkInput) {
 	h.Method = r.Method
 	h.Host = r.Host
 	h.Scheme = in.scheme
+	// The normal path the route was matched on and the upstream gets
+	// (requestPath), so authorize's http_path sees that same string.
 	if r.URL.RawQuery == "" {
-		h.Path = r.URL.EscapedPath() // no allocation unless the path needs escaping
+		h.Path = requestPath(r) // no allocation
 	} else {
-		h.Path = r.URL.EscapedPath() + "?" + r.URL.RawQuery
+		h.Path = requestPath(r) + "?" + r.URL.RawQuery
 	}
 	h.Protocol = r.Proto
 	// Only the headers authorize reads travel, as Envoy's ext_authz

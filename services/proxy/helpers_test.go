@@ -161,6 +161,7 @@ type seen struct {
 	Method, Host, Path, RawPath, Query string
 	Header                             http.Header
 	Body                               int64
+	URI                                string // the request target as it arrived
 }
 
 // recordingUpstream is a loopback upstream that records each request and
@@ -177,7 +178,7 @@ func newUpstream(t testing.TB, name string) *recordingUpstream {
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		u.mu.Lock()
-		u.got = append(u.got, seen{r.Method, r.Host, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Header.Clone(), n})
+		u.got = append(u.got, seen{r.Method, r.Host, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Header.Clone(), n, r.RequestURI})
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("X-Upstream", name)

@@ -23,7 +23,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		return "", "no-route"
 	}
 	routeID := cr.ID
-	p := r.URL.Path
+	p := requestPath(r)
 	switch p {
 	case "/.pomerium":
 		http.Redirect(w, r, handoff.UserPagePath, http.StatusFound)

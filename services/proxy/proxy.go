@@ -21,7 +21,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/textproto"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,7 +253,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("decision", decision),
 			slog.String("method", r.Method),
 			slog.String("host", r.Host),
-			slog.String("path", r.URL.Path),
+			slog.String("path", requestPath(r)),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
@@ -268,11 +267,11 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // access log.
 func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID, decision string) {
 	st := s.state.Load()
-	if !cleanPath(r) {
-		writeError(w, r, http.StatusBadRequest, "The request path is not valid.", reqID)
-		return "", "invalid"
+	// 1b. One normal path for everything below (see normalizeRequestPath).
+	p, refused := normalizeRequestPath(w, r, st.cfg.PathNormalization, reqID)
+	if p == "" {
+		return "", refused
 	}
-	p := r.URL.Path
 
 	// 2. The proxy's own endpoints.
 	switch {
@@ -398,39 +397,6 @@ func isUpgrade(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// cleanPath removes dot segments from the request path, as Envoy's
-// normalize_path does for Pomerium, so that /public/../admin is matched
-// (and authorized, and forwarded) as /admin. It reports false for a
-// request without an absolute path.
-func cleanPath(r *http.Request) bool {
-	p := r.URL.Path
-	if p == "" {
-		if r.Method == http.MethodConnect {
-			return false
-		}
-		r.URL.Path = "/"
-		return true
-	}
-	if p[0] != '/' {
-		return false
-	}
-	if !hasDotSegment(p) {
-		return true
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	r.URL.Path = c
-	r.URL.RawPath = ""
-	return true
-}
-
-func hasDotSegment(p string) bool {
-	return strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
-		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
 }
 
 // requestID returns the request's X-Request-Id when the client sent a

@@ -210,9 +210,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // rewritePath applies regex_rewrite or prefix_rewrite and the upstream's
-// base path. It works on the escaped path, as Envoy does, so encoded
-// characters (%2F) pass unchanged; the common case (no rewrite, no base
-// path) leaves the URL as ReverseProxy copied it.
+// base path. It works on the request's normal path (requestPath), the one
+// string the route was matched and authorized on, escaped, as Envoy does,
+// so encoded characters (%3B, or a kept %2F) pass unchanged; the common
+// case (no rewrite, no base path) leaves the URL as ReverseProxy copied it.
 func (rt *route) rewritePath(in, out *http.Request, up *url.URL) {
 	base := up.EscapedPath()
 	if base == "/" {
@@ -222,7 +223,7 @@ func (rt *route) rewritePath(in, out *http.Request, up *url.URL) {
 	if r.RewriteRE == nil && r.PrefixRewrite == "" && base == "" {
 		return
 	}
-	p := in.URL.EscapedPath()
+	p := requestPath(in)
 	switch {
 	case r.RewriteRE != nil:
 		p = r.RewriteRE.ReplaceAllString(p, rt.rewriteSub)
@@ -257,10 +258,9 @@ func (rt *route) rewritePath(in, out *http.Request, up *url.URL) {
 		dec = p
 	}
 	out.URL.Path = dec
-	out.URL.RawPath = ""
-	if dec != p {
-		out.URL.RawPath = p
-	}
+	// Always the escaped form as built: without it net/url would re-escape
+	// sub-delims such as '!' and send another spelling upstream.
+	out.URL.RawPath = p
 }
 
 func (rt *route) modifyResponse(resp *http.Response) error {
