@@ -192,10 +192,17 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			host = extauthz.Header(req, "host")
 		}
 	}
-	fullPath := h.GetPath()
-	path := fullPath
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
+	// The path is matched and evaluated in its normal form only, with the
+	// function and options the proxy applies (pkg/pathnorm): a Check may
+	// come from any Envoy or gRPC client, and /open/%73ecret must meet the
+	// rules written for /open/secret. Normalize is idempotent and does not
+	// allocate for the proxy's already-normal paths. The query stays out.
+	rawPath, _, _ := strings.Cut(h.GetPath(), "?")
+	path, _, err := st.cfg.PathNormalization.Normalize(rawPath)
+	if err != nil {
+		// Envoy would have answered 400 itself; refuse what it never sends.
+		s.logDecision(ctx, requestID, "", h.GetMethod(), h.GetHost(), rawPath, nil, decisionDeny, 0, "bad-path")
+		return badRequest(requestID), nil
 	}
 	audience, _ := splitHost(host)
 	internal := extauthz.ContextExtension(req, extauthz.ContextInternal) == "true"
