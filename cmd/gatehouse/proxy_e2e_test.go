@@ -579,10 +579,11 @@ func TestProxyEndToEnd(t *testing.T) {
 				t.Errorf("%s: route %q path %q, want route %q path %q", c.path, got.Header.Get("X-Route"), got.Path, c.route, c.upstreamPath)
 			}
 		}
-		// Escaped characters and the query survive matching and rewrites.
+		// Escaped characters and the query survive matching and rewrites
+		// (an encoded slash is refused: pathnorm_e2e_test.go).
 		for _, c := range []struct{ path, rawPath, query string }{
-			{"/plain/a%2Fb%20c?q=1&r=%2F", "/plain/a%2Fb%20c", "q=1&r=%2F"},
-			{"/api/a%2Fb?q=2", "/v2/a%2Fb", "q=2"},
+			{"/plain/a%3Bb%20c?q=1&r=%2F", "/plain/a%3Bb%20c", "q=1&r=%2F"},
+			{"/api/a%3bb?q=2", "/v2/a%3Bb", "q=2"},
 		} {
 			got := echo(t, alice, e.url("routes.localhost", c.path), nil)
 			if got.RawPath != c.rawPath || got.RawQuery != c.query {
