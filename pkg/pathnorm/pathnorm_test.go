@@ -275,3 +275,20 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalize(b *testing.B) {
+	for _, bc := range []struct{ name, path string }{
+		{"normal", "/d/abc-def/grafana-dashboard"},
+		{"normal-escaped", "/api/v1/search/a%20b%3Bc"},
+		{"rewrite", "/api/./v1//users/%34%32/../x"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := defaults.Normalize(bc.path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
