@@ -197,26 +197,6 @@ func applyHeaderOption(h http.Header, o *corev3.HeaderValueOption, key string) {
 	}
 }
 
-// applyOK applies an allowed response to the request going upstream: the
-// headers to set, then the headers to remove. With pass_identity_headers
-// off for the route, identity headers are dropped even if authorize sent
-// them: the upstream gets no identity header at all.
-func applyOK(r *http.Request, ok *authv3.OkHttpResponse, passIdentity bool, claimHeaders map[string]string) {
-	if ok == nil {
-		return
-	}
-	for _, o := range ok.GetHeaders() {
-		key := canonicalHeaderName(o.GetHeader().GetKey())
-		if key == "" || (!passIdentity && isIdentityHeader(key, claimHeaders)) {
-			continue
-		}
-		applyHeaderOption(r.Header, o, key)
-	}
-	for _, k := range ok.GetHeadersToRemove() {
-		delete(r.Header, canonicalHeaderName(k))
-	}
-}
-
 // writeDenied writes a denied (or error) response from authorize to the
 // client as it is: status, headers and body.
 func writeDenied(w http.ResponseWriter, r *http.Request, d *authv3.DeniedHttpResponse, requestID string) {

@@ -199,12 +199,19 @@ func findCookie(v, name string) (start, end int, ok bool) {
 	return 0, 0, false
 }
 
+// isPomeriumAuthorization reports whether an Authorization value carries
+// a gatehouse session handle. It matches at least every form authorize
+// accepts (its prefixes compare without case), and more: extra spaces
+// after "Bearer" are a credential too, since stripping more than
+// authorize reads is safe and stripping less is not.
 func isPomeriumAuthorization(v string) bool {
-	if len(v) > 9 && strings.EqualFold(v[:9], "pomerium ") {
+	const scheme, bearer, handle = "pomerium ", "bearer ", "pomerium-"
+	if len(v) >= len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
 		return true
 	}
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.HasPrefix(strings.TrimLeft(v[7:], " "), "Pomerium-")
+	if len(v) >= len(bearer) && strings.EqualFold(v[:len(bearer)], bearer) {
+		rest := strings.TrimLeft(v[len(bearer):], " \t")
+		return len(rest) >= len(handle) && strings.EqualFold(rest[:len(handle)], handle)
 	}
 	return false
 }

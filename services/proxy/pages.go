@@ -17,7 +17,7 @@ const (
 	msgUpstreamDown    = "The application behind this address could not be reached. It may be down or restarting; try again in a moment."
 	msgUpstreamTimeout = "The application behind this address took too long to answer. Try again in a moment."
 	msgAuthUnavailable = "Access could not be checked right now, so the request was not let through. Try again in a moment."
-	msgNoWebsockets    = "This route does not allow WebSocket connections."
+	msgUpgradeRefused  = "This route does not allow switching to the protocol the request asked for (Upgrade)."
 	msgBadCallback     = "This sign-in link is not valid or has expired. Go back to the page you wanted and sign in again."
 	msgBadRedirect     = "The redirect address is missing or not allowed."
 	msgNotSignedIn     = "You are not signed in."

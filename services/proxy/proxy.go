@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,16 +71,15 @@ type Service struct {
 // state is everything compiled from one configuration. It is never
 // modified once stored; a reload stores a new one.
 type state struct {
-	cfg          *config.Config
-	table        *routematch.Table
-	routes       map[*config.Route]*route
-	cipher       *cryptutil.Cipher
-	jwks         http.Handler
-	wellKnown    http.Handler
-	claimHeaders map[string]string // jwt_claims_headers, canonical names
-	hops         int
-	respHTTP     []headerKV // response headers of the proxy's own pages
-	respHTTPS    []headerKV
+	cfg       *config.Config
+	table     *routematch.Table
+	routes    map[*config.Route]*route
+	cipher    *cryptutil.Cipher
+	jwks      http.Handler
+	wellKnown http.Handler
+	hops      int
+	respHTTP  []headerKV // response headers of the proxy's own pages
+	respHTTPS []headerKV
 }
 
 // New builds the proxy service from the current configuration and
@@ -128,19 +126,19 @@ func (s *Service) reload(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	st := &state{
-		cfg:          cfg,
-		table:        routematch.New(cfg.Routes),
-		routes:       make(map[*config.Route]*route, len(cfg.Routes)),
-		claimHeaders: map[string]string{},
-		hops:         cfg.XFFNumTrustedHops,
+		cfg:    cfg,
+		table:  routematch.New(cfg.Routes),
+		routes: make(map[*config.Route]*route, len(cfg.Routes)),
+		hops:   cfg.XFFNumTrustedHops,
 	}
 	keep := map[transportKey]bool{}
+	claimHeaders := claimHeaderNames(cfg)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		if r.FromURL == nil || len(r.ToURLs) == 0 {
 			continue
 		}
-		rt, key, err := s.newRoute(cfg, r)
+		rt, key, err := s.newRoute(cfg, r, claimHeaders)
 		if err != nil {
 			return fmt.Errorf("proxy: route %s: %w", r.ID, err)
 		}
@@ -163,9 +161,6 @@ func (s *Service) reload(cfg *config.Config) error {
 	}
 	if cfg.AuthenticateURLParsed != nil {
 		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
-	}
-	for k := range cfg.JWTClaimsHeaders {
-		st.claimHeaders[textproto.CanonicalMIMEHeaderKey(k)] = k
 	}
 	st.respHTTP, st.respHTTPS = responseHeaders(cfg, &config.Route{})
 	s.state.Store(st)
@@ -310,9 +305,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
 		return "", "no-route"
 	}
-	if isUpgrade(r) && !rt.cfg.AllowWebsockets {
+	if !rt.admitUpgrade(r) {
 		rt.setResponseHeaders(w, r, st.hops)
-		writeError(w, r, http.StatusForbidden, msgNoWebsockets, reqID)
+		writeError(w, r, http.StatusForbidden, msgUpgradeRefused, reqID)
 		return rt.cfg.ID, "upgrade-refused"
 	}
 
@@ -340,15 +335,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		writeDenied(w, r, d, reqID)
 		return rt.cfg.ID, "deny"
 	}
-	removeSessionCredentials(r.Header, st.cfg.CookieName)
 	ok := resp.GetOkResponse()
-	applyOK(r, ok, rt.passIdentity, st.claimHeaders)
-	for _, kv := range rt.setRequest {
-		setHeader(r.Header, kv.key, kv.value)
-	}
-	for _, k := range rt.removeReq {
-		delete(r.Header, k)
-	}
 	if hs := ok.GetResponseHeadersToAdd(); len(hs) > 0 {
 		for _, o := range hs {
 			if key := canonicalHeaderName(o.GetHeader().GetKey()); key != "" {
@@ -357,7 +344,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		}
 	}
 
-	// 5. Forward.
+	// 5. Forward. The upstream request's headers (authorize's, the
+	// route's, the strip of the client's) are written in rt.rewrite,
+	// after ReverseProxy removed the hop-by-hop headers.
+	if ok != nil {
+		r = withOK(r, ok)
+	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, "allow"
 }
@@ -382,21 +374,6 @@ func (st *state) setResponseHeaders(w http.ResponseWriter, r *http.Request) {
 	for _, kv := range hs {
 		setHeader(w.Header(), kv.key, kv.value)
 	}
-}
-
-// isUpgrade reports whether r asks to switch protocols (WebSocket, SPDY).
-func isUpgrade(r *http.Request) bool {
-	if _, ok := r.Header["Upgrade"]; !ok {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // requestID returns the request's X-Request-Id when the client sent a

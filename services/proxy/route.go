@@ -53,13 +53,21 @@ type route struct {
 	passIdentity bool
 	setRequest   []headerKV
 	removeReq    []string
-	respHTTP     []headerKV // response headers for plain-HTTP clients
-	respHTTPS    []headerKV // ... and for HTTPS clients (with HSTS)
-	rewriteSub   string     // regex_rewrite_substitution in Go's $n syntax
-	idleTimeout  time.Duration
-	hops         int
-	cookieName   string
-	logger       *slog.Logger
+	// protected are the names, besides X-Pomerium-*, that gatehouse may
+	// write on this route's requests: never taken from the client.
+	protected headerSet
+	// claimHeaders are the jwt_claims_headers (canonical name → claim),
+	// identity headers dropped when passIdentity is off.
+	claimHeaders map[string]string
+	// upgrades are the Upgrade protocols the route tunnels, lower-case.
+	upgrades    []string
+	respHTTP    []headerKV // response headers for plain-HTTP clients
+	respHTTPS   []headerKV // ... and for HTTPS clients (with HSTS)
+	rewriteSub  string     // regex_rewrite_substitution in Go's $n syntax
+	idleTimeout time.Duration
+	hops        int
+	cookieName  string
+	logger      *slog.Logger
 }
 
 // Pomerium's default security response headers.
@@ -139,7 +147,7 @@ func envoySubstitution(s string) string {
 	return b.String()
 }
 
-func (s *Service) newRoute(cfg *config.Config, r *config.Route) (*route, transportKey, error) {
+func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map[string]string) (*route, transportKey, error) {
 	key := routeTransportKey(cfg, r)
 	tr, err := s.transports.get(cfg, r)
 	if err != nil {
@@ -153,6 +161,9 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route) (*route, transpo
 		hops:         cfg.XFFNumTrustedHops,
 		cookieName:   cfg.CookieName,
 		logger:       s.logger,
+		protected:    protectedHeaders(cfg, r),
+		claimHeaders: claimHeaders,
+		upgrades:     routeUpgrades(r),
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
@@ -184,9 +195,11 @@ type discardWriter struct{}
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // rewrite builds the upstream request (ReverseProxy calls it after
-// removing hop-by-hop and X-Forwarded-* headers from pr.Out).
+// removing hop-by-hop and X-Forwarded-* headers from pr.Out, so that what
+// it writes no client header can remove).
 func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
+	rt.setUpstreamHeaders(in, out)
 	up := rt.bal.pick()
 	out.URL.Scheme = up.url.Scheme
 	out.URL.Host = up.url.Host

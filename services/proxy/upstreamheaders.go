@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
+)
+
+// The request an upstream receives is built in one place, route.rewrite,
+// which httputil.ReverseProxy calls on its own copy of the request after
+// it removed the hop-by-hop headers (those of the fixed list and those
+// the client named in Connection). There, in this order:
+//
+//  1. every header gatehouse may write is removed, in any spelling the
+//     client chose (stripGatehouseHeaders), whatever authorize answered;
+//  2. gatehouse's session credential is removed (cookie, Authorization
+//     in Pomerium's forms, the pomerium_jwt query parameter);
+//  3. authorize's headers are set, then its headers_to_remove removed;
+//  4. the route's set_request_headers are set, its
+//     remove_request_headers removed;
+//  5. X-Request-Id and X-Forwarded-* are set.
+//
+// Because nothing is written before the hop-by-hop removal, a client that
+// names X-Pomerium-Jwt-Assertion in Connection cannot make the upstream
+// lose it; because the strip runs on every forwarded request, a client
+// cannot supply a header gatehouse would have written for a user who
+// lacks the claim.
+
+// maxFoldedName bounds the header names headerSet folds on the stack;
+// longer configured names are compared one by one (they are rare).
+const maxFoldedName = 128
+
+// headerSet is a set of header names compared as an upstream may compare
+// them: without case, and with '_' equal to '-' (CGI, WSGI and PHP map
+// X_Role and X-Role to the same HTTP_X_ROLE). It is built once per
+// configuration and read-only after: safe for concurrent use.
+type headerSet struct {
+	folded map[string]struct{} // names of at most maxFoldedName bytes, folded
+	long   []string            // longer names, as configured
+	minLen int
+	maxLen int
+}
+
+// foldByte lower-cases c and turns '_' into '-'.
+func foldByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// fold writes name folded into buf (len(buf) >= len(name)).
+func fold(buf []byte, name string) []byte {
+	buf = buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		buf[i] = foldByte(name[i])
+	}
+	return buf
+}
+
+// foldEqual compares two names as headerSet does.
+func foldEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldByte(a[i]) != foldByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func newHeaderSet(names ...string) headerSet {
+	s := headerSet{folded: make(map[string]struct{}, len(names))}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if len(n) > maxFoldedName {
+			s.long = append(s.long, n)
+		} else {
+			var buf [maxFoldedName]byte
+			s.folded[string(fold(buf[:], n))] = struct{}{}
+		}
+		if s.minLen == 0 || len(n) < s.minLen {
+			s.minLen = len(n)
+		}
+		s.maxLen = max(s.maxLen, len(n))
+	}
+	return s
+}
+
+// has reports whether name is in the set. It does not allocate.
+func (s *headerSet) has(name string) bool {
+	if len(name) < s.minLen || len(name) > s.maxLen {
+		return false // also the empty set
+	}
+	if len(name) <= maxFoldedName {
+		var buf [maxFoldedName]byte
+		if _, ok := s.folded[string(fold(buf[:], name))]; ok { // no allocation: the compiler looks up []byte keys in place
+			return true
+		}
+	}
+	for _, l := range s.long {
+		if foldEqual(l, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// protectedHeaders returns the header names gatehouse may write on a
+// route's requests, besides every X-Pomerium-* name: the
+// jwt_claims_headers (both forms; the list form's names are
+// X-Pomerium-Claim-*) and the route's set_request_headers.
+func protectedHeaders(cfg *config.Config, r *config.Route) headerSet {
+	names := make([]string, 0, len(cfg.JWTClaimsHeaders)+len(r.SetRequestHeaders))
+	for k := range cfg.JWTClaimsHeaders {
+		names = append(names, k)
+	}
+	for k := range r.SetRequestHeaders {
+		names = append(names, k)
+	}
+	return newHeaderSet(names...)
+}
+
+// isGatehouseHeader reports whether a client-sent header carries a name
+// gatehouse may write to the upstream on this route.
+func isGatehouseHeader(name string, protected *headerSet) bool {
+	return isPomeriumHeader(name) || protected.has(name)
+}
+
+// stripGatehouseHeaders removes from h every header whose name gatehouse
+// may write (see isGatehouseHeader), in whatever spelling it came.
+func stripGatehouseHeaders(h http.Header, protected *headerSet) {
+	for k := range h {
+		if isGatehouseHeader(k, protected) {
+			delete(h, k)
+		}
+	}
+}
+
+// removeQueryParam returns rawQuery without the parameters named name
+// (compared after unescaping, so pomerium%5Fjwt is pomerium_jwt), keeping
+// the others byte for byte and in order. A query without such a parameter
+// comes back as is, without allocating unless a key is escaped.
+func removeQueryParam(rawQuery, name string) string {
+	if rawQuery == "" {
+		return rawQuery
+	}
+	isName := func(part string) bool {
+		k, _, _ := strings.Cut(part, "=")
+		if k == name {
+			return true
+		}
+		if !strings.Contains(k, "%") {
+			return false
+		}
+		uk, err := url.QueryUnescape(k)
+		return err == nil && uk == name
+	}
+	found := false
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if isName(part) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return rawQuery
+	}
+	var b strings.Builder
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if isName(part) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// okKey is the context key under which serve hands rewrite authorize's
+// allowed answer for the request.
+type okKey struct{}
+
+// withOK returns r carrying ok for rewrite. It costs a context and a
+// shallow copy of the request: the price of writing the upstream's
+// headers after ReverseProxy's hop-by-hop removal, where no client
+// header can undo them.
+func withOK(r *http.Request, ok *authv3.OkHttpResponse) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), okKey{}, ok))
+}
+
+// okFrom returns the answer withOK attached, or nil.
+func okFrom(r *http.Request) *authv3.OkHttpResponse {
+	ok, _ := r.Context().Value(okKey{}).(*authv3.OkHttpResponse)
+	return ok
+}
+
+// setUpstreamHeaders writes the headers of the request going upstream
+// (out, ReverseProxy's copy of in, already without hop-by-hop headers);
+// see the comment at the top of this file.
+func (rt *route) setUpstreamHeaders(in, out *http.Request) {
+	h := out.Header
+	stripGatehouseHeaders(h, &rt.protected)
+	removeSessionCredentials(h, rt.cookieName)
+	out.URL.RawQuery = removeQueryParam(out.URL.RawQuery, handoff.QueryJWT)
+	// The request id serve chose (the client's, when sane) goes upstream
+	// even if the client named X-Request-Id in Connection.
+	if _, ok := h[headerRequestID]; !ok {
+		if vs := in.Header[headerRequestID]; len(vs) > 0 {
+			h[headerRequestID] = []string{vs[0]}
+		}
+	}
+	if ok := okFrom(in); ok != nil {
+		for _, o := range ok.GetHeaders() {
+			key := canonicalHeaderName(o.GetHeader().GetKey())
+			if key == "" || (!rt.passIdentity && isIdentityHeader(key, rt.claimHeaders)) {
+				continue
+			}
+			applyHeaderOption(h, o, key)
+		}
+		for _, k := range ok.GetHeadersToRemove() {
+			delete(h, canonicalHeaderName(k))
+		}
+	}
+	for _, kv := range rt.setRequest {
+		setHeader(h, kv.key, kv.value)
+	}
+	for _, k := range rt.removeReq {
+		delete(h, k)
+	}
+}
+
+// claimHeaderNames returns the canonical names of jwt_claims_headers, for
+// isIdentityHeader.
+func claimHeaderNames(cfg *config.Config) map[string]string {
+	m := make(map[string]string, len(cfg.JWTClaimsHeaders))
+	for k, claim := range cfg.JWTClaimsHeaders {
+		m[textproto.CanonicalMIMEHeaderKey(k)] = claim
+	}
+	return m
+}
