@@ -113,3 +113,59 @@ routes:
 		t.Errorf("status %d", extauthz.DeniedStatus(resp))
 	}
 }
+
+// A claim header whose claim the user lacks (or has empty) is named in
+// headers_to_remove, so that an Envoy in front of authorize drops what
+// the client sent under that name.
+func TestEmptyClaimHeadersAreRemoved(t *testing.T) {
+	yaml := `
+services: authorize
+shared_secret: ` + testSecret + `
+authenticate_service_url: https://authenticate.localhost.pomerium.io
+databroker_service_url: http://127.0.0.1:5443
+pass_identity_headers: true
+jwt_claims_headers: {X-Role: role, X-Groups: groups, X-Email: email, X-Dept: department}
+routes:
+  - from: https://app.localhost.pomerium.io
+    to: http://app:80
+    allow_any_authenticated_user: true
+`
+	s := newTestService(t, testConfig(t, yaml))
+	s.store.putUser(&userv1.User{Id: "u1", Email: "u@example.com"}, 2)
+	s.store.putSession(&sessionv1.Session{Id: "s1", UserId: "u1", Claims: map[string]*structpb.ListValue{
+		"department": listOf("research"),
+	}}, 3)
+	tok := handleFor(t, s, "u1", "s1", 1, 3)
+	for name, opt := range map[string]reqOpt{
+		"cookie":        cookie(tok),
+		"authorization": header("authorization", "Bearer Pomerium-"+tok),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := s.Check(context.Background(), newReq("GET", "https://app.localhost.pomerium.io/", opt))
+			if err != nil || !extauthz.Allowed(resp) {
+				t.Fatalf("Check: %v %v", resp, err)
+			}
+			h := okHeaders(resp)
+			if h["x-email"] != "u@example.com" || h["x-dept"] != "research" {
+				t.Errorf("headers %v", h)
+			}
+			remove := map[string]bool{}
+			for _, k := range resp.GetOkResponse().GetHeadersToRemove() {
+				remove[k] = true
+			}
+			for _, k := range []string{"x-role", "x-groups"} {
+				if _, set := h[k]; set || !remove[k] {
+					t.Errorf("%s: set %v, in headers_to_remove %v (%v)", k, set, remove[k], remove)
+				}
+			}
+			for _, k := range []string{"x-email", "x-dept", "x-pomerium-jwt-assertion"} {
+				if remove[k] {
+					t.Errorf("headers_to_remove names %s, which is set", k)
+				}
+			}
+			if name == "authorization" && !remove["authorization"] {
+				t.Errorf("headers_to_remove %v lacks authorization", remove)
+			}
+		})
+	}
+}

@@ -101,14 +101,21 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 		headers = append(headers, r.setHeaders...)
 	}
 	headers = append(headers, extauthz.NewHeader(headerJWTAssertion, jwt))
+	var remove []string
 	if !internal {
 		for _, ch := range st.claimHeaders {
 			if v := claimString(&ident.subject, ch.claim, audience); v != "" {
 				headers = append(headers, extauthz.NewHeader(ch.header, v))
+			} else if !r.setsHeader(ch.header) {
+				// No value to write: whatever the client sent under this
+				// name must not reach the upstream either (an Envoy in
+				// front of authorize applies headers_to_remove; gatehouse's
+				// proxy strips the name regardless).
+				remove = append(remove, ch.header)
 			}
 		}
 	}
-	ans := newOKAnswer(&authv3.OkHttpResponse{Headers: headers})
+	ans := newOKAnswer(&authv3.OkHttpResponse{Headers: headers, HeadersToRemove: remove})
 	exp := time.Unix(claims.Expiry, 0)
 	st.jwts.put(k, &jwtEntry{ident: ident, refreshAt: exp.Add(-jwtRefreshBefore), ans: ans}, now)
 	return ans, nil

@@ -63,6 +63,17 @@ type route struct {
 	okPlain *okAnswer
 }
 
+// setsHeader reports whether the route's set_request_headers writes the
+// header name (lower-case).
+func (r *route) setsHeader(name string) bool {
+	for _, o := range r.setHeaders {
+		if o.GetHeader().GetKey() == name {
+			return true
+		}
+	}
+	return false
+}
+
 // compile builds the state for cfg.
 func compile(cfg *config.Config) (*state, error) {
 	keys, err := cfg.KeySet()
