@@ -31,6 +31,7 @@ var (
 	fuzzWant = map[string]string{
 		"X-Pomerium-Jwt-Assertion": "real.jwt", "X-Groups": "dev", "X-Pomerium-Claim-Email": "ada@example.com",
 		"X-Tenant": "acme", "X-Pomerium-Route": "app",
+		"X-Forwarded-For": "192.0.2.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.test",
 	}
 )
 
@@ -57,6 +58,8 @@ func FuzzUpstreamHeaders(f *testing.F) {
 		{"Connection: Upgrade\nUpgrade: websocket", "", false},
 		{"Connection: Cookie, Authorization\nCookie: _pomerium=h", "", false},
 		{"Connection: keep-alive, ,, X-Groups,", "%zz=1&pomerium_jwt", false},
+		{"X_Forwarded_For: 6.6.6.6\nForwarded: for=x\nx-forwarded-host: evil\nX_Request_Id: r\nX-Secret: s\nx_secret: s", "", true},
+		{"Connection: X-Forwarded-For, X-Forwarded-Proto, x_request_id", "", false},
 	} {
 		f.Add(s.block, s.query, s.raw)
 	}
@@ -100,11 +103,15 @@ func FuzzUpstreamHeaders(f *testing.F) {
 		if out == nil {
 			return // ReverseProxy refused the request (a bad Upgrade): nothing reached the upstream
 		}
+		id := req.Header.Get(headerRequestID)
 		for k, vs := range out.Header {
 			if !namedLikeGatehouse(k) {
 				continue
 			}
 			want, ours := fuzzWant[k]
+			if k == headerRequestID {
+				want, ours = id, true
+			}
 			if !ours || len(vs) != 1 || vs[0] != want {
 				t.Fatalf("upstream got %q: %q; gatehouse wrote %v", k, vs, fuzzWant)
 			}
@@ -114,7 +121,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 				t.Fatalf("upstream lacks %s: %q (gatehouse wrote %q)", k, out.Header[k], want)
 			}
 		}
-		if id := req.Header.Get(headerRequestID); out.Header.Get(headerRequestID) != id {
+		if out.Header.Get(headerRequestID) != id {
 			t.Fatalf("upstream request id %q, want %q", out.Header[headerRequestID], id)
 		}
 		for _, c := range out.Header["Cookie"] {
@@ -149,7 +156,8 @@ func hasPrefixFoldTest(s, prefix string) bool {
 func namedLikeGatehouse(k string) bool {
 	n := strings.ReplaceAll(strings.ToLower(k), "_", "-")
 	switch n {
-	case "x-role", "x-groups", "x-tenant":
+	case "x-role", "x-groups", "x-tenant", "x-secret",
+		"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-request-id":
 		return true
 	}
 	return strings.HasPrefix(n, "x-pomerium-")

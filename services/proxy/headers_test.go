@@ -12,7 +12,7 @@ import (
 // headers and set_request_headers, and one that passes none.
 func forgeryRoutes(upstream string) string {
 	return routeYAML("id: app", "from: http://app.test", "to: "+upstream, "pass_identity_headers: true",
-		"set_request_headers: {X-Tenant: acme, X-Pomerium-Route: app}") +
+		"set_request_headers: {X-Tenant: acme, X-Pomerium-Route: app}", "remove_request_headers: [X-Secret]") +
 		routeYAML("id: noid", "from: http://noid.test", "to: "+upstream, "pass_identity_headers: false")
 }
 
@@ -62,7 +62,14 @@ func TestClientCannotForgeGatehouseHeaders(t *testing.T) {
 		"X-Tenant", "evil", "X-Tenant", "evil2", "X_Tenant", "evil",
 		"X-Pomerium-Route", "evil", "X-Pomerium-Claim-Email", "mallory@evil.test",
 		"X-Pomerium-Claim-Role", "admin", "x_pomerium_jwt_assertion", "forged",
+		"X_Forwarded_For", "6.6.6.6", "x_forwarded_proto", "https", "X_Forwarded_Host", "evil.test",
+		"Forwarded", "for=6.6.6.6", "X_Request_Id", "forged-id", "X-Request-Id", "req-1",
+		"X-Secret", "s", "X_Secret", "s",
 		"X-Keep", "kept",
+	}
+	forwarding := func(host string) gatehouseOnly {
+		return gatehouseOnly{"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Proto": {"http"},
+			"X-Forwarded-Host": {host}, "Forwarded": nil, "X-Request-Id": {"req-1"}}
 	}
 	for _, tc := range []struct {
 		host string
@@ -71,7 +78,7 @@ func TestClientCannotForgeGatehouseHeaders(t *testing.T) {
 		{"app.test", gatehouseOnly{
 			"X-Role": nil, "X-Groups": {"dev"}, "X-Tenant": {"acme"}, "X-Pomerium-Route": {"app"},
 			"X-Pomerium-Claim-Email": {"ada@example.com"}, "X-Pomerium-Claim-Role": nil,
-			"X-Pomerium-Jwt-Assertion": {"real.jwt"},
+			"X-Pomerium-Jwt-Assertion": {"real.jwt"}, "X-Secret": nil,
 		}},
 		// pass_identity_headers off: no identity header at all, forged or
 		// not. (X-Tenant is app's set_request_headers, not noid's: a
@@ -88,6 +95,7 @@ func TestClientCannotForgeGatehouseHeaders(t *testing.T) {
 			}
 			got := up.last(t).Header
 			tc.want.check(t, got)
+			forwarding(tc.host).check(t, got)
 			if got.Get("X-Keep") != "kept" {
 				t.Errorf("a header gatehouse does not write was dropped: %v", got)
 			}

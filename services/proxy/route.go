@@ -56,6 +56,7 @@ type route struct {
 	// protected are the names, besides X-Pomerium-*, that gatehouse may
 	// write on this route's requests: never taken from the client.
 	protected headerSet
+	removeSet headerSet // removeReq, for folded matching
 	// claimHeaders are the jwt_claims_headers (canonical name → claim),
 	// identity headers dropped when passIdentity is off.
 	claimHeaders map[string]string
@@ -174,6 +175,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	for _, k := range r.RemoveRequestHeaders {
 		rt.removeReq = append(rt.removeReq, textproto.CanonicalMIMEHeaderKey(k))
 	}
+	rt.removeSet = newHeaderSet(rt.removeReq...)
 	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:   rt.rewrite,

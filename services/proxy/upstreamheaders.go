@@ -120,12 +120,20 @@ func (s *headerSet) has(name string) bool {
 	return false
 }
 
+// forwardingHeaders are written by rewrite on every request (X-Request-Id
+// from the client's when sane); ReverseProxy removes only their canonical
+// spelling, so X_Forwarded_For would otherwise reach a CGI-style upstream
+// as the client address.
+var forwardingHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", headerRequestID}
+
 // protectedHeaders returns the header names gatehouse may write on a
 // route's requests, besides every X-Pomerium-* name: the
 // jwt_claims_headers (both forms; the list form's names are
-// X-Pomerium-Claim-*) and the route's set_request_headers.
+// X-Pomerium-Claim-*), the route's set_request_headers and the
+// forwarding headers.
 func protectedHeaders(cfg *config.Config, r *config.Route) headerSet {
-	names := make([]string, 0, len(cfg.JWTClaimsHeaders)+len(r.SetRequestHeaders))
+	names := make([]string, 0, len(cfg.JWTClaimsHeaders)+len(r.SetRequestHeaders)+len(forwardingHeaders))
+	names = append(names, forwardingHeaders...)
 	for k := range cfg.JWTClaimsHeaders {
 		names = append(names, k)
 	}
@@ -216,15 +224,17 @@ func okFrom(r *http.Request) *authv3.OkHttpResponse {
 // see the comment at the top of this file.
 func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	h := out.Header
+	rid := h[headerRequestID] // ReverseProxy's copy of the id serve chose, unless Connection named it
 	stripGatehouseHeaders(h, &rt.protected)
 	removeSessionCredentials(h, rt.cookieName)
 	out.URL.RawQuery = removeQueryParam(out.URL.RawQuery, handoff.QueryJWT)
-	// The request id serve chose (the client's, when sane) goes upstream
-	// even if the client named X-Request-Id in Connection.
-	if _, ok := h[headerRequestID]; !ok {
-		if vs := in.Header[headerRequestID]; len(vs) > 0 {
-			h[headerRequestID] = []string{vs[0]}
-		}
+	// The request id serve chose (the client's, when sane) goes upstream,
+	// whatever the client named in Connection. The copy is reused when
+	// there is one, sparing an allocation per request.
+	if len(rid) == 1 {
+		h[headerRequestID] = rid
+	} else if vs := in.Header[headerRequestID]; len(vs) > 0 {
+		h[headerRequestID] = []string{vs[0]}
 	}
 	if ok := okFrom(in); ok != nil {
 		for _, o := range ok.GetHeaders() {
@@ -241,8 +251,14 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	for _, kv := range rt.setRequest {
 		setHeader(h, kv.key, kv.value)
 	}
-	for _, k := range rt.removeReq {
-		delete(h, k)
+	if len(rt.removeReq) > 0 {
+		// remove_request_headers, in every spelling too: the operator
+		// means the header, whatever its case or '_'.
+		for k := range h {
+			if rt.removeSet.has(k) {
+				delete(h, k)
+			}
+		}
 	}
 }
 
