@@ -178,8 +178,10 @@ routes:
 			"X-Pomerium-Claim-Email":   {"ceo@example.com"},
 			"X-Pomerium-Claim-Role":    {"admin"},
 			"X-Pomerium-Jwt-Assertion": {"forged.jwt.value"},
+			"X_forwarded_for":          {"6.6.6.6"},
 			"X-App":                    {"kept"},
 		})
+		only(t, got, "X-Forwarded-For", "127.0.0.1")
 		only(t, got, "X-Role")
 		only(t, got, "X-Groups", "dev")
 		only(t, got, "X-Email", "bob@example.com")
