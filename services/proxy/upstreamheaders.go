@@ -19,13 +19,22 @@ import (
 // the client named in Connection). There, in this order:
 //
 //  1. every header gatehouse may write is removed, in any spelling the
-//     client chose (stripGatehouseHeaders), whatever authorize answered;
-//  2. gatehouse's session credential is removed (cookie, Authorization
-//     in Pomerium's forms, the pomerium_jwt query parameter);
-//  3. authorize's headers are set, then its headers_to_remove removed;
-//  4. the route's set_request_headers are set, its
-//     remove_request_headers removed;
-//  5. X-Request-Id and X-Forwarded-* are set.
+//     client chose (stripGatehouseHeaders), whatever authorize answered:
+//     X-Pomerium-*, jwt_claims_headers, set_request_headers, X-Forwarded-*,
+//     Forwarded, X-Request-Id;
+//  2. gatehouse's session credential is removed (the session cookie and
+//     Authorization in Pomerium's forms, as Pomerium's clean-upstream
+//     filter does, and the pomerium_jwt query parameter);
+//  3. X-Request-Id is set (the client's when sane, see requestID);
+//  4. authorize's headers are set, then its headers_to_remove removed;
+//  5. the route's set_request_headers are set, its
+//     remove_request_headers removed (in every spelling);
+//  6. rewrite sets X-Forwarded-For, -Proto and -Host.
+//
+// The '_' folding goes further than Pomerium (Envoy passes X_Role by
+// default, headers_with_underscores_action ALLOW) and matches what nginx
+// guards against by dropping such names: an upstream behind CGI, WSGI or
+// PHP reads X_Role as X-Role.
 //
 // Because nothing is written before the hop-by-hop removal, a client that
 // names X-Pomerium-Jwt-Assertion in Connection cannot make the upstream
