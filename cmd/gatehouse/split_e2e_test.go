@@ -246,7 +246,7 @@ func TestGrafanaGuideSplitDeployment(t *testing.T) {
 
 	// Sign out through proxy B: proxy A refuses the session within a second.
 	aliceCookies := alice.Jar.Cookies(mustURL(t, d.proxyURL("proxy-a", "/")))
-	resp = get(t, alice, d.proxyURL("proxy-b", "/.pomerium/sign_out"))
+	resp = signOutByForm(t, alice, d.proxyURL("proxy-b", "/.pomerium/sign_out"))
 	resp.Body.Close()
 	replay := d.browser()
 	replay.Jar.SetCookies(mustURL(t, d.proxyURL("proxy-a", "/")), aliceCookies)

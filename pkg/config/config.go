@@ -241,6 +241,7 @@ func (c *Config) validate(errs *Errors) {
 	if o.SignOutRedirectURL != "" {
 		c.httpURL(errs, "signout_redirect_url", o.SignOutRedirectURL, false)
 	}
+	c.validateProgrammaticWhitelist(errs)
 	if o.XFFNumTrustedHops < 0 {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}

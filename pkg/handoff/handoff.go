@@ -2,13 +2,18 @@
 // gatehouse's services during sign-in and sign-out: the signed sign-in URL
 // on the authenticate host, and the callback on a route host that carries
 // the sealed session handle. Proxy, authorize and authenticate all use it,
-// so the three agree on every parameter name (Pomerium's).
+// so the three agree on every parameter name (Pomerium's) and on every
+// rule: where a programmatic login may hand its session handle
+// (ProgrammaticRedirect), the binding of a sign-in to its browser
+// (Binding), the sign-out forms' CSRF token (SignOutToken) and the query
+// parameters no upstream may see (StripReservedQuery).
 package handoff
 
 import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
@@ -55,11 +60,11 @@ func SignInURL(authenticateURL *url.URL, redirectURI string, programmatic bool, 
 }
 
 // SignOutURL returns the signed authenticate URL that signs the user out
-// and then goes to redirectURI (may be empty). handle, when not empty, is
-// the session handle the route host holds, sealed for the authenticate
-// host, so that the session ends even when the browser has no session
-// cookie for the authenticate host (another registrable domain, or a
-// cookie that expired first).
+// and then goes to redirectURI (may be empty). handle is the session handle
+// the route host holds, sealed for the authenticate host: it names the
+// session that ends, also when the browser has no session cookie for the
+// authenticate host (another registrable domain, or a cookie that expired
+// first). Authenticate ends no session on a signed URL without one.
 func SignOutURL(authenticateURL *url.URL, redirectURI, handle string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) *url.URL {
 	u := *authenticateURL
 	u.Path = SignOutPath
@@ -71,7 +76,8 @@ func SignOutURL(authenticateURL *url.URL, redirectURI, handle string, sharedKey 
 		q.Set(QuerySessionEncrypted, cookies.Seal([]byte(handle), []byte(u.Host)))
 	}
 	u.RawQuery = q.Encode()
-	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+	// Followed at once, like a callback, so as short-lived.
+	return cryptutil.SignURL(sharedKey, &u, now, CallbackTTL)
 }
 
 // SignOutHandle returns the session handle carried by a sign-out URL that
@@ -89,41 +95,78 @@ func SignOutHandle(u *url.URL, host string, cookies *cryptutil.Cipher) string {
 	return string(raw)
 }
 
+// CallbackTTL is how long a callback URL stays valid. The browser follows
+// it at once (it is the Location of authenticate's redirect), so it is kept
+// short; cryptutil.SignedURLClockSkew is added for the clocks of split
+// deployments.
+const CallbackTTL = time.Minute
+
 // CallbackURL returns the signed route-host URL that sets the route's
 // session cookie from the sealed handle and then goes to redirectURI.
-// The route host is taken from redirectURI.
-func CallbackURL(redirectURI *url.URL, handle string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) *url.URL {
+// The route host is taken from redirectURI. binding is the sign-in binding
+// the sign-in URL carried (QueryBinding); the proxy accepts the callback
+// only from the browser holding its cookie.
+func CallbackURL(redirectURI *url.URL, handle, binding string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) *url.URL {
 	u := url.URL{Scheme: redirectURI.Scheme, Host: redirectURI.Host, Path: CallbackPath}
 	q := url.Values{
 		QueryRedirectURI:      {redirectURI.String()},
 		QuerySessionEncrypted: {cookies.Seal([]byte(handle), []byte(redirectURI.Host))},
 	}
+	if binding != "" {
+		q.Set(QueryBinding, binding)
+	}
 	u.RawQuery = q.Encode()
-	return cryptutil.SignURL(sharedKey, &u, now, TTL)
+	return cryptutil.SignURL(sharedKey, &u, now, CallbackTTL)
 }
 
 // ErrBadCallback is returned for a callback that is not for this host.
 var ErrBadCallback = errors.New("handoff: callback is not valid for this host")
 
+// Callback is an opened callback URL.
+type Callback struct {
+	// Handle is the session handle for the route host's cookie.
+	Handle string
+	// RedirectURI is where the user goes next: an http(s) URL on the
+	// callback's host.
+	RedirectURI *url.URL
+	// Binding is the sign-in binding (QueryBinding), well formed; check it
+	// against the browser with VerifyBinding.
+	Binding string
+	// BindingID is the binding's id, for single use.
+	BindingID string
+	// Expiry is when the callback URL stops being valid.
+	Expiry time.Time
+}
+
 // OpenCallback verifies a callback URL received on host and returns the
-// session handle and where to send the user.
-func OpenCallback(u *url.URL, host string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) (handle string, redirectURI *url.URL, err error) {
+// session handle and where to send the user. A callback without a well
+// formed sign-in binding is refused: every browser sign-in carries one.
+func OpenCallback(u *url.URL, host string, sharedKey []byte, cookies *cryptutil.Cipher, now time.Time) (*Callback, error) {
 	if err := cryptutil.VerifySignedURL(sharedKey, u, now); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	q := u.Query()
-	redirectURI, err = url.Parse(q.Get(QueryRedirectURI))
-	if err != nil || redirectURI.Host == "" {
-		return "", nil, fmt.Errorf("%w: bad %s", ErrBadCallback, QueryRedirectURI)
+	redirectURI, err := url.Parse(q.Get(QueryRedirectURI))
+	if err != nil || redirectURI.Host == "" || (redirectURI.Scheme != "http" && redirectURI.Scheme != "https") {
+		return nil, fmt.Errorf("%w: bad %s", ErrBadCallback, QueryRedirectURI)
 	}
 	if !sameHost(redirectURI.Host, host) {
-		return "", nil, fmt.Errorf("%w: redirect is for %s", ErrBadCallback, redirectURI.Host)
+		return nil, fmt.Errorf("%w: redirect is for %s", ErrBadCallback, redirectURI.Host)
+	}
+	binding := q.Get(QueryBinding)
+	id, err := ParseBinding(binding)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
 	}
 	raw, err := cookies.Open(q.Get(QuerySessionEncrypted), []byte(redirectURI.Host))
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
 	}
-	return string(raw), redirectURI, nil
+	exp, _ := strconv.ParseInt(q.Get(cryptutil.QueryExpiry), 10, 64) // verified above
+	return &Callback{
+		Handle: string(raw), RedirectURI: redirectURI, Binding: binding, BindingID: id,
+		Expiry: time.Unix(exp, 0).Add(cryptutil.SignedURLClockSkew),
+	}, nil
 }
 
 // sameHost compares host names, ignoring the port only when one side has none.

@@ -74,17 +74,16 @@ type Service struct {
 // state is everything derived from one configuration. It is replaced, never
 // modified, when the configuration changes.
 type state struct {
-	cfg          *config.Config
-	cipher       *cryptutil.Cipher
-	keys         *signingkey.KeySet
-	idp          *identityProvider
-	routes       hostMatcher
-	programmatic hostMatcher
-	authURL      *url.URL // authenticate_service_url
-	callbackURL  *url.URL // the redirect_uri registered with the IdP
-	jwks         http.Handler
-	wellKnown    http.Handler
-	err          error // why this configuration cannot serve, nil when it can
+	cfg         *config.Config
+	cipher      *cryptutil.Cipher
+	keys        *signingkey.KeySet
+	idp         *identityProvider
+	routes      hostMatcher
+	authURL     *url.URL // authenticate_service_url
+	callbackURL *url.URL // the redirect_uri registered with the IdP
+	jwks        http.Handler
+	wellKnown   http.Handler
+	err         error // why this configuration cannot serve, nil when it can
 }
 
 // New builds the authenticate service from the current configuration and
@@ -155,7 +154,6 @@ func newState(cfg *config.Config, prev *state) *state {
 	cb.Path, cb.RawPath, cb.RawQuery, cb.Fragment = cfg.AuthenticateCallbackPath, "", "", ""
 	st.callbackURL = &cb
 	st.routes = routeHosts(cfg)
-	st.programmatic = programmaticHosts(cfg)
 	settings := idpSettingsFrom(cfg, st.callbackURL)
 	if prev != nil && prev.idp != nil && prev.idp.settings.equal(settings) {
 		st.idp = prev.idp

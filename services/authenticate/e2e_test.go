@@ -83,16 +83,18 @@ routes:
 	t.Cleanup(func() { cc.Close() })
 	e := &env{t: t, cfg: cfg, db: databrokerv1.NewDataBrokerServiceClient(cc), idpURL: idpURL, authURL: cfg.AuthenticateURLParsed, appOrigin: appOrigin}
 	cipher, _ := cryptutil.NewCipher(cfg.CookieSealKey)
+	var lastRaw string // the handle openHandle opened last
 	openHandle := func(back *url.URL) *sessionhandle.Handle {
 		t.Helper()
 		if back.Host != fmt.Sprintf("app.localhost:%d", appPort) || back.Path != handoff.CallbackPath {
 			t.Fatalf("sign-in came back to %s, want the route host's %s", back, handoff.CallbackPath)
 		}
-		raw, _, err := handoff.OpenCallback(back, back.Host, cfg.URLKey, cipher, time.Now())
+		cb, err := handoff.OpenCallback(back, back.Host, cfg.URLKey, cipher, time.Now())
 		if err != nil {
 			t.Fatalf("OpenCallback: %v", err)
 		}
-		h, err := sessionhandle.Decode(cfg.HandleKey, raw, time.Now())
+		lastRaw = cb.Handle
+		h, err := sessionhandle.Decode(cfg.HandleKey, cb.Handle, time.Now())
 		if err != nil {
 			t.Fatalf("handle: %v", err)
 		}
@@ -244,7 +246,7 @@ routes:
 		if e.session(h.ID) == nil {
 			t.Fatal("no session")
 		}
-		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", "", cfg.URLKey, nil, time.Now()).String())
+		resp, body := get(t, c, handoff.SignOutURL(e.authURL, appOrigin+"/", lastRaw, cfg.URLKey, cipher, time.Now()).String())
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 		}

@@ -24,13 +24,14 @@ func TestSignInFlow(t *testing.T) {
 	if back.Host != "app.localhost:18080" || back.Path != handoff.CallbackPath {
 		t.Fatalf("callback went to %s, want the route host's %s", back, handoff.CallbackPath)
 	}
-	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
-	handle, redirect, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
-	if err != nil {
-		t.Fatalf("OpenCallback: %v", err)
-	}
+	cb := e.openCallback(back)
+	handle, redirect := cb.Handle, cb.RedirectURI
 	if redirect.String() != ret {
 		t.Errorf("redirect = %s, want %s", redirect, ret)
+	}
+	// The proxy's binding to the browser comes back unchanged.
+	if cb.Binding != e.binding.Param() {
+		t.Errorf("callback binding %q, want the sign-in URL's %q", cb.Binding, e.binding.Param())
 	}
 	h, err := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
 	if err != nil {
@@ -78,12 +79,11 @@ func TestSignInFlow(t *testing.T) {
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("second sign-in: %d %s", resp.StatusCode, body)
 	}
-	again := location(t, resp)
-	handle2, _, err := handoff.OpenCallback(again, again.Host, e.cfg.URLKey, cipher, time.Now())
-	if err != nil {
-		t.Fatalf("second sign-in went to %s: %v", again, err)
+	again := e.openCallback(location(t, resp))
+	if again.Binding != e.binding.Param() {
+		t.Errorf("single sign-on callback binding %q, want %q", again.Binding, e.binding.Param())
 	}
-	h2, _ := sessionhandle.Decode(e.cfg.HandleKey, handle2, time.Now())
+	h2, _ := sessionhandle.Decode(e.cfg.HandleKey, again.Handle, time.Now())
 	if h2.ID != h.ID {
 		t.Errorf("second sign-in made session %s, want the existing %s", h2.ID, h.ID)
 	}
@@ -303,11 +303,8 @@ func TestSignOut(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := e.client()
 	back := e.signIn(c, e.appOrigin+"/", "alice@example.com", "Alice", "admins")
+	handle := e.openCallback(back).Handle
 	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
-	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	h, _ := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
 	signOut := e.authURL.String() + handoff.SignOutPath
 	refreshToken := e.session(h.ID).OauthToken.GetRefreshToken()
@@ -336,12 +333,17 @@ func TestSignOut(t *testing.T) {
 		t.Fatal("a forged POST signed out")
 	}
 	// A signed sign-out URL with a foreign return URL is refused.
-	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", "", e.cfg.URLKey, nil, time.Now()).String())
+	resp, _ = get(t, c, handoff.SignOutURL(e.authURL, "https://evil.example.com/", handle, e.cfg.URLKey, cipher, time.Now()).String())
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("sign-out to a foreign URL: %d", resp.StatusCode)
 	}
 	// The signed URL signs out and goes to the IdP's end_session endpoint.
+	// A signed URL that names no session only asks for confirmation.
 	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", "", e.cfg.URLKey, nil, time.Now()).String())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="csrf_token"`) || e.session(h.ID) == nil {
+		t.Fatalf("signed sign-out URL without a session: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, c, handoff.SignOutURL(e.authURL, e.appOrigin+"/", handle, e.cfg.URLKey, cipher, time.Now()).String())
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
 	}

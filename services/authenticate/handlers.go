@@ -93,6 +93,26 @@ func signedURLProblem(err error) problem {
 var redirectProblem = problem{Status: http.StatusBadRequest, Code: "redirect_not_allowed", Title: "Unknown destination",
 	Message: "The address to return to after sign-in is not an application served by this gatehouse."}
 
+// programmaticRedirectProblem is the page for a programmatic sign-in whose
+// return URL may not receive the session handle.
+var programmaticRedirectProblem = problem{Status: http.StatusBadRequest, Code: "redirect_not_allowed", Title: "Unknown destination",
+	Message: "A programmatic sign-in may only return to a host listed in programmatic_redirect_domain_whitelist (by default localhost, where command-line clients listen).",
+	Hint:    "Ask your administrator to add the client's host name to programmatic_redirect_domain_whitelist."}
+
+// unboundProblem is the page for a route sign-in URL without the proxy's
+// binding to the browser.
+var unboundProblem = problem{Status: http.StatusBadRequest, Code: "signin_unbound", Title: "Invalid sign-in link",
+	Message: "This sign-in link was not issued to a browser by gatehouse's proxy.",
+	Hint:    "Go back to the application and try again."}
+
+// redirectProblemFor is the page for a return URL checkRedirect refused.
+func redirectProblemFor(programmatic bool) problem {
+	if programmatic {
+		return programmaticRedirectProblem
+	}
+	return redirectProblem
+}
+
 func idpUnavailableProblem() problem {
 	return problem{Status: http.StatusServiceUnavailable, Code: "idp_unavailable", Title: "The identity provider is unavailable",
 		Message: "gatehouse cannot reach the identity provider right now.",
@@ -121,8 +141,17 @@ func (s *Service) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	programmatic := q.Get(handoff.QueryIsProgrammatic) == "true"
 	ret, err := st.checkRedirect(q.Get(handoff.QueryRedirectURI), programmatic)
 	if err != nil {
-		s.fail(w, r, redirectProblem)
+		s.fail(w, r, redirectProblemFor(programmatic))
 		return
+	}
+	// A browser sign-in for a route host carries the proxy's binding to
+	// the browser, which goes on into the callback URL.
+	binding := q.Get(handoff.QueryBinding)
+	if !programmatic && !sameHostPort(ret, st.authURL) {
+		if _, err := handoff.ParseBinding(binding); err != nil {
+			s.fail(w, r, unboundProblem)
+			return
+		}
 	}
 
 	// Single sign-on: a live session on the authenticate host is handed to
@@ -133,7 +162,7 @@ func (s *Service) handleSignIn(w http.ResponseWriter, r *http.Request) {
 			serverVersion, recordVersion, ok, err := s.touchSession(r.Context(), sess.Id, now)
 			if err == nil && ok {
 				s.log.Info("authenticate: sign-in with the existing session", "user", sess.UserId, "redirect_host", ret.Host)
-				s.finishSignIn(w, r, st, ret, programmatic, sess, serverVersion, recordVersion, now)
+				s.finishSignIn(w, r, st, ret, programmatic, binding, sess, serverVersion, recordVersion, now)
 				return
 			}
 		}
@@ -146,13 +175,14 @@ func (s *Service) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	as := newAuthState(ret.String(), programmatic, now)
+	as.Binding = binding
 	http.SetCookie(w, &http.Cookie{
 		Name:     CSRFCookieName,
 		Value:    as.CSRF,
 		Path:     "/",
 		MaxAge:   int(MaxStateAge / time.Second),
 		HttpOnly: true,
-		Secure:   !st.cfg.InsecureServer,
+		Secure:   st.secureCookies(),
 		SameSite: csrfSameSite(st),
 	})
 	setPageHeaders(w)
@@ -211,7 +241,7 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 	clearCookie(w, st, CSRFCookieName, "")
 	ret, err := st.checkRedirect(as.RedirectURI, as.Programmatic)
 	if err != nil {
-		s.fail(w, r, redirectProblem)
+		s.fail(w, r, redirectProblemFor(as.Programmatic))
 		return
 	}
 	code := form.Get("code")
@@ -267,7 +297,7 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("authenticate: signed in", "user", user.Id, "email", user.Email, "programmatic", as.Programmatic)
-	s.finishSignIn(w, r, st, ret, as.Programmatic, sess, serverVersion, recordVersion, now)
+	s.finishSignIn(w, r, st, ret, as.Programmatic, as.Binding, sess, serverVersion, recordVersion, now)
 }
 
 // idpErrorProblem is the page for an error the IdP sent back.
@@ -293,8 +323,9 @@ func idpErrorProblem(code, desc string) problem {
 // finishSignIn issues the session handle for sess, sets it as the
 // authenticate host's cookie and sends the browser on: to the route host's
 // callback, to ret itself when ret is on the authenticate host, or to ret
-// with pomerium_jwt for a programmatic login.
-func (s *Service) finishSignIn(w http.ResponseWriter, r *http.Request, st *state, ret *url.URL, programmatic bool,
+// with pomerium_jwt for a programmatic login. binding is the sign-in's
+// binding to the browser (handoff.Binding), carried into the callback URL.
+func (s *Service) finishSignIn(w http.ResponseWriter, r *http.Request, st *state, ret *url.URL, programmatic bool, binding string,
 	sess *sessionv1.Session, serverVersion, recordVersion uint64, now time.Time) {
 	handle, err := sessionhandle.Encode(st.cfg.HandleKey, &sessionhandle.Handle{
 		ID:                      sess.Id,
@@ -324,7 +355,7 @@ func (s *Service) finishSignIn(w http.ResponseWriter, r *http.Request, st *state
 	case sameHostPort(ret, st.authURL):
 		http.Redirect(w, r, ret.String(), http.StatusFound)
 	default:
-		http.Redirect(w, r, handoff.CallbackURL(ret, handle, st.cfg.URLKey, st.cipher, now).String(), http.StatusFound)
+		http.Redirect(w, r, handoff.CallbackURL(ret, handle, binding, st.cfg.URLKey, st.cipher, now).String(), http.StatusFound)
 	}
 }
 
@@ -352,16 +383,23 @@ func setSessionCookie(w http.ResponseWriter, st *state, handle string, expires, 
 		Domain:   st.cfg.CookieDomain,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   !st.cfg.InsecureServer,
+		Secure:   st.secureCookies(),
 		SameSite: st.cfg.CookieSameSiteMode(),
 	})
+}
+
+// secureCookies reports whether the authenticate host's cookies are
+// Secure: whether the browser reaches authenticate_service_url over https
+// (also behind a TLS-terminating load balancer with insecure_server).
+func (st *state) secureCookies() bool {
+	return st.cfg.CookieSecureFor(st.authURL)
 }
 
 // clearCookie removes a cookie set on the authenticate host.
 func clearCookie(w http.ResponseWriter, st *state, name, domain string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: "/", Domain: domain, MaxAge: -1,
-		HttpOnly: true, Secure: !st.cfg.InsecureServer, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: st.secureCookies(), SameSite: http.SameSiteLaxMode,
 	})
 }
 
@@ -369,7 +407,7 @@ func clearCookie(w http.ResponseWriter, st *state, name, domain string) {
 // cross-site POST (response_mode=form_post), which carries only
 // SameSite=None cookies, and browsers accept those only when Secure.
 func csrfSameSite(st *state) http.SameSite {
-	if st.cfg.InsecureServer {
+	if !st.secureCookies() {
 		return http.SameSiteLaxMode
 	}
 	return http.SameSiteNoneMode

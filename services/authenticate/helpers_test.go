@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -53,6 +54,7 @@ type env struct {
 	appOrigin string // the route's origin, http://app.localhost:PORT
 	authSrv   *httptest.Server
 	idpSrv    *httptest.Server
+	binding   handoff.Binding // of the last browser sign-in URL signInURL made
 }
 
 type envOptions struct {
@@ -60,6 +62,9 @@ type envOptions struct {
 	extraYAML      string
 	idpDown        bool // start without an IdP listening
 	run            bool // start Run (the refresher)
+	// authHTTPS makes authenticate_service_url https:// (the service
+	// still listens on plain HTTP, as behind a TLS load balancer).
+	authHTTPS bool
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -113,10 +118,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.idpURL = "http://" + e.idpSrv.Listener.Addr().String()
 	e.appOrigin = "http://app.localhost:18080"
 
+	authScheme := "http"
+	if o.authHTTPS {
+		authScheme = "https"
+	}
 	yaml := fmt.Sprintf(`
 services: authenticate
 insecure_server: true
-authenticate_service_url: http://authenticate.localhost:%d
+authenticate_service_url: %s://authenticate.localhost:%d
 databroker_service_url: http://127.0.0.1:1
 shared_secret: %s
 cookie_secret: %s
@@ -132,7 +141,7 @@ routes:
   - from: http://*.wild.localhost
     to: http://127.0.0.1:9
     allow_any_authenticated_user: true
-%s`, authPort, testSharedSecret, testCookieSecret, e.idpURL, testClientID, testClientSecret, e.appOrigin, o.extraYAML)
+%s`, authScheme, authPort, testSharedSecret, testCookieSecret, e.idpURL, testClientID, testClientSecret, e.appOrigin, o.extraYAML)
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -225,9 +234,30 @@ func loopbackTransport() *http.Transport {
 	}
 }
 
-// signInURL returns a correctly signed sign-in URL to ret.
+// signInURL returns a correctly signed sign-in URL to ret; a browser one
+// carries a sign-in binding, as the proxy adds it (e.binding).
 func (e *env) signInURL(ret string, programmatic bool) string {
-	return handoff.SignInURL(e.authURL, ret, programmatic, e.cfg.URLKey, time.Now()).String()
+	u := handoff.SignInURL(e.authURL, ret, programmatic, e.cfg.URLKey, time.Now())
+	if programmatic {
+		return u.String()
+	}
+	e.binding = handoff.NewBinding()
+	bound, err := handoff.BindSignInURL(u, e.binding.Param(), e.cfg.URLKey, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return bound.String()
+}
+
+// openCallback opens a callback URL as the proxy does, for its own host.
+func (e *env) openCallback(back *url.URL) *handoff.Callback {
+	e.t.Helper()
+	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
+	cb, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
+	if err != nil {
+		e.t.Fatalf("OpenCallback(%s): %v", back, err)
+	}
+	return cb
 }
 
 // get GETs u and returns the response with its body read.

@@ -2,11 +2,13 @@ package authenticate
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
 )
 
 // ErrRedirectNotAllowed means a return URL is not on a host this deployment
@@ -64,26 +66,6 @@ func routeHosts(cfg *config.Config) hostMatcher {
 	add(cfg.AuthenticateURLParsed)
 	for i := range cfg.Routes {
 		add(cfg.Routes[i].FromURL)
-	}
-	return m
-}
-
-// programmaticHosts returns programmatic_redirect_domain_whitelist, which
-// defaults to localhost as in Pomerium (command-line clients listen there).
-func programmaticHosts(cfg *config.Config) hostMatcher {
-	list := []string(cfg.ProgrammaticRedirectDomainWhitelist)
-	if len(list) == 0 {
-		list = []string{"localhost"}
-	}
-	var m hostMatcher
-	for _, d := range list {
-		d = strings.TrimSpace(d)
-		if u, err := url.Parse(d); err == nil && u.Host != "" {
-			d = u.Host // a URL was given; its host is meant
-		}
-		if p, ok := parseHostPattern(d, ""); ok {
-			m = append(m, p)
-		}
 	}
 	return m
 }
@@ -148,9 +130,19 @@ func matchLabel(pattern, label string) bool {
 }
 
 // checkRedirect parses a return URL and checks it against the allowed
-// hosts: route hosts (and authenticate's own) for a browser sign-in, and
-// those or programmatic_redirect_domain_whitelist for a programmatic one.
+// hosts: route hosts (and authenticate's own) for a browser sign-in. A
+// programmatic sign-in hands the session handle to its return URL as
+// pomerium_jwt, so its URL must be on programmatic_redirect_domain_whitelist
+// instead, checked by the same function the proxy uses (never a route host:
+// its upstream would get the handle in its request line and logs).
 func (st *state) checkRedirect(raw string, programmatic bool) (*url.URL, error) {
+	if programmatic {
+		u, err := handoff.ProgrammaticRedirect(raw, st.cfg.ProgrammaticRedirectDomainWhitelist)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRedirectNotAllowed, err)
+		}
+		return u, nil
+	}
 	if raw == "" || len(raw) > 8192 {
 		return nil, ErrRedirectNotAllowed
 	}
@@ -158,7 +150,7 @@ func (st *state) checkRedirect(raw string, programmatic bool) (*url.URL, error) 
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, ErrRedirectNotAllowed
 	}
-	if st.routes.match(u) || (programmatic && st.programmatic.match(u)) {
+	if st.routes.match(u) {
 		return u, nil
 	}
 	return nil, ErrRedirectNotAllowed

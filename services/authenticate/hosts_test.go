@@ -45,7 +45,7 @@ routes:
 
 func TestCheckRedirect(t *testing.T) {
 	st := hostsConfig(t, "")
-	withList := hostsConfig(t, "programmatic_redirect_domain_whitelist: [cli.example.net, '*.tools.example.net']")
+	withList := hostsConfig(t, "programmatic_redirect_domain_whitelist: [cli.example.net, tools.example.net]")
 	tests := []struct {
 		name         string
 		st           *state
@@ -80,10 +80,15 @@ func TestCheckRedirect(t *testing.T) {
 		{"not a URL", st, "https://%zz/", false, false},
 		{"programmatic default localhost", st, "http://localhost:8000/cb", true, true},
 		{"localhost is not a browser target", st, "http://localhost:8000/cb", false, false},
-		{"programmatic to a route host", st, "https://app.example.com/cb", true, true},
+		{"programmatic to a route host", st, "https://app.example.com/cb", true, false},
+		{"programmatic to the authenticate host", st, "https://auth.example.com/cb", true, false},
+		{"programmatic to a loopback address", st, "http://127.0.0.1:8000/cb", true, true},
+		{"programmatic to IPv6 loopback", st, "http://[::1]:8000/cb", true, true},
+		{"programmatic to a localhost subdomain", st, "http://app.localhost:8000/cb", true, false},
 		{"programmatic to a foreign host", st, "https://evil.example.com/cb", true, false},
 		{"programmatic whitelist", withList, "https://cli.example.net/cb", true, true},
-		{"programmatic whitelist wildcard", withList, "https://x.tools.example.net/cb", true, true},
+		{"programmatic whitelist is exact", withList, "https://tools.example.net/cb", true, true},
+		{"programmatic whitelist has no subdomains", withList, "https://x.tools.example.net/cb", true, false},
 		{"whitelist replaces the localhost default", withList, "http://localhost:8000/cb", true, false},
 		{"whitelist is for programmatic logins only", withList, "https://cli.example.net/cb", false, false},
 	}

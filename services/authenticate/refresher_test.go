@@ -6,8 +6,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gatehouse/gatehouse/pkg/cryptutil"
-	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 )
@@ -68,12 +66,7 @@ func TestRefresher(t *testing.T) {
 	e := newEnv(t, envOptions{accessTokenTTL: 4 * time.Second, run: true})
 	c := e.client()
 	back := e.signIn(c, e.appOrigin+"/", "dave@example.com", "Dave", "ops")
-	cipher, _ := cryptutil.NewCipher(e.cfg.CookieSealKey)
-	handle, _, err := handoff.OpenCallback(back, back.Host, e.cfg.URLKey, cipher, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, _ := sessionhandle.Decode(e.cfg.HandleKey, handle, time.Now())
+	h, _ := sessionhandle.Decode(e.cfg.HandleKey, e.openCallback(back).Handle, time.Now())
 	first := e.session(h.ID)
 	if first == nil {
 		t.Fatal("no session")

@@ -2,10 +2,6 @@ package authenticate
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -21,29 +17,23 @@ import (
 const SignedOutPath = "/.pomerium/signed_out"
 
 // ErrSignOutCSRF means a sign-out POST carried no valid CSRF token.
-var ErrSignOutCSRF = errors.New("the sign-out form is not from this gatehouse (CSRF token missing or wrong)")
+var ErrSignOutCSRF = handoff.ErrSignOutCSRF
 
 // signOutToken is the CSRF token of the sign-out form for a session (""
-// when there is none): an HMAC of the session id under a key derived from
-// cookie_secret, so it needs no storage and is worthless for any other
-// session.
+// when there is none): handoff.SignOutToken of the session id, shared with
+// the proxy's sign-out form.
 func (st *state) signOutToken(sessionID string) string {
-	key := cryptutil.DeriveKey(st.cfg.CookieKey, "gatehouse sign-out csrf v1", 32)
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(sessionID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return handoff.SignOutToken(st.cfg.CookieKey, sessionID)
 }
 
 func (st *state) checkSignOutToken(sessionID, token string) error {
-	if token == "" || !hmac.Equal([]byte(token), []byte(st.signOutToken(sessionID))) {
-		return ErrSignOutCSRF
-	}
-	return nil
+	return handoff.CheckSignOutToken(st.cfg.CookieKey, sessionID, token)
 }
 
-// handleSignOut serves /.pomerium/sign_out. A signed URL (handoff.SignOutURL)
-// or a POST with the form's CSRF token signs out; an unsigned GET shows a
-// confirmation form, so a cross-site link cannot sign anyone out.
+// handleSignOut serves /.pomerium/sign_out. A signed URL (handoff.SignOutURL,
+// naming the session to end) or a POST with the form's CSRF token signs
+// out; any other GET shows a confirmation form, so a cross-site link cannot
+// sign anyone out.
 func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	if !s.methods(w, r, http.MethodGet, http.MethodHead, http.MethodPost) {
 		return
@@ -55,6 +45,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		sid = h.ID
 	}
 	var redirectRaw string
+	foreign := false // the session ended is not this browser's own
 	switch r.Method {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
@@ -83,12 +74,23 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		redirectRaw = r.URL.Query().Get(handoff.QueryRedirectURI)
-		if h == nil {
-			// The route host's session, handed over in the signed URL.
-			if tok := handoff.SignOutHandle(r.URL, r.Host, st.cipher); tok != "" {
-				h, _ = sessionhandle.Decode(st.cfg.HandleKey, tok, now)
-			}
+		// The signed URL names the session it ends: the route host's,
+		// sealed by the proxy after its own confirmed POST. It is that
+		// session that ends, not whichever this browser holds: a signed
+		// URL an attacker got for their own session, opened in a victim's
+		// browser, ends only the attacker's.
+		var named *sessionhandle.Handle
+		if tok := handoff.SignOutHandle(r.URL, r.Host, st.cipher); tok != "" {
+			named, _ = sessionhandle.Decode(st.cfg.HandleKey, tok, now)
 		}
+		if named == nil {
+			s.confirmSignOut(w, r, st, h)
+			return
+		}
+		if h != nil && h.ID != named.ID {
+			foreign = true
+		}
+		h = named
 	}
 	var ret *url.URL
 	if redirectRaw != "" {
@@ -112,6 +114,20 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("authenticate: signed out", "user", h.UserID)
+	}
+	if foreign {
+		// This browser's own session and its IdP session stay.
+		target := st.cfg.SignOutRedirectURL
+		if ret != nil {
+			target = ret.String()
+		}
+		setPageHeaders(w)
+		if target != "" {
+			http.Redirect(w, r, target, http.StatusFound)
+			return
+		}
+		render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+		return
 	}
 	s.clearSessionCookies(w, st)
 	s.finishSignOut(w, r, st, sess, ret)

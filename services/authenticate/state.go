@@ -49,6 +49,9 @@ type authState struct {
 	Nonce string `json:"nonce"`
 	// Verifier is the PKCE code verifier.
 	Verifier string `json:"verifier"`
+	// Binding is the proxy's binding of the sign-in to the browser
+	// (handoff.QueryBinding), handed back in the callback URL.
+	Binding string `json:"binding,omitempty"`
 }
 
 // newAuthState returns a fresh state for a sign-in to redirectURI.

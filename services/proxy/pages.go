@@ -113,7 +113,7 @@ var userTemplate = template.Must(template.New("user").Parse(`<!DOCTYPE html>
 <table>
 {{range .Claims}}<tr><th><code>{{.Name}}</code></th><td><code>{{.Value}}</code></td></tr>
 {{end}}</table>
-<form method="post" action="/.pomerium/sign_out"><button type="submit">Sign out</button></form>
+<form method="post" action="/.pomerium/sign_out"><input type="hidden" name="csrf_token" value="{{.CSRF}}"><button type="submit">Sign out</button></form>
 {{if .RequestID}}<p class="rid">Request ID: <code>{{.RequestID}}</code></p>{{end}}
 </main></body></html>
 `))
@@ -124,6 +124,7 @@ type userPage struct {
 	Email, Name, User, RequestID string
 	Groups                       []string
 	Claims                       []claimRow
+	CSRF                         string // the sign-out form's token
 }
 
 func newUserPage(claims map[string]any, requestID string) userPage {

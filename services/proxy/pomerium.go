@@ -32,13 +32,13 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, "invalid"
 		}
-		s.serveCallback(w, r, st, reqID)
+		s.serveCallback(w, r, st, cr, reqID)
 		return routeID, "internal"
 	case handoff.SignOutPath:
-		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodPost) {
+		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead, http.MethodPost) {
 			return routeID, "invalid"
 		}
-		s.serveSignOut(w, r, st)
+		s.serveSignOut(w, r, st, cr, reqID)
 		return routeID, "internal"
 	case handoff.ProgrammaticLogin:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
@@ -73,7 +73,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		if d == nil {
 			d = resp.GetErrorResponse()
 		}
-		writeDenied(w, r, d, reqID)
+		writeDenied(w, r, s.bindSignIn(w, st, cr, d), reqID)
 		return routeID, "deny"
 	}
 	var jwt string
@@ -112,8 +112,16 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			_, _ = w.Write(payload)
 			return routeID, "allow"
 		}
+		page := newUserPage(claims, reqID)
+		var handle string
+		if c, err := r.Cookie(st.cfg.CookieName); err == nil {
+			handle = c.Value
+		}
+		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, handle)
+		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		var buf bytes.Buffer
-		if err := userTemplate.Execute(&buf, newUserPage(claims, reqID)); err != nil {
+		if err := userTemplate.Execute(&buf, page); err != nil {
 			writeError(w, r, http.StatusInternalServerError, "The page could not be shown.", reqID)
 			return routeID, "error"
 		}
@@ -150,8 +158,11 @@ func allowMethods(w http.ResponseWriter, r *http.Request, reqID string, methods 
 
 // serveCallback opens the signed callback from authenticate, sets the
 // route host's session cookie and sends the user to the page first asked
-// for.
-func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *state, reqID string) {
+// for. The callback is accepted once, and only from the browser that holds
+// its sign-in binding cookie (see handoff.Binding): a callback URL that
+// leaked, or one an attacker got for their own account, opens no session
+// in any other browser.
+func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, reqID string) {
 	if st.cipher == nil || len(st.cfg.URLKey) == 0 {
 		writeError(w, r, http.StatusBadRequest, msgBadCallback, reqID)
 		return
@@ -159,7 +170,7 @@ func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *stat
 	now := s.now()
 	scheme := requestScheme(r, st.hops)
 	u := &url.URL{Scheme: scheme, Host: r.Host, Path: handoff.CallbackPath, RawQuery: r.URL.RawQuery}
-	handle, redirect, err := handoff.OpenCallback(u, r.Host, st.cfg.URLKey, st.cipher, now)
+	cb, err := handoff.OpenCallback(u, r.Host, st.cfg.URLKey, st.cipher, now)
 	if err != nil {
 		// Behind a TLS-terminating load balancer the proxy may see http
 		// for a URL that was signed as https (or the reverse). The
@@ -170,37 +181,47 @@ func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request, st *stat
 			other.Scheme = "http"
 		}
 		var err2 error
-		handle, redirect, err2 = handoff.OpenCallback(&other, r.Host, st.cfg.URLKey, st.cipher, now)
+		cb, err2 = handoff.OpenCallback(&other, r.Host, st.cfg.URLKey, st.cipher, now)
 		if err2 != nil {
 			s.logger.Info("bad sign-in callback", "request_id", reqID, "host", r.Host, "reason", err.Error())
 			writeError(w, r, http.StatusBadRequest, msgBadCallback, reqID)
 			return
 		}
 	}
-	if redirect.Scheme != "http" && redirect.Scheme != "https" {
-		writeError(w, r, http.StatusBadRequest, msgBadCallback, reqID)
+	secure := st.cfg.CookieSecureFor(route.FromURL)
+	w.Header().Set("Cache-Control", "no-store")
+	http.SetCookie(w, handoff.ClearBindingCookie(cb.BindingID, secure))
+	// Used once, whichever browser comes first: a victim's browser opening
+	// an attacker's link burns it too. The proxy has no databroker client,
+	// so the record is this process's; across replicas the binding cookie,
+	// cleared here, and the callback's one-minute TTL do the rest.
+	if !s.usedBindings.Use(cb.BindingID, cb.Expiry, now) {
+		s.logger.Info("sign-in callback replayed", "request_id", reqID, "host", r.Host)
+		writeError(w, r, http.StatusBadRequest, msgCallbackUsed, reqID)
 		return
 	}
-	http.SetCookie(w, sessionCookie(st.cfg, r.Host, handle))
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, redirect.String(), http.StatusFound)
+	if _, err := handoff.VerifyBinding(cb.Binding, r); err != nil {
+		s.logger.Info("sign-in callback from another browser", "request_id", reqID, "host", r.Host, "reason", err.Error())
+		writeError(w, r, http.StatusBadRequest, msgCallbackUsed, reqID)
+		return
+	}
+	http.SetCookie(w, sessionCookie(st.cfg, r.Host, cb.Handle, secure))
+	http.Redirect(w, r, cb.RedirectURI.String(), http.StatusFound)
 }
 
 // sessionCookie is the route host's session cookie holding handle; an
-// empty handle makes the cookie that clears it.
-func sessionCookie(cfg *config.Config, host, handle string) *http.Cookie {
+// empty handle makes the cookie that clears it. secure is
+// cfg.CookieSecureFor(the route's from URL).
+func sessionCookie(cfg *config.Config, host, handle string, secure bool) *http.Cookie {
 	c := &http.Cookie{
 		Name:     cfg.CookieName,
 		Value:    handle,
 		Path:     "/",
-		Secure:   !cfg.InsecureServer,
+		Secure:   secure,
 		HttpOnly: true,
 		SameSite: cfg.CookieSameSiteMode(),
 		MaxAge:   int(cfg.CookieExpire.Std().Seconds()),
 		Domain:   cookieDomainFor(cfg.CookieDomain, host),
-	}
-	if cfg.CookieSecure != nil {
-		c.Secure = *cfg.CookieSecure
 	}
 	if cfg.CookieHTTPOnly != nil {
 		c.HttpOnly = *cfg.CookieHTTPOnly
@@ -229,45 +250,79 @@ func cookieDomainFor(domain, host string) string {
 	return ""
 }
 
-// serveSignOut clears the route host's cookie and sends the user to
-// authenticate's sign-out, which ends the session everywhere and comes
-// back to the route host (or signout_redirect_url, or the
-// pomerium_redirect_uri given, when it is on this host).
-func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state) {
-	back := (&url.URL{Scheme: requestScheme(r, st.hops), Host: r.Host, Path: "/"}).String()
-	if st.cfg.SignOutRedirectURL != "" {
-		back = st.cfg.SignOutRedirectURL
-	}
-	if v := r.FormValue(handoff.QueryRedirectURI); v != "" {
-		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host) {
-			back = u.String()
-		}
-	}
+// serveSignOut serves the route host's /.pomerium/sign_out. A GET (or HEAD)
+// only shows a confirmation form, so that a link or image on another site
+// signs no one out; the form's POST, with its CSRF token (bound to the
+// route cookie, see handoff.SignOutToken), clears the route host's cookie
+// and sends the user to authenticate's signed sign-out, which ends the
+// session everywhere and comes back to the route host (or
+// signout_redirect_url, or the pomerium_redirect_uri given, when it is on
+// this host). Authenticate's own sign-out works the same way; Pomerium
+// likewise requires a CSRF token on its sign-out endpoint, GET or POST.
+func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, reqID string) {
 	var handle string
 	if c, err := r.Cookie(st.cfg.CookieName); err == nil {
 		handle = c.Value
 	}
-	http.SetCookie(w, sessionCookie(st.cfg, r.Host, ""))
 	w.Header().Set("Cache-Control", "no-store")
-	if st.cfg.AuthenticateURLParsed == nil {
-		http.Redirect(w, r, back, http.StatusFound)
+	if r.Method != http.MethodPost {
+		s.confirmSignOut(w, r, st, handle, signOutReturn(r, st, r.URL.Query().Get(handoff.QueryRedirectURI)), reqID)
 		return
 	}
-	u := handoff.SignOutURL(st.cfg.AuthenticateURLParsed, back, handle, st.cfg.URLKey, st.cipher, s.now())
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, r, http.StatusBadRequest, "The sign-out form could not be read.", reqID)
+		return
+	}
+	if err := handoff.CheckSignOutToken(st.cfg.CookieKey, handle, r.PostForm.Get(handoff.QueryCSRFToken)); err != nil {
+		s.logger.Info("sign-out refused", "request_id", reqID, "host", r.Host, "reason", err.Error())
+		writeError(w, r, http.StatusForbidden, msgSignOutNotConfirmed, reqID)
+		return
+	}
+	back := signOutReturn(r, st, r.PostForm.Get(handoff.QueryRedirectURI))
+	http.SetCookie(w, sessionCookie(st.cfg, r.Host, "", st.cfg.CookieSecureFor(route.FromURL)))
+	auth := st.cfg.AuthenticateURLParsed
+	switch {
+	case auth == nil:
+		http.Redirect(w, r, back, http.StatusFound)
+	case handle == "":
+		// No session on this host, so nothing vouches that the user asked
+		// for it: authenticate's own confirmation page decides.
+		u := *auth
+		u.Path, u.RawPath, u.RawQuery = handoff.SignOutPath, "", url.Values{handoff.QueryRedirectURI: {back}}.Encode()
+		http.Redirect(w, r, u.String(), http.StatusFound)
+	default:
+		u := handoff.SignOutURL(auth, back, handle, st.cfg.URLKey, st.cipher, s.now())
+		http.Redirect(w, r, u.String(), http.StatusFound)
+	}
+}
+
+// signOutReturn is where a sign-out on this host ends: raw when it is an
+// http(s) URL on this host, else signout_redirect_url, else this host's
+// root.
+func signOutReturn(r *http.Request, st *state, raw string) string {
+	if raw != "" {
+		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.User == nil && strings.EqualFold(u.Host, r.Host) {
+			return u.String()
+		}
+	}
+	if st.cfg.SignOutRedirectURL != "" {
+		return st.cfg.SignOutRedirectURL
+	}
+	return (&url.URL{Scheme: requestScheme(r, st.hops), Host: r.Host, Path: "/"}).String()
 }
 
 // serveProgrammaticLogin answers the sign-in URL for an API client as
 // text. After sign-in, authenticate sends the session handle to the
-// redirect URI as pomerium_jwt, so the redirect URI must be one the
-// operator allows (programmatic_redirect_domain_whitelist, localhost by
-// default) or this route host: otherwise anyone could mint a link that
-// hands a victim's session to their own site.
+// redirect URI as pomerium_jwt, so the redirect URI must be on
+// programmatic_redirect_domain_whitelist (localhost by default), checked by
+// handoff.ProgrammaticRedirect as authenticate checks it: otherwise anyone
+// could mint a link that hands a victim's session to their own site, or to
+// a route's upstream and its logs.
 func (s *Service) serveProgrammaticLogin(w http.ResponseWriter, r *http.Request, st *state, reqID string) {
-	raw := r.URL.Query().Get(handoff.QueryRedirectURI)
-	u, err := url.Parse(raw)
-	if raw == "" || err != nil || !allowedProgrammaticRedirect(u, r.Host, st.cfg.ProgrammaticRedirectDomainWhitelist) {
-		writeError(w, r, http.StatusBadRequest, msgBadRedirect, reqID)
+	u, err := handoff.ProgrammaticRedirect(r.URL.Query().Get(handoff.QueryRedirectURI), st.cfg.ProgrammaticRedirectDomainWhitelist)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, msgBadProgrammaticRedirect, reqID)
 		return
 	}
 	if st.cfg.AuthenticateURLParsed == nil {
@@ -283,26 +338,4 @@ func (s *Service) serveProgrammaticLogin(w http.ResponseWriter, r *http.Request,
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(body))
 	}
-}
-
-var defaultProgrammaticRedirects = []string{"localhost", "127.0.0.1", "::1"}
-
-func allowedProgrammaticRedirect(u *url.URL, host string, whitelist []string) bool {
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return false
-	}
-	h := strings.ToLower(u.Hostname())
-	if h == strings.ToLower(routematch.Hostname(host)) {
-		return true
-	}
-	if len(whitelist) == 0 {
-		whitelist = defaultProgrammaticRedirects
-	}
-	for _, d := range whitelist {
-		d = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "."))
-		if d != "" && (h == d || strings.HasSuffix(h, "."+d)) {
-			return true
-		}
-	}
-	return false
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -66,6 +67,9 @@ type Service struct {
 	transports *transportCache
 	state      atomic.Pointer[state]
 	reloadMu   sync.Mutex // serialises compiles
+
+	// usedBindings holds the sign-in bindings whose callback was opened.
+	usedBindings *handoff.UsedSet
 }
 
 // state is everything compiled from one configuration. It is never
@@ -98,6 +102,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		checkTimeout: o.CheckTimeout,
 		now:          time.Now,
 		transports:   newTransportCache(),
+		usedBindings: handoff.NewUsedSet(maxUsedBindings),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -294,6 +299,11 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		return s.servePomerium(w, r, st, credential, reqID)
 	}
 
+	// No hand-off value or session handle in a URL (pomerium_jwt,
+	// pomerium_session_encrypted…) goes past the proxy: authorize and the
+	// upstream see the query without them.
+	r.URL.RawQuery, _ = handoff.StripReservedQuery(r.URL.RawQuery)
+
 	// 3. Route.
 	cr := st.table.Match(r.Host, p)
 	var rt *route
@@ -332,7 +342,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		if d == nil {
 			d = resp.GetErrorResponse()
 		}
-		writeDenied(w, r, d, reqID)
+		writeDenied(w, r, s.bindSignIn(w, st, rt.cfg, d), reqID)
 		return rt.cfg.ID, "deny"
 	}
 	ok := resp.GetOkResponse()

@@ -406,17 +406,26 @@ func TestCallbackSetsCookieAndRedirects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each callback comes with its browser's binding cookie.
+	var binding handoff.Binding
 	callback := func(target string, now time.Time) string {
 		u, _ := url.Parse(target)
-		cb := handoff.CallbackURL(u, "the-handle", cfg.URLKey, cipher, now)
+		binding = handoff.NewBinding()
+		cb := handoff.CallbackURL(u, "the-handle", binding.Param(), cfg.URLKey, cipher, now)
 		return cb.RequestURI()
 	}
+	bindingCookie := func() string { c := binding.Cookie(false); return c.Name + "=" + c.Value }
 
-	resp, _ := h.get(t, "app.example.test", callback("http://app.example.test/dash?x=1", time.Now()))
+	resp, _ := h.get(t, "app.example.test", callback("http://app.example.test/dash?x=1", time.Now()), "Cookie", bindingCookie())
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://app.example.test/dash?x=1" {
 		t.Fatalf("callback: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	cookies := resp.Cookies()
+	var cookies []*http.Cookie
+	for _, c := range resp.Cookies() {
+		if !strings.HasPrefix(c.Name, handoff.BindingCookiePrefix) {
+			cookies = append(cookies, c)
+		}
+	}
 	if len(cookies) != 1 {
 		t.Fatalf("cookies: %v", cookies)
 	}
@@ -427,8 +436,8 @@ func TestCallbackSetsCookieAndRedirects(t *testing.T) {
 	}
 
 	// A host outside cookie_domain gets a host-only cookie.
-	resp, _ = h.get(t, "other.test", callback("http://other.test/", time.Now()))
-	if resp.StatusCode != 302 || len(resp.Cookies()) != 1 || resp.Cookies()[0].Domain != "" {
+	resp, _ = h.get(t, "other.test", callback("http://other.test/", time.Now()), "Cookie", bindingCookie())
+	if c := sessionSetCookie(resp); resp.StatusCode != 302 || c == nil || c.Domain != "" {
 		t.Errorf("other host: %d %v", resp.StatusCode, resp.Cookies())
 	}
 
@@ -440,8 +449,8 @@ func TestCallbackSetsCookieAndRedirects(t *testing.T) {
 		{"garbage", "app.example.test", "/.pomerium/callback/?%zz"},
 	}
 	for _, tt := range bad {
-		resp, body := h.get(t, tt.host, tt.uri)
-		if resp.StatusCode != 400 || len(resp.Cookies()) != 0 || !strings.Contains(body, "sign-in link") {
+		resp, body := h.get(t, tt.host, tt.uri, "Cookie", bindingCookie())
+		if resp.StatusCode != 400 || sessionSetCookie(resp) != nil || !strings.Contains(body, "sign-in link") {
 			t.Errorf("%s: %d cookies %v", tt.name, resp.StatusCode, resp.Cookies())
 		}
 	}
@@ -469,11 +478,15 @@ func TestProgrammaticLogin(t *testing.T) {
 		q.Get(handoff.QueryRedirectURI) != redirect || q.Get(handoff.QueryIsProgrammatic) != "true" {
 		t.Errorf("sign-in URL %s", u)
 	}
-	// The route host itself is allowed too.
-	if resp, _ := h.get(t, "app.test", "/.pomerium/api/v1/login?pomerium_redirect_uri="+url.QueryEscape("http://app.test/x")); resp.StatusCode != 200 {
-		t.Errorf("route host redirect refused: %d", resp.StatusCode)
+	// Every loopback address, as authenticate agrees (same check).
+	for _, ok := range []string{"http://127.0.0.1:9/cb", "http://[::1]:9/cb"} {
+		if resp, _ := h.get(t, "app.test", "/.pomerium/api/v1/login?pomerium_redirect_uri="+url.QueryEscape(ok)); resp.StatusCode != 200 {
+			t.Errorf("redirect %q: %d, want 200", ok, resp.StatusCode)
+		}
 	}
-	for _, bad := range []string{"", "https://evil.test/steal", "javascript:alert(1)", "/relative", "http://user@localhost/"} {
+	// A route host is refused, this one included: its upstream would get
+	// pomerium_jwt in its request line and logs.
+	for _, bad := range []string{"http://app.test/x", "http://sub.localhost/cb", "", "https://evil.test/steal", "javascript:alert(1)", "/relative", "http://user@localhost/"} {
 		if resp, _ := h.get(t, "app.test", "/.pomerium/api/v1/login?pomerium_redirect_uri="+url.QueryEscape(bad)); resp.StatusCode != 400 {
 			t.Errorf("redirect %q: %d, want 400", bad, resp.StatusCode)
 		}
@@ -534,7 +547,9 @@ func TestSignOut(t *testing.T) {
 	up := newUpstream(t, "app")
 	cfg := parseConfig(t, "", routeYAML("id: app", "from: http://app.test", "to: "+up.URL))
 	h := newHarness(t, cfg, newFakeAuthz(allowAll()))
-	resp := h.do(t, http.MethodPost, "app.test", "/.pomerium/sign_out", nil, "Cookie", "_pomerium=h")
+	form := "csrf_token=" + url.QueryEscape(handoff.SignOutToken(cfg.CookieKey, "h"))
+	resp := h.do(t, http.MethodPost, "app.test", "/.pomerium/sign_out", strings.NewReader(form),
+		"Cookie", "_pomerium=h", "Content-Type", "application/x-www-form-urlencoded")
 	resp.Body.Close()
 	if resp.StatusCode != 302 {
 		t.Fatalf("sign out: %d", resp.StatusCode)
