@@ -16,6 +16,9 @@ const (
 	// handle in the callback URL and other browser-held values, derived
 	// from cookie_secret.
 	PurposeCookieSealing = "gatehouse cookie sealing v1"
+	// PurposeSignOutCSRF keys the sign-out form's CSRF token, derived from
+	// cookie_secret.
+	PurposeSignOutCSRF = "gatehouse sign-out csrf v1"
 )
 
 // PurposeKey derives the 32-byte key for purpose (one of the Purpose*

@@ -15,10 +15,6 @@ const QueryCSRFToken = "csrf_token"
 // ErrSignOutCSRF means a sign-out POST carried no valid CSRF token.
 var ErrSignOutCSRF = errors.New("the sign-out form is not from this gatehouse (CSRF token missing or wrong)")
 
-// signOutCSRFInfo labels the HKDF derivation of the token key from
-// cookie_secret, so the key serves no other purpose.
-const signOutCSRFInfo = "gatehouse sign-out csrf v1"
-
 // SignOutToken is the CSRF token of a sign-out form for the browser's
 // session: an HMAC of subject (the session id on the authenticate host, the
 // route cookie's value on a route host; "" when there is none) under a key
@@ -26,7 +22,7 @@ const signOutCSRFInfo = "gatehouse sign-out csrf v1"
 // any other session; a page on another site cannot read it (the token is
 // only in gatehouse's own pages and JSON, which carry no CORS header).
 func SignOutToken(cookieKey []byte, subject string) string {
-	m := hmac.New(sha256.New, cryptutil.DeriveKey(cookieKey, signOutCSRFInfo, 32))
+	m := hmac.New(sha256.New, cryptutil.PurposeKey(cookieKey, cryptutil.PurposeSignOutCSRF))
 	m.Write([]byte(subject))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
