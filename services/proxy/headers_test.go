@@ -160,7 +160,7 @@ func TestSessionCredentialsNeverReachUpstream(t *testing.T) {
 		{name: "pomerium_jwt query", path: "/p?a=1&pomerium_jwt=h.a.ndle&b=%2F", wantQuery: "a=1&b=%2F"},
 		{name: "pomerium_jwt query, encoded name", path: "/p?pomerium%5Fjwt=h.a.ndle&pomerium_jwt&b=2", wantQuery: "b=2"},
 		{name: "pomerium_jwt query alone", path: "/p?pomerium_jwt=h.a.ndle", wantQuery: ""},
-		{name: "other query stays", path: "/p?x=pomerium_jwt&pomerium_jwtx=1", wantQuery: "x=pomerium_jwt&pomerium_jwtx=1"},
+		{name: "other query stays", path: "/p?x=pomerium_jwt&pomerium_jwtx=1&a=%41", wantQuery: "x=pomerium_jwt&a=%41"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.path

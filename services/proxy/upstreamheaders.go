@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
-	"net/url"
-	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -168,48 +166,6 @@ func stripGatehouseHeaders(h http.Header, protected *headerSet) {
 	}
 }
 
-// removeQueryParam returns rawQuery without the parameters named name
-// (compared after unescaping, so pomerium%5Fjwt is pomerium_jwt), keeping
-// the others byte for byte and in order. A query without such a parameter
-// comes back as is, without allocating unless a key is escaped.
-func removeQueryParam(rawQuery, name string) string {
-	if rawQuery == "" {
-		return rawQuery
-	}
-	isName := func(part string) bool {
-		k, _, _ := strings.Cut(part, "=")
-		if k == name {
-			return true
-		}
-		if !strings.Contains(k, "%") {
-			return false
-		}
-		uk, err := url.QueryUnescape(k)
-		return err == nil && uk == name
-	}
-	found := false
-	for part := range strings.SplitSeq(rawQuery, "&") {
-		if isName(part) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return rawQuery
-	}
-	var b strings.Builder
-	for part := range strings.SplitSeq(rawQuery, "&") {
-		if isName(part) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(part)
-	}
-	return b.String()
-}
-
 // okKey is the context key under which serve hands rewrite authorize's
 // allowed answer for the request.
 type okKey struct{}
@@ -236,7 +192,9 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	rid := h[headerRequestID] // ReverseProxy's copy of the id serve chose, unless Connection named it
 	stripGatehouseHeaders(h, &rt.protected)
 	removeSessionCredentials(h, rt.cookieName)
-	out.URL.RawQuery = removeQueryParam(out.URL.RawQuery, handoff.QueryJWT)
+	// serve already took the reserved pomerium_* parameters out of the
+	// query; this is the last line before the upstream.
+	out.URL.RawQuery, _ = handoff.StripReservedQuery(out.URL.RawQuery)
 	// The request id serve chose (the client's, when sane) goes upstream,
 	// whatever the client named in Connection. The copy is reused when
 	// there is one, sparing an allocation per request.
