@@ -22,12 +22,13 @@ var secretEncodings = [...]*base64.Encoding{
 }
 
 // errSecretEmpty is returned by DecodeSecret for an empty value.
-var errSecretEmpty = errors.New("cryptutil: secret is empty: expected base64 of 32 random bytes (generate one with `head -c32 /dev/urandom | base64`)")
+var errSecretEmpty = errors.New("secret is empty: expected base64 of 32 random bytes; " + makeSecretHint)
 
 // DecodeSecret decodes a configuration secret such as shared_secret or
 // cookie_secret: base64 (standard or URL alphabet, padded or not, surrounding
 // white space ignored) of exactly 32 bytes. The error says what is expected;
-// it never echoes the secret.
+// it never echoes the secret. DecodeSecret does not judge the bytes; see
+// CheckSecret.
 func DecodeSecret(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -39,9 +40,9 @@ func DecodeSecret(s string) ([]byte, error) {
 			continue
 		}
 		if len(b) != SecretSize {
-			return nil, fmt.Errorf("cryptutil: secret decodes to %d bytes: expected base64 of exactly %d bytes (generate one with `head -c32 /dev/urandom | base64`)", len(b), SecretSize)
+			return nil, fmt.Errorf("expected base64 of %d random bytes, got %d bytes; %s", SecretSize, len(b), makeSecretHint)
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("cryptutil: secret is not valid base64: expected base64 of exactly %d bytes (generate one with `head -c32 /dev/urandom | base64`)", SecretSize)
+	return nil, fmt.Errorf("expected base64 of %d random bytes, got text that is not base64; %s", SecretSize, makeSecretHint)
 }
