@@ -331,7 +331,7 @@ routes:
     to: http://%s
     pass_identity_headers: true
     allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testSecret, authURL, idpURL, routeURL, upstreamAddr))
+`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testCookieSecret, authURL, idpURL, routeURL, upstreamAddr))
 
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	testutil.WaitHTTP(t, "http://"+upstreamAddr+"/", 20*time.Second, upstream)

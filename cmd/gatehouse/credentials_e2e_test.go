@@ -21,7 +21,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
@@ -44,7 +43,7 @@ func TestUserCredentialsAreNotServiceTokens(t *testing.T) {
 		t.Skip("starts a whole deployment")
 	}
 	d := startDeployment(t)
-	sharedKey, err := config.DecodeSecret(testSecret)
+	sharedKey, err := cryptutil.DecodeSecret(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

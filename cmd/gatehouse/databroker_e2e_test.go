@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -37,7 +37,7 @@ func (b *brokerProc) start(t *testing.T, bin string) {
 }
 
 func brokerClient(t *testing.T, addr string) databrokerv1.DataBrokerServiceClient {
-	key, _ := config.DecodeSecret(testSecret)
+	key, _ := cryptutil.DecodeSecret(testSecret)
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: []*url.URL{{Scheme: "http", Host: addr}}, SharedKey: key})
 	if err != nil {
 		t.Fatal(err)

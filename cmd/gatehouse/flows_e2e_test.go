@@ -327,7 +327,7 @@ routes:
     to: %s
     pass_identity_headers: true
     allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testSecret, authURL, idpURL, up.srv.URL))
+`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testCookieSecret, authURL, idpURL, up.srv.URL))
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	gh := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})
 	testutil.WaitHTTP(t, "http://"+healthAddr+"/readyz", 30*time.Second, gh)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,13 +23,17 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
-const testSecret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+// Test secrets: 32 random bytes each, and different, as pkg/config requires.
+const (
+	testSecret       = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg="
+	testCookieSecret = "HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I="
+)
 
 func TestValidateCommand(t *testing.T) {
 	bin := testutil.Gatehouse(t)
@@ -38,7 +45,12 @@ func TestValidateCommand(t *testing.T) {
 	}{
 		{"unknown key", "services: databroker\nshared_secret: " + testSecret + "\nshraed_secret: x\n", 1, []string{"line 3: shraed_secret: unknown option"}},
 		{"short secret", "services: databroker\nshared_secret: MDEyMzQ1Njc4OQ==\n", 1, []string{"line 2: shared_secret:", "32"}},
-		{"valid", "services: databroker\nshared_secret: " + testSecret + "\n", 0, []string{"ok"}},
+		{"valid", "services: databroker\nshared_secret: " + testSecret + "\n", 0, []string{"ok", "warning: grpc_address :5443 serves plaintext gRPC beyond loopback"}},
+		{"valid on loopback", "services: databroker\ngrpc_address: 127.0.0.1:5443\nshared_secret: " + testSecret + "\n", 0, []string{"ok"}},
+		{"published secret", "services: databroker\nshared_secret: ZGV2LW9ubHktc2hhcmVkLXNlY3JldC0zMi1ieXRlcyE=\n", 1,
+			[]string{"line 2: shared_secret: not a random secret: it is the development shared_secret published", "head -c32 /dev/urandom | base64"}},
+		{"all-in-one without secrets", "authenticate_service_url: https://a.example.com\ninsecure_server: true\nidp_provider_url: https://idp.example.com\nidp_client_id: x\nidp_client_secret: y\n", 0,
+			[]string{"ok", "warning: shared_secret is not set: using a random one for this process", "warning: cookie_secret is not set"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +151,7 @@ func TestGRPCServiceTokenFromTokenCommand(t *testing.T) {
 
 func TestGracefulShutdownEndsStreamsAndExitsZero(t *testing.T) {
 	grpcAddr, proc := startDataBroker(t)
-	key, _ := config.DecodeSecret(testSecret)
+	key, _ := cryptutil.DecodeSecret(testSecret)
 	u, _ := url.Parse("http://" + grpcAddr)
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: []*url.URL{u}, SharedKey: key})
 	if err != nil {
@@ -190,7 +202,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	proc := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", path}, "SHARED_SECRET="+testSecret)
 	testutil.WaitHTTP(t, "http://"+healthAddr+"/readyz", 20*time.Second, proc)
 
-	key, _ := config.DecodeSecret(testSecret)
+	key, _ := cryptutil.DecodeSecret(testSecret)
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: []*url.URL{{Scheme: "http", Host: grpcAddr}}, SharedKey: key})
 	if err != nil {
 		t.Fatal(err)
@@ -228,5 +240,34 @@ func TestTokenCommandRefusesBadTTL(t *testing.T) {
 		if !strings.Contains(string(out), "at most 24h") {
 			t.Errorf("--ttl %s: %s", ttl, out)
 		}
+	}
+}
+
+// gen-secrets makes a deployment's secrets once and keeps them; what it
+// makes loads, and `token` reads it.
+func TestGenSecretsCommand(t *testing.T) {
+	bin := testutil.Gatehouse(t)
+	dir := filepath.Join(t.TempDir(), "secrets")
+	out, err := exec.Command(bin, "gen-secrets", "--dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "wrote "+filepath.Join(dir, "shared_secret")) {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "shared_secret"))
+	out, err = exec.Command(bin, "gen-secrets", "--dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "kept the secrets") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "shared_secret")); !bytes.Equal(first, again) {
+		t.Fatal("the second run replaced shared_secret")
+	}
+	path := testutil.WriteFile(t, "config.yaml", "services: databroker\nshared_secret_file: "+filepath.Join(dir, "shared_secret")+"\n")
+	if out, err := exec.Command(bin, "token", "--config", path).CombinedOutput(); err != nil {
+		t.Fatalf("token with the generated secret: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "gen-secrets").CombinedOutput(); err == nil || !strings.Contains(string(out), "exactly one of --dir DIR or --kubernetes-secret NAME") {
+		t.Fatalf("no flags: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "gen-secrets", "--kubernetes-secret", "x").CombinedOutput(); err == nil || !strings.Contains(string(out), "not in a Kubernetes pod") {
+		t.Fatalf("outside a pod: %v\n%s", err, out)
 	}
 }

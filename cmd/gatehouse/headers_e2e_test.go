@@ -133,7 +133,7 @@ routes:
     to: %[9]s
     allow_spdy: true
     allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), health, testSecret, testSecret, authURL, idpURL, up.srv.URL, sw.URL))
+`, addr, testutil.FreeAddr(t), health, testSecret, testCookieSecret, authURL, idpURL, up.srv.URL, sw.URL))
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	gh := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})
 	testutil.WaitHTTP(t, "http://"+health+"/readyz", 30*time.Second, gh)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 )
 
@@ -29,6 +30,8 @@ Usage:
   gatehouse token [--config FILE] [--ttl 1h]
                                      print a service token for grpcurl
   gatehouse dev-idp [flags]          run the development OpenID Connect provider
+  gatehouse gen-secrets --dir DIR | --kubernetes-secret NAME
+                                     make shared_secret and cookie_secret once
   gatehouse dev-certs --dir DIR --domain localhost.pomerium.io
                                      make a local CA and wildcard certificate
   gatehouse demo-upstream [--address A]
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = healthcheckCommand(args, stdout)
 	case "dev-certs":
 		err = devCertsCommand(args, stdout)
+	case "gen-secrets":
+		err = genSecretsCommand(args, stdout)
 	case "demo-upstream":
 		err = demoUpstreamCommand(args, stdout)
 	case "version":
@@ -99,7 +104,7 @@ func validateCommand(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, services: %s)\n", displayPath(*path), len(cfg.Routes), cfg.Services)
-	for _, w := range cfg.PathNormalizationWarnings() {
+	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	return nil
@@ -135,7 +140,10 @@ func tokenCommand(args []string, stdout io.Writer) error {
 	if !ok || secret == "" {
 		return errors.New("no shared_secret: pass --config FILE or set SHARED_SECRET")
 	}
-	key, err := config.DecodeSecret(secret)
+	key, err := cryptutil.DecodeSecret(secret)
+	if err == nil {
+		err = cryptutil.CheckSecret(key)
+	}
 	if err != nil {
 		return fmt.Errorf("shared_secret: %w", err)
 	}

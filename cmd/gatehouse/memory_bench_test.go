@@ -54,7 +54,7 @@ routes:
   - from: http://app.localhost
     to: http://127.0.0.1:1
     allow_any_authenticated_user: true
-`, addr, grpcAddr, health, testSecret, testSecret))
+`, addr, grpcAddr, health, testSecret, testCookieSecret))
 	proc := testutil.StartProcess(b, "gatehouse", bin, []string{"--config", cfg})
 	testutil.WaitHTTP(b, "http://"+health+"/readyz", 30*time.Second, proc)
 

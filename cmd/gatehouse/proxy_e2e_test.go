@@ -168,24 +168,24 @@ func startProxyEnv(t *testing.T) *proxyEnv {
 insecure_server: true
 authenticate_service_url: %[1]s
 shared_secret: %[2]s
-cookie_secret: %[2]s
+cookie_secret: %[3]s
 idp_provider: oidc
-idp_provider_url: %[3]s
+idp_provider_url: %[4]s
 idp_client_id: gatehouse
 idp_client_secret: idp-secret
 log_level: warn
 jwt_claims_headers: email,name,groups
 routes:
   - from: http://app.localhost
-    to: %[4]s
+    to: %[5]s
     pass_identity_headers: true
     allowed_domains: [example.com]
   - from: http://noid.localhost
-    to: %[4]s
+    to: %[5]s
     pass_identity_headers: false
     allow_any_authenticated_user: true
   - from: http://deny.localhost
-    to: %[4]s
+    to: %[5]s
     pass_identity_headers: true
     policy:
       - allow:
@@ -197,43 +197,43 @@ routes:
                 is: alice@example.com
   - from: http://routes.localhost
     path: /exact
-    to: %[4]s
+    to: %[5]s
     set_request_headers: {X-Route: path}
     allow_any_authenticated_user: true
   - from: http://routes.localhost
     prefix: /api/
     prefix_rewrite: /v2/
-    to: %[4]s
+    to: %[5]s
     set_request_headers: {X-Route: prefix-rewrite}
     allow_any_authenticated_user: true
   - from: http://routes.localhost
     regex: '^/re/[0-9]+$'
     regex_rewrite_pattern: '^/re/([0-9]+)$'
     regex_rewrite_substitution: '/num/\1'
-    to: %[4]s
+    to: %[5]s
     set_request_headers: {X-Route: regex-rewrite}
     allow_any_authenticated_user: true
   - from: http://routes.localhost
     prefix: /plain/
-    to: %[4]s
+    to: %[5]s
     set_request_headers: {X-Route: prefix}
     allow_any_authenticated_user: true
   - from: http://ws.localhost
-    to: %[4]s
+    to: %[5]s
     allow_websockets: true
     allow_any_authenticated_user: true
   - from: http://down.localhost
-    to: http://%[5]s
+    to: http://%[6]s
     allow_any_authenticated_user: true
   - from: http://slow.localhost
-    to: %[4]s
+    to: %[5]s
     timeout: 300ms
     allow_any_authenticated_user: true
   - from: http://app.example.test
-    to: %[4]s
+    to: %[5]s
     pass_identity_headers: true
     allowed_domains: [example.com]
-`, authURL, testSecret, e.idpURL, up, downAddr))
+`, authURL, testSecret, testCookieSecret, e.idpURL, up, downAddr))
 
 	dbAddr, azAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	e.add("authenticate+databroker", "SERVICES=authenticate,databroker", "ADDRESS="+authnAddr, "GRPC_ADDRESS="+dbAddr)

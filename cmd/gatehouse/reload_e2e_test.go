@@ -41,7 +41,7 @@ routes:
   - from: http://one.localhost
     to: %s
     allow_public_unauthenticated_access: true
-`, addr, grpcAddr, health, testSecret, testSecret, upstream.URL)
+`, addr, grpcAddr, health, testSecret, testCookieSecret, upstream.URL)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	write := func(content string) {

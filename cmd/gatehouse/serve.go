@@ -73,8 +73,8 @@ func runCommand(args []string, stderr io.Writer) error {
 	}
 	cfg := src.Current()
 	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
-	for _, w := range cfg.PathNormalizationWarnings() {
-		logger.Warn("request paths: " + w)
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
 	}
 	ctx, stop := signalContext()
 	defer stop()

@@ -124,7 +124,7 @@ routes:
           or:
             - domain:
                 is: example.com
-`, d.authURL, testSecret, testSecret, certs.Cert, certs.Key, redis.URL(), d.idpURL, grafanaSrv.URL))
+`, d.authURL, testSecret, testCookieSecret, certs.Cert, certs.Key, redis.URL(), d.idpURL, grafanaSrv.URL))
 
 	db1, db2, az1, az2 := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dbURLs := "DATABROKER_SERVICE_URLS=http://" + db1 + ",http://" + db2

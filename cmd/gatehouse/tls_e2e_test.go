@@ -86,7 +86,7 @@ routes:
     to: %s
     set_request_headers: {X-Route: wildcard-b}
     allow_public_unauthenticated_access: true
-`, addr, grpcAddr, health, redirectAddr, port, testSecret, testSecret,
+`, addr, grpcAddr, health, redirectAddr, port, testSecret, testCookieSecret,
 		write("a.pem", certA), write("a-key.pem", keyA), write("b.pem", certB), write("b-key.pem", keyB),
 		up.URL, up.URL))
 	proc := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/pathnorm"
@@ -70,11 +72,57 @@ type Config struct {
 	// apply to every request path.
 	PathNormalization pathnorm.Options
 
-	lines map[string]int
+	lines    map[string]int
+	warnings []string
 }
 
 // Runs reports whether this process runs the named service.
 func (c *Config) Runs(service string) bool { return c.ServiceSet[service] }
+
+// Warnings lists what this configuration allows that an operator should
+// know about (a plaintext gRPC listener off loopback, generated secrets,
+// weakened path rules), for start-up and `gatehouse validate` to print.
+func (c *Config) Warnings() []string {
+	return append(append([]string(nil), c.warnings...), c.PathNormalizationWarnings()...)
+}
+
+// defaultGRPCAddress fills grpc_address: loopback in an all-in-one process,
+// where no other process calls it, every interface otherwise.
+func (c *Config) defaultGRPCAddress() {
+	o := &c.Options
+	if o.GRPCAddress == "" {
+		if c.runsEveryService() {
+			o.GRPCAddress = "127.0.0.1:5443"
+		} else {
+			o.GRPCAddress = ":5443"
+		}
+	}
+}
+
+// warnPlaintextGRPC warns about a plaintext gRPC listener that other hosts
+// can reach: service tokens and session records would cross the network in
+// the clear. It runs after the certificates are read (they decide TLS).
+func (c *Config) warnPlaintextGRPC() {
+	o := &c.Options
+	if !(c.Runs(ServiceDataBroker) || c.Runs(ServiceAuthorize)) || !c.GRPCInsecureOrDefault() {
+		return
+	}
+	if host, _, err := net.SplitHostPort(o.GRPCAddress); err == nil && !isLoopbackHost(host) {
+		c.warnings = append(c.warnings, fmt.Sprintf("grpc_address %s serves plaintext gRPC beyond loopback: service tokens and session records "+
+			"cross the network in the clear; bind it to 127.0.0.1, or set grpc_insecure: false with a certificate "+
+			"(and https:// service URLs), or keep it on a private network you trust", o.GRPCAddress))
+	}
+}
+
+// isLoopbackHost reports whether a listen host binds only loopback. The
+// empty host and 0.0.0.0/:: bind every interface.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Line returns the file line where key was set, or 0.
 func (c *Config) Line(key string) int { return c.lines[key] }
@@ -130,7 +178,6 @@ func (o *Options) setDefaults() {
 		def(&o.Address, ":80")
 	}
 	def(&o.Address, ":443")
-	def(&o.GRPCAddress, ":5443")
 	def(&o.HealthCheckAddr, "127.0.0.1:28080")
 	def(&o.LogLevel, "info")
 	def(&o.LogFormat, "json")
@@ -179,6 +226,9 @@ func (c *Config) validate(errs *Errors) {
 
 	c.SharedKey = c.secret(errs, "shared_secret", o.SharedSecret, true)
 	c.CookieKey = c.secret(errs, "cookie_secret", o.CookieSecret, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy))
+	if c.SharedKey != nil && bytes.Equal(c.SharedKey, c.CookieKey) {
+		errs.add("cookie_secret", c.secretLine("cookie_secret"), "must differ from shared_secret: every service holds shared_secret, while cookie_secret keys what browsers carry; make another with: head -c32 /dev/urandom | base64")
+	}
 	c.HandleKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSessionHandle)
 	c.URLKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSignedURL)
 	c.CookieSealKey = cryptutil.PurposeKey(c.CookieKey, cryptutil.PurposeCookieSealing)
@@ -193,6 +243,7 @@ func (c *Config) validate(errs *Errors) {
 	c.DataBrokerTargets = c.grpcTargets(errs, "databroker_service_url", o.DataBrokerInternalURL, o.DataBrokerURL, o.DataBrokerURLs,
 		(c.Runs(ServiceAuthorize) || c.Runs(ServiceAuthenticate)) && !c.Runs(ServiceDataBroker))
 
+	c.defaultGRPCAddress()
 	for _, a := range []struct{ key, val string }{
 		{"address", o.Address}, {"grpc_address", o.GRPCAddress}, {"health_check_addr", o.HealthCheckAddr},
 		{"metrics_address", o.MetricsAddr}, {"http_redirect_addr", o.HTTPRedirectAddr},
@@ -247,6 +298,7 @@ func (c *Config) validate(errs *Errors) {
 	}
 	c.validatePathNormalization(errs)
 	c.validateCertificates(errs)
+	c.warnPlaintextGRPC()
 	if o.SigningKey != "" {
 		if _, err := signingkey.Parse(o.SigningKey); err != nil {
 			errs.add("signing_key", c.lines["signing_key"], err.Error())
@@ -257,27 +309,67 @@ func (c *Config) validate(errs *Errors) {
 	}
 }
 
-// secret decodes a base64 32-byte secret.
+// secret decodes and checks shared_secret or cookie_secret. Unset in a
+// process that runs every service, it is generated (as Pomerium's
+// all-in-one does): nothing outside the process needs it then, but sessions
+// and the identity-JWT key do not survive a restart, which a warning says.
 func (c *Config) secret(errs *Errors, key, val string, required bool) []byte {
-	line := c.lines[key]
-	if line == 0 {
-		line = c.lines[key+"_file"]
-	}
+	line := c.secretLine(key)
 	if val == "" {
-		if required {
+		switch {
+		case c.runsEveryService():
+			c.warnings = append(c.warnings, fmt.Sprintf("%s is not set: using a random one for this process; sessions end at every restart and, "+
+				"unless signing_key is set, upstreams must fetch the JWKS again (set %s or %s_file to keep them)", key, key, key))
+			return processSecret(key)
+		case required:
 			errs.add(key, line, fmt.Sprintf("required: 32 random bytes in base64 (make one with: head -c32 /dev/urandom | base64), or %s_file", key))
 		}
 		return nil
 	}
-	b, err := decodeBase64(strings.TrimSpace(val))
+	b, err := cryptutil.DecodeSecret(val)
+	if err == nil {
+		err = cryptutil.CheckSecret(b)
+	}
 	if err != nil {
-		errs.add(key, line, "expected base64 of 32 random bytes, got text that is not base64")
+		errs.add(key, line, err.Error())
 		return nil
 	}
-	if len(b) != 32 {
-		errs.add(key, line, fmt.Sprintf("expected base64 of 32 random bytes, got %d bytes", len(b)))
-		return nil
+	return b
+}
+
+// secretLine is the file line of key, or of its _file form.
+func (c *Config) secretLine(key string) int {
+	if line := c.lines[key]; line != 0 {
+		return line
 	}
+	return c.lines[key+"_file"]
+}
+
+// runsEveryService reports whether this process is an all-in-one.
+func (c *Config) runsEveryService() bool {
+	for _, name := range AllServices {
+		if !c.Runs(name) {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	processSecretsMu sync.Mutex
+	processSecrets   = map[string][]byte{}
+)
+
+// processSecret returns the random secret generated for key in this
+// process, the same for every load, so a hot reload keeps every key.
+func processSecret(key string) []byte {
+	processSecretsMu.Lock()
+	defer processSecretsMu.Unlock()
+	if b, ok := processSecrets[key]; ok {
+		return b
+	}
+	b := cryptutil.RandomBytes(cryptutil.SecretSize)
+	processSecrets[key] = b
 	return b
 }
 

@@ -12,7 +12,10 @@ import (
 	"time"
 )
 
-const secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
+const (
+	secret       = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg=" // base64 of 32 random bytes
+	cookieSecret = "HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I=" // another: cookie_secret must differ
+)
 
 // base is a valid split-proxy-free config: databroker only.
 const base = `
@@ -23,7 +26,7 @@ shared_secret: ` + secret + `
 const guide = `
 authenticate_service_url: https://authenticate.localhost.pomerium.io
 shared_secret: ` + secret + `
-cookie_secret: ` + secret + `
+cookie_secret: ` + cookieSecret + `
 insecure_server: true
 idp_provider: oidc
 idp_provider_url: https://idp.example.com
@@ -130,7 +133,7 @@ func TestSecretFiles(t *testing.T) {
 		return p
 	}
 	ss := write("shared", secret+"\n")
-	cs := write("cookie", secret)
+	cs := write("cookie", cookieSecret)
 	idp := write("idp", "client-secret\n")
 	conn := write("redis", "redis://127.0.0.1:6379/0\n")
 	cfg, err := Parse([]byte(`
@@ -173,7 +176,7 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services: unknown service "proxie"`}},
 		{"bad duration", base + "cookie_expire: forever\n", nil, []string{"line 4: cookie_expire:", "expected a duration such as 30s or 14h"}},
 		{"bad bool", base + "insecure_server: maybe\n", nil, []string{"line 4: insecure_server: expected true or false"}},
-		{"bad url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + secret + "\ninsecure_server: true\nauthorize_service_url: http://a:5443\nauthenticate_service_url: auth.example.com\n", nil, []string{"line 6: authenticate_service_url: expected an absolute http:// or https:// URL"}},
+		{"bad url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ninsecure_server: true\nauthorize_service_url: http://a:5443\nauthenticate_service_url: auth.example.com\n", nil, []string{"line 6: authenticate_service_url: expected an absolute http:// or https:// URL"}},
 		{"storage type", base + "databroker_storage_type: postgres\n", nil, []string{"line 4: databroker_storage_type: expected memory or redis"}},
 		{"redis needs connection string", base + "databroker_storage_type: redis\n", nil, []string{"databroker_storage_connection_string: required"}},
 		{"bad address", base + "grpc_address: 5443\n", nil, []string{"line 4: grpc_address: expected host:port"}},
@@ -182,10 +185,10 @@ func TestValidationErrors(t *testing.T) {
 		{"not yaml", "services: [\n", nil, []string{"not valid YAML"}},
 		{"top level list", "- a\n", nil, []string{"expected a map of options"}},
 		{"key set twice", base + "services: proxy\n", nil, []string{"services: set twice"}},
-		{"proxy needs authorize url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + secret + "\ninsecure_server: true\nauthenticate_service_url: https://a.example.com\n", nil, []string{"authorize_service_url: required"}},
-		{"proxy needs certificate", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + secret + "\nauthorize_service_url: http://a:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"certificate: required unless insecure_server"}},
-		{"authenticate needs idp", "services: authenticate\nshared_secret: " + secret + "\ncookie_secret: " + secret + "\ndatabroker_service_url: http://d:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"idp_provider_url: required", "idp_client_id: required", "idp_client_secret: required"}},
-		{"github provider not yet", "services: authenticate\nidp_provider: github\nshared_secret: " + secret + "\ncookie_secret: " + secret + "\ndatabroker_service_url: http://d:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"line 2: idp_provider:", "not supported yet"}},
+		{"proxy needs authorize url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ninsecure_server: true\nauthenticate_service_url: https://a.example.com\n", nil, []string{"authorize_service_url: required"}},
+		{"proxy needs certificate", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\nauthorize_service_url: http://a:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"certificate: required unless insecure_server"}},
+		{"authenticate needs idp", "services: authenticate\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ndatabroker_service_url: http://d:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"idp_provider_url: required", "idp_client_id: required", "idp_client_secret: required"}},
+		{"github provider not yet", "services: authenticate\nidp_provider: github\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ndatabroker_service_url: http://d:5443\nauthenticate_service_url: https://a.example.com\n", nil, []string{"line 2: idp_provider:", "not supported yet"}},
 		{"route unknown key", base + "routes:\n  - from: https://a.example.com\n    to: http://a\n    pass_identity_header: true\n", nil, []string{"line 7: routes[0].pass_identity_header: unknown option", `did you mean "pass_identity_headers"`}},
 		{"route missing from", base + "routes:\n  - to: http://a\n", nil, []string{"line 5: routes[0].from: required"}},
 		{"route bad from", base + "routes:\n  - from: a.example.com\n    to: http://a\n", nil, []string{"line 5: routes[0].from: expected an http:// or https:// URL"}},

@@ -195,15 +195,3 @@ func LoadSharedSecret(path string, env Environ) (string, error) {
 	}
 	return o.SharedSecret, nil
 }
-
-// DecodeSecret decodes a base64 secret of 32 bytes.
-func DecodeSecret(s string) ([]byte, error) {
-	b, err := decodeBase64(strings.TrimSpace(s))
-	if err != nil {
-		return nil, fmt.Errorf("expected base64 of 32 random bytes: %w", err)
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("expected base64 of 32 random bytes, got %d bytes", len(b))
-	}
-	return b, nil
-}

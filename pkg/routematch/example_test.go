@@ -12,8 +12,8 @@ func Example() {
 services: proxy
 insecure_server: true
 authorize_service_url: http://127.0.0.1:5443
-shared_secret: c2hhcmVkLXNlY3JldC1mb3ItdGVzdHMtb25seS0zMmI=
-cookie_secret: Y29va2llLXNlY3JldC1mb3ItdGVzdHMtb25seS0zMmI=
+shared_secret: 93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg=
+cookie_secret: HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I=
 authenticate_service_url: https://auth.example.com
 routes:
   - {id: grafana-api, from: https://grafana.example.com, prefix: /api/, to: http://grafana:3000}

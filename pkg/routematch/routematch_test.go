@@ -14,8 +14,8 @@ func load(t testing.TB, routes string) *config.Config {
 services: proxy
 authorize_service_url: http://127.0.0.1:5443
 insecure_server: true
-shared_secret: "` + strings.Repeat("A", 43) + `="
-cookie_secret: "` + strings.Repeat("B", 43) + `="
+shared_secret: 93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg=
+cookie_secret: HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I=
 authenticate_service_url: https://auth.example.com
 routes:
 ` + routes

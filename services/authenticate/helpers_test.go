@@ -2,7 +2,6 @@ package authenticate
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,8 +31,8 @@ import (
 
 // Fixed test secrets (32 bytes each, base64).
 var (
-	testSharedSecret = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	testCookieSecret = base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	testSharedSecret = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg="
+	testCookieSecret = "HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I="
 )
 
 const (

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 )
 
 func hostsConfig(t *testing.T, extra string) *state {
 	t.Helper()
-	secret := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	shared, cookie := base64.StdEncoding.EncodeToString(cryptutil.RandomBytes(32)), base64.StdEncoding.EncodeToString(cryptutil.RandomBytes(32))
 	yaml := fmt.Sprintf(`
 services: authenticate
 authenticate_service_url: https://auth.example.com
@@ -31,7 +32,7 @@ routes:
     to: http://127.0.0.1:9
   - from: https://pre*fix.example.org
     to: http://127.0.0.1:9
-%s`, secret, secret, extra)
+%s`, shared, cookie, extra)
 	cfg, err := config.Parse([]byte(yaml), "t.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

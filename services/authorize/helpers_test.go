@@ -2,7 +2,6 @@ package authorize
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -24,7 +23,7 @@ import (
 )
 
 // testSecret is a fixed shared_secret (32 bytes, base64).
-var testSecret = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+var testSecret = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg="
 
 // testConfigYAML is the configuration most tests run with: the Grafana
 // guide's route plus routes for every response shape.

@@ -27,8 +27,8 @@ import (
 )
 
 const (
-	testSharedSecret = "c2hhcmVkLXNlY3JldC1mb3ItdGVzdHMtb25seS0zMmI=" // 32 bytes
-	testCookieSecret = "Y29va2llLXNlY3JldC1mb3ItdGVzdHMtb25seS0zMmI=" // 32 bytes
+	testSharedSecret = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg=" // 32 bytes
+	testCookieSecret = "HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I=" // 32 bytes
 	testAuthURL      = "https://auth.example.test"
 )
 
