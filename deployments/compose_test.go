@@ -137,15 +137,33 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 
-	// Secrets are shared.
+	// Secrets are the deployment's own: the secrets job makes them once in
+	// a volume every gatehouse container mounts read-only and reads with
+	// *_FILE; no value is written in the compose file.
+	secrets := p.Services["secrets"]
+	if got := strings.Join(secrets.Command, " "); got != "gen-secrets --dir /secrets" || secrets.Image != image {
+		t.Errorf("secrets runs %q in %s", got, secrets.Image)
+	}
+	secretVol, ok := mountAt(secrets, "/secrets")
+	if !ok || secretVol.ReadOnly {
+		t.Errorf("the secrets job does not mount a writable volume at /secrets")
+	}
 	for _, key := range []string{"SHARED_SECRET", "COOKIE_SECRET"} {
-		want := env(p.Services[gatehouseServices[0]])[key]
-		if want == "" {
-			t.Errorf("%s unset", key)
-		}
 		for _, name := range gatehouseServices {
-			if got := env(p.Services[name])[key]; got != want {
-				t.Errorf("%s: %s differs from %s's", name, key, gatehouseServices[0])
+			s := p.Services[name]
+			e := env(s)
+			if v, ok := e[key]; ok {
+				t.Errorf("%s: %s=%q is written in the compose file, so it is published; read %s_FILE from the secrets volume", name, key, v, key)
+			}
+			want := "/secrets/" + strings.ToLower(key)
+			if got := e[key+"_FILE"]; got != want {
+				t.Errorf("%s: %s_FILE=%q, want %s", name, key, got, want)
+			}
+			if v, ok := mountAt(s, "/secrets"); !ok || v.Source != secretVol.Source || !v.ReadOnly {
+				t.Errorf("%s does not mount the secrets volume read-only at /secrets", name)
+			}
+			if dep, ok := s.DependsOn["secrets"]; !ok || dep.Condition != types.ServiceConditionCompletedSuccessfully {
+				t.Errorf("%s does not wait for the secrets job", name)
 			}
 		}
 	}
@@ -340,12 +358,16 @@ func TestComposeConfigValidates(t *testing.T) {
 	data := readFile(t, filepath.Join(root, "deployments/compose/config.yaml"))
 	f := devCerts(t)
 	certDir := filepath.Dir(f.Cert)
+	secretDir := genSecrets(t)
 	for _, name := range gatehouseServices {
 		t.Run(name, func(t *testing.T) {
 			e := env(p.Services[name])
 			for k, v := range e {
 				if rest, ok := strings.CutPrefix(v, "/certs/"); ok {
 					e[k] = filepath.Join(certDir, rest)
+				}
+				if rest, ok := strings.CutPrefix(v, "/secrets/"); ok {
+					e[k] = filepath.Join(secretDir, rest)
 				}
 			}
 			cfg, err := config.Parse(data, "/etc/gatehouse/config.yaml", mapEnv(e))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
+	"github.com/gatehouse/gatehouse/pkg/secretgen"
 	"github.com/gatehouse/gatehouse/pkg/grafanatest"
 )
 
@@ -57,6 +58,17 @@ func mapEnv(m map[string]string) config.Environ {
 
 // devCerts writes a development CA and certificate for the guide's domain
 // into a temp dir, as `gatehouse dev-certs` does.
+// genSecrets makes shared_secret and cookie_secret files in a temp dir, as
+// `gatehouse gen-secrets --dir` does, and returns the dir.
+func genSecrets(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	if _, err := secretgen.EnsureFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func devCerts(t *testing.T) devcerts.Files {
 	t.Helper()
 	f, err := devcerts.Write(filepath.Join(t.TempDir(), "certs"), "localhost.pomerium.io")
@@ -118,6 +130,9 @@ func TestGuideConfig(t *testing.T) {
 	// Validate it as gatehouse would load it, run from a directory holding
 	// the dev-certs output in certs/.
 	f := devCerts(t)
+	if _, err := secretgen.EnsureFiles(filepath.Dir(f.Cert)); err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(filepath.Dir(filepath.Dir(f.Cert)))
 	cfg, err := config.Parse(data, "guide/config.yaml", nil)
 	if err != nil {
@@ -132,8 +147,8 @@ func TestGuideConfig(t *testing.T) {
 	if len(cfg.Routes) != 1 || !cfg.PassIdentityHeadersFor(&cfg.Routes[0]) {
 		t.Errorf("want the one guide route with identity headers, got %d routes", len(cfg.Routes))
 	}
-	if cfg.SharedSecret == "" {
-		t.Error("shared_secret is unset: the signing key would change at every start and Grafana's cached JWKS would go stale")
+	if cfg.SharedSecretFile == "" {
+		t.Error("shared_secret_file is unset: a generated secret, and so the signing key, would change at every start and Grafana's cached JWKS would go stale")
 	}
 	for _, s := range config.AllServices {
 		if !cfg.Runs(s) {
@@ -174,5 +189,25 @@ func TestGrafanaINIFilesAreTheGuides(t *testing.T) {
 		if cfg.JWKSetURL != "" && cfg.JWKSetURL != authenticateURL+jwksPath {
 			t.Errorf("%s: jwk_set_url %q, want %q", file, cfg.JWKSetURL, authenticateURL+jwksPath)
 		}
+	}
+}
+
+// TestDevConfig loads the `make run` configuration as run.sh starts it:
+// from the repository root, after gen-secrets made bin/dev.
+func TestDevConfig(t *testing.T) {
+	data := readFile(t, "dev/config.yaml")
+	if !strings.Contains(string(readFile(t, "dev/run.sh")), "gen-secrets --dir bin/dev") {
+		t.Error("run.sh does not make bin/dev's secrets")
+	}
+	t.Chdir(t.TempDir())
+	if _, err := secretgen.EnsureFiles("bin/dev"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, "deployments/dev/config.yaml", nil)
+	if err != nil {
+		t.Fatalf("dev/config.yaml does not validate:\n%v", err)
+	}
+	if len(cfg.Warnings()) != 0 {
+		t.Errorf("dev/config.yaml has warnings: %q", cfg.Warnings())
 	}
 }

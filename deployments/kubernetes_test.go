@@ -14,8 +14,10 @@ import (
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/secretgen"
 )
 
 const k8sDir = "kubernetes"
@@ -37,6 +40,13 @@ type k8sObjects struct {
 	statefulSets map[string]*appsv1.StatefulSet
 	hpas         map[string]*autoscalingv2.HorizontalPodAutoscaler
 	pdbs         map[string]*policyv1.PodDisruptionBudget
+	jobs         map[string]*batchv1.Job
+	accounts     map[string]*corev1.ServiceAccount
+	roles        map[string]*rbacv1.Role
+	roleBindings map[string]*rbacv1.RoleBinding
+	// generated holds what the gen-secrets Job would put in the Secrets
+	// it makes, made once so that every pod reads the same values.
+	generated map[string]map[string]string
 }
 
 // kustomization is the part of kustomization.yaml the manifests use.
@@ -82,7 +92,7 @@ func loadK8s(t *testing.T) (*k8sObjects, kustomization) {
 	}
 
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, policyv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, policyv1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -93,6 +103,9 @@ func loadK8s(t *testing.T) (*k8sObjects, kustomization) {
 		configMaps: map[string]*corev1.ConfigMap{}, services: map[string]*corev1.Service{},
 		deployments: map[string]*appsv1.Deployment{}, statefulSets: map[string]*appsv1.StatefulSet{},
 		hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
+		jobs: map[string]*batchv1.Job{}, accounts: map[string]*corev1.ServiceAccount{},
+		roles: map[string]*rbacv1.Role{}, roleBindings: map[string]*rbacv1.RoleBinding{},
+		generated: map[string]map[string]string{},
 	}
 	for _, f := range k.Resources {
 		for i, doc := range docSeparator.Split(string(readFile(t, filepath.Join(k8sDir, f))), -1) {
@@ -122,6 +135,14 @@ func loadK8s(t *testing.T) (*k8sObjects, kustomization) {
 				o.hpas[v.Name], ns = v, v.Namespace
 			case *policyv1.PodDisruptionBudget:
 				o.pdbs[v.Name], ns = v, v.Namespace
+			case *batchv1.Job:
+				o.jobs[v.Name], ns = v, v.Namespace
+			case *corev1.ServiceAccount:
+				o.accounts[v.Name], ns = v, v.Namespace
+			case *rbacv1.Role:
+				o.roles[v.Name], ns = v, v.Namespace
+			case *rbacv1.RoleBinding:
+				o.roleBindings[v.Name], ns = v, v.Namespace
 			default:
 				t.Errorf("%s document %d: unexpected kind %s", f, i, gvk)
 				continue
@@ -193,7 +214,13 @@ func (o *k8sObjects) containerEnv(t *testing.T, c corev1.Container) map[string]s
 		if ef.SecretRef != nil {
 			s, ok := o.secrets[ef.SecretRef.Name]
 			if !ok {
-				t.Errorf("container %s: envFrom secret %s not in the manifests", c.Name, ef.SecretRef.Name)
+				gen := o.generatedSecret(ef.SecretRef.Name)
+				if gen == nil {
+					t.Errorf("container %s: envFrom secret %s is neither in the manifests nor made by a gen-secrets Job", c.Name, ef.SecretRef.Name)
+				}
+				for k, v := range gen {
+					out[k] = v
+				}
 				continue
 			}
 			for k, v := range s.StringData {
@@ -213,6 +240,97 @@ func (o *k8sObjects) containerEnv(t *testing.T, c corev1.Container) map[string]s
 		}
 	}
 	return out
+}
+
+// generatedSecret is the Secret a `gatehouse gen-secrets --kubernetes-secret`
+// Job of the manifests makes under name (nil when no Job makes it), with
+// values such as the Job would write.
+func (o *k8sObjects) generatedSecret(name string) map[string]string {
+	if s, ok := o.generated[name]; ok {
+		return s
+	}
+	for _, j := range o.jobs {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			if len(c.Args) > 0 && c.Args[0] == "gen-secrets" {
+				if v, _ := flagValue(c.Args, "kubernetes-secret"); v == name {
+					s := map[string]string{}
+					for _, n := range secretgen.Names {
+						s[n.Env] = secretgen.New()
+					}
+					o.generated[name] = s
+					return s
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// The deployment makes its own secrets: nothing in the manifests holds
+// SHARED_SECRET or COOKIE_SECRET, and the gen-secrets Job may create and
+// read exactly the Secret the pods use.
+func TestKubernetesGeneratesSecrets(t *testing.T) {
+	o, _ := loadK8s(t)
+	for name, s := range o.secrets {
+		for _, n := range secretgen.Names {
+			if _, ok := s.StringData[n.Env]; ok {
+				t.Errorf("Secret %s holds %s: a published value; the gen-secrets Job makes it", name, n.Env)
+			}
+			if _, ok := s.Data[n.Env]; ok {
+				t.Errorf("Secret %s holds %s: a published value; the gen-secrets Job makes it", name, n.Env)
+			}
+		}
+	}
+	j, ok := o.jobs["gatehouse-secrets"]
+	if !ok {
+		t.Fatal("no Job gatehouse-secrets")
+	}
+	spec := j.Spec.Template.Spec
+	if len(spec.Containers) != 1 || !slices.Equal(spec.Containers[0].Args, []string{"gen-secrets", "--kubernetes-secret", "gatehouse-generated"}) {
+		t.Fatalf("Job gatehouse-secrets runs %v", spec.Containers)
+	}
+	if spec.Containers[0].Image != "gatehouse" {
+		t.Errorf("Job image %q, want the gatehouse image", spec.Containers[0].Image)
+	}
+	if _, ok := o.accounts[spec.ServiceAccountName]; !ok {
+		t.Fatalf("Job's service account %q is not in the manifests", spec.ServiceAccountName)
+	}
+	can := map[string]bool{}
+	for _, rb := range o.roleBindings {
+		bound := false
+		for _, sub := range rb.Subjects {
+			bound = bound || (sub.Kind == "ServiceAccount" && sub.Name == spec.ServiceAccountName)
+		}
+		role, ok := o.roles[rb.RoleRef.Name]
+		if !bound || rb.RoleRef.Kind != "Role" || !ok {
+			continue
+		}
+		for _, r := range role.Rules {
+			if !slices.Contains(r.Resources, "secrets") {
+				continue
+			}
+			for _, v := range r.Verbs {
+				if len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, "gatehouse-generated") {
+					can[v] = true
+				}
+			}
+		}
+	}
+	if !can["get"] || !can["create"] {
+		t.Errorf("the Job's service account may %v on the Secret; it needs get and create", can)
+	}
+	for _, name := range gatehouseServices {
+		d := o.deployments[name]
+		if d == nil {
+			continue
+		}
+		env := o.containerEnv(t, d.Spec.Template.Spec.Containers[0])
+		for _, n := range secretgen.Names {
+			if env[n.Env] == "" || env[n.Env] != o.generated["gatehouse-generated"][n.Env] {
+				t.Errorf("Deployment %s does not read %s from the generated Secret", name, n.Env)
+			}
+		}
+	}
 }
 
 func TestKubernetesManifests(t *testing.T) {

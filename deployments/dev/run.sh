@@ -6,6 +6,9 @@ cd "$(dirname "$0")/../.."
 bin=bin/gatehouse
 [ -x "$bin" ] || { echo "run 'make build' first" >&2; exit 1; }
 
+# This checkout's own shared_secret and cookie_secret, made once and kept.
+"$bin" gen-secrets --dir bin/dev >/dev/null
+
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
