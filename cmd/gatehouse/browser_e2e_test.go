@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -184,21 +185,34 @@ func (b *browser) location() string {
 // between make single evaluations fail: those are retried.
 func (b *browser) waitLeft(prefix string) string {
 	b.t.Helper()
-	deadline := time.Now().Add(browserStepTimeout)
-	for {
+	var loc string
+	testutil.WaitFor(b.t, browserStepTimeout, "the browser to leave "+prefix, func() error {
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		defer cancel()
+		var err error
+		loc, err = chromedp.Run(ctx, chromedp.Evaluate[string](
 			`document.readyState === 'complete' ? location.href : ''`))
-		cancel()
-		if err == nil && loc != "" && !strings.HasPrefix(loc, prefix) {
-			return loc
+		switch {
+		case err != nil:
+			return err
+		case loc == "":
+			return errors.New("page still loading")
+		case strings.HasPrefix(loc, prefix):
+			return stillAt{b, loc}
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the browser did not leave %s within %s\n%s", prefix, browserStepTimeout, b.describe())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return loc
 }
+
+// stillAt is waitLeft's error while the browser stays on a page; it
+// describes the browser only when printed, as a failure is.
+type stillAt struct {
+	b   *browser
+	loc string
+}
+
+func (e stillAt) Error() string { return "still at " + e.loc + "\n" + e.b.describe() }
 
 // cookies returns the browser's cookies for u.
 func (b *browser) cookies(u string) []*network.Cookie {

@@ -910,21 +910,21 @@ func TestProxyEndToEnd(t *testing.T) {
 
 		e.start("authorize")
 		e.waitReady("authorize")
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		testutil.WaitFor(t, 15*time.Second, "the proxy to reach the restarted authorize", func() error {
 			resp, body := do(t, alice, http.MethodGet, e.url("app.localhost", "/after-outage"), http.Header{"Accept": {"text/html"}})
-			if resp.StatusCode == http.StatusOK {
+			switch resp.StatusCode {
+			case http.StatusOK:
 				var got echoed
 				if err := json.Unmarshal(body, &got); err != nil || got.Header.Get("X-Pomerium-Claim-Email") != aliceEmail {
 					t.Fatalf("after restart: %v %s", err, body)
 				}
-				break
+				return nil
+			case http.StatusServiceUnavailable:
+				return fmt.Errorf("status %d", resp.StatusCode)
 			}
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				t.Fatalf("after authorize restarted: %d\n%s", resp.StatusCode, body)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			t.Fatalf("after authorize restarted: %d\n%s", resp.StatusCode, body)
+			return nil
+		})
 	})
 }
 

@@ -77,7 +77,7 @@ routes:
 	// An invalid edit is refused; the running routes stay.
 	write(base + "  - from: http://two.localhost\n    to: %%%\n")
 	write(base + "bogus_option: true\n")
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the invalid edit to be refused", func() bool {
 		return strings.Contains(proc.Output(), "config reload refused")
 	})
 	if got := status("one.localhost"); got != http.StatusOK {
@@ -86,20 +86,8 @@ routes:
 
 	// A valid edit adds a route, without a restart.
 	write(base + fmt.Sprintf("  - from: http://two.localhost\n    to: %s\n    allow_public_unauthenticated_access: true\n", upstream.URL))
-	waitFor(t, 10*time.Second, func() bool { return status("two.localhost") == http.StatusOK })
+	testutil.WaitFor(t, 10*time.Second, "route two after the valid edit", func() bool { return status("two.localhost") == http.StatusOK })
 	if proc.Exited() {
 		t.Fatal("gatehouse exited")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -251,18 +251,14 @@ func TestGrafanaGuideSplitDeployment(t *testing.T) {
 	replay := d.browser()
 	replay.Jar.SetCookies(mustURL(t, d.proxyURL("proxy-a", "/")), aliceCookies)
 	replay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	deadline := time.Now().Add(time.Second)
-	for {
+	testutil.WaitFor(t, time.Second, "proxy A to refuse the signed-out session", func() error {
 		resp := get(t, replay, d.proxyURL("proxy-a", "/api/user"))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusFound && strings.Contains(resp.Header.Get("Location"), "/.pomerium/sign_in") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy A still answers %d for a signed-out session", resp.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("proxy A answers %d for a signed-out session", resp.StatusCode)
+	})
 
 	// Alice signs in again; every gatehouse process restarts; her session
 	// lives in Redis and still works.

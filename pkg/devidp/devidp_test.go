@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
 const (
@@ -676,17 +679,13 @@ func testRunCommand(t *testing.T, useTLS bool) {
 
 	octx := oidc.ClientContext(t.Context(), httpClient)
 	var provider *oidc.Provider
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		provider, err = oidc.NewProvider(octx, issuer)
-		if err == nil || time.Now().After(deadline) {
-			break
+	testutil.WaitFor(t, 5*time.Second, "discovery against RunCommand", func() error {
+		var err error
+		if provider, err = oidc.NewProvider(octx, issuer); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("discovery against RunCommand: %v\n%s", err, out.String())
-	}
+		return nil
+	})
 	if provider.Endpoint().TokenURL != issuer+"/oauth/token" {
 		t.Errorf("token URL %q", provider.Endpoint().TokenURL)
 	}

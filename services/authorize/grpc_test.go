@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -127,14 +128,7 @@ routes:
 		e.stopDatabroker()
 	})
 
-	// Wait (bounded) for the first sync.
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("authorize not ready: %v", svc.Ready())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "authorize's first sync", svc.Ready)
 	e.cfg = cfg
 	e.authz = authv3.NewAuthorizationClient(azConn)
 	e.local = extauthz.LocalClient{Server: svc}
@@ -349,19 +343,13 @@ func TestCheckOverGRPC(t *testing.T) {
 		}}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			resp := e.check(t, e.authz, req)
-			if !extauthz.Allowed(resp) {
-				if extauthz.DeniedStatus(resp) != 401 {
-					t.Errorf("status %d, want 401", extauthz.DeniedStatus(resp))
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("signed-out session still allowed after 5s")
-			}
-			time.Sleep(5 * time.Millisecond)
+		var resp *authv3.CheckResponse
+		testutil.WaitFor(t, 5*time.Second, "the signed-out session to be refused", func() bool {
+			resp = e.check(t, e.authz, req)
+			return !extauthz.Allowed(resp)
+		})
+		if extauthz.DeniedStatus(resp) != 401 {
+			t.Errorf("status %d, want 401", extauthz.DeniedStatus(resp))
 		}
 	})
 
@@ -378,18 +366,6 @@ func TestCheckOverGRPC(t *testing.T) {
 	})
 }
 
-// eventually retries check (bounded) until it reports true.
-func eventually(t *testing.T, what string, check func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !check() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A databroker that comes back with an empty store (a memory databroker
 // restarted) has another server version: authorize's Sync is refused with
 // Aborted, it starts over with SyncLatest, and the sessions of the old
@@ -404,18 +380,18 @@ func TestSyncStartsOverAfterDatabrokerWipe(t *testing.T) {
 
 	e.stopDatabroker()
 	var lis net.Listener
-	eventually(t, "listen again on "+e.dbAddr, func() bool {
+	testutil.WaitFor(t, 15*time.Second, "listen again on "+e.dbAddr, func() bool {
 		var err error
 		lis, err = net.Listen("tcp", e.dbAddr)
 		return err == nil
 	})
 	e.startDatabroker(t, lis, e.cfg.SharedKey)
 
-	eventually(t, "old session refused", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "old session refused", func() bool {
 		return extauthz.DeniedStatus(e.check(t, e.authz, req)) == 401
 	})
 	var alice2 string
-	eventually(t, "sign in on the new store", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "sign in on the new store", func() bool {
 		_, err := e.databroker.ServerInfo(context.Background(), &databrokerv1.ServerInfoRequest{})
 		return err == nil
 	})

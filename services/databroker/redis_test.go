@@ -165,19 +165,21 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.Start()
 	var ids []string
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; i < 3; {
-		_, err := a.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{userRecord(t, fmt.Sprint("after", i), "")}})
-		if err == nil {
-			ids = append(ids, fmt.Sprint("after", i))
-			i++
-			continue
-		}
-		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+	testutil.WaitFor(t, 10*time.Second, "3 Puts after the Redis restart", func() error {
+		id := fmt.Sprint("after", len(ids))
+		_, err := a.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{userRecord(t, id, "")}})
+		switch {
+		case err == nil:
+			ids = append(ids, id)
+			if len(ids) < 3 {
+				return errors.New("more Puts to make")
+			}
+			return nil
+		case status.Code(err) != codes.Unavailable:
 			t.Fatalf("Put after Redis restart: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	for i, id := range ids {
 		r := recv(t, stream, 5*time.Second)
 		if r.GetId() != id || r.GetVersion() != first.GetRecords()[0].GetVersion()+uint64(i)+1 {
