@@ -403,19 +403,18 @@ func TestTokenLifetimes(t *testing.T) {
 
 	// Move the storage's clock: the access token dies, then the refresh token.
 	st := idp.srv.storage
-	base := time.Now()
+	clock := testutil.NewClock(time.Now())
 	st.mu.Lock()
-	st.now = func() time.Time { return base.Add(5 * time.Minute) }
+	st.now = clock.Now
 	st.mu.Unlock()
+	clock.Advance(5 * time.Minute)
 	if _, err := idp.provider.UserInfo(idp.ctx, oauth2.StaticTokenSource(tok)); err == nil {
 		t.Error("userinfo accepted an expired access token")
 	}
 	if _, err := conf.TokenSource(idp.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
 		t.Errorf("refresh within the refresh TTL: %v", err)
 	}
-	st.mu.Lock()
-	st.now = func() time.Time { return base.Add(11 * time.Minute) }
-	st.mu.Unlock()
+	clock.Advance(6 * time.Minute)
 	_, err = conf.TokenSource(idp.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if retrieveErrorCode(err) != "invalid_grant" {
 		t.Errorf("refresh after the refresh TTL: err = %v, want invalid_grant", err)
