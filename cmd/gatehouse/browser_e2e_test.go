@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
@@ -326,26 +327,22 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	upstream := testutil.StartProcess(t, "demo-upstream", bin, []string{"demo-upstream", "--address", upstreamAddr})
 
 	// deployments/dev/config.yaml on this test's ports.
-	config := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`services: all
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-log_format: text
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: dev-client-secret
-jwt_claims_headers: email,name,groups
-routes:
-  - from: %s
-    to: http://%s
-    pass_identity_headers: true
-    allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testSecret, authURL, idpURL, routeURL, upstreamAddr))
+	config := configtest.New().
+		Set("services", "all").
+		Set("address", addr).
+		Set("grpc_address", testutil.FreeAddr(t)).
+		Set("health_check_addr", healthAddr).
+		Delete("log_level").
+		Set("log_format", "text").
+		Set("authenticate_service_url", authURL).
+		IdP(idpURL, "dev-client-secret").
+		Set("jwt_claims_headers", "email,name,groups").
+		Route(`
+			from: ` + routeURL + `
+			to: http://` + upstreamAddr + `
+			pass_identity_headers: true
+			allow_any_authenticated_user: true`).
+		Write(t)
 
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	testutil.WaitHTTP(t, "http://"+upstreamAddr+"/", 20*time.Second, upstream)

@@ -21,12 +21,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
-const testSecret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+// testSecret is the shared_secret and cookie_secret of every config the
+// tests write (configtest's base).
+const testSecret = configtest.Secret
 
 func TestValidateCommand(t *testing.T) {
 	bin := testutil.Gatehouse(t)

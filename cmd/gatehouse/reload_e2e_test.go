@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -26,22 +27,21 @@ func TestHotReloadInRunningProcess(t *testing.T) {
 
 	bin := testutil.Gatehouse(t)
 	addr, grpcAddr, health := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
-	base := fmt.Sprintf(`
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: http://authenticate.localhost
-idp_provider_url: http://127.0.0.1:1
-idp_client_id: x
-idp_client_secret: y
-routes:
-  - from: http://one.localhost
-    to: %s
-    allow_public_unauthenticated_access: true
-`, addr, grpcAddr, health, testSecret, testSecret, upstream.URL)
+	// Edits append to base, whose routes come last.
+	base := configtest.New().
+		Delete("log_level").
+		Set("address", addr).
+		Set("grpc_address", grpcAddr).
+		Set("health_check_addr", health).
+		Set("authenticate_service_url", "http://authenticate.localhost").
+		Set("idp_provider_url", "http://127.0.0.1:1").
+		Set("idp_client_id", "x").
+		Set("idp_client_secret", "y").
+		Route(`
+			from: http://one.localhost
+			to: ` + upstream.URL + `
+			allow_public_unauthenticated_access: true`).
+		YAML()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	write := func(content string) {

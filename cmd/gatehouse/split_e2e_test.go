@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/grafanatest"
@@ -102,29 +103,24 @@ auto_assign_org_role = Editor
 	t.Cleanup(grafanaSrv.Close)
 
 	// The guide's config.yaml route, with what a deployment adds around it.
-	d.config = testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
-authenticate_service_url: %s
-shared_secret: %s
-cookie_secret: %s
-certificate_file: %s
-certificate_key_file: %s
-databroker_storage_type: redis
-databroker_storage_connection_string: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-log_level: warn
-routes:
-  - from: https://grafana.localhost.pomerium.io
-    to: %s
-    pass_identity_headers: true
-    policy:
-      - allow:
-          or:
-            - domain:
-                is: example.com
-`, d.authURL, testSecret, testSecret, certs.Cert, certs.Key, redis.URL(), d.idpURL, grafanaSrv.URL))
+	d.config = configtest.New().
+		Delete("insecure_server").
+		Set("authenticate_service_url", d.authURL).
+		Set("certificate_file", certs.Cert).
+		Set("certificate_key_file", certs.Key).
+		Set("databroker_storage_type", "redis").
+		Set("databroker_storage_connection_string", redis.URL()).
+		IdP(d.idpURL, "idp-secret").
+		Route(`
+			from: https://grafana.localhost.pomerium.io
+			to: ` + grafanaSrv.URL + `
+			pass_identity_headers: true
+			policy:
+			  - allow:
+			      or:
+			        - domain:
+			            is: example.com`).
+		Write(t)
 
 	db1, db2, az1, az2 := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dbURLs := "DATABROKER_SERVICE_URLS=http://" + db1 + ",http://" + db2
