@@ -464,20 +464,15 @@ func (r *composeRun) waitReady(name string) {
 // container exits or the bound passes.
 func (r *composeRun) poll(c *composeContainer, what string, check func() error) {
 	r.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
+	testutil.WaitFor(r.t, 30*time.Second, c.name+"'s "+what, func() error {
 		if c.proc.Exited() {
 			r.t.Fatalf("%s exited while waiting for its %s:\n%s", c.name, what, c.proc.Output())
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s: %s still failing after 30s: %v\n%s", c.name, what, err, c.proc.Output())
+		if err := check(); err != nil {
+			return fmt.Errorf("%w\n%s", err, c.proc.Output())
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // browser is a cookie-jar client in the browser's namespace that trusts

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
@@ -184,21 +186,34 @@ func (b *browser) location() string {
 // between make single evaluations fail: those are retried.
 func (b *browser) waitLeft(prefix string) string {
 	b.t.Helper()
-	deadline := time.Now().Add(browserStepTimeout)
-	for {
+	var loc string
+	testutil.WaitFor(b.t, browserStepTimeout, "the browser to leave "+prefix, func() error {
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		defer cancel()
+		var err error
+		loc, err = chromedp.Run(ctx, chromedp.Evaluate[string](
 			`document.readyState === 'complete' ? location.href : ''`))
-		cancel()
-		if err == nil && loc != "" && !strings.HasPrefix(loc, prefix) {
-			return loc
+		switch {
+		case err != nil:
+			return err
+		case loc == "":
+			return errors.New("page still loading")
+		case strings.HasPrefix(loc, prefix):
+			return stillAt{b, loc}
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the browser did not leave %s within %s\n%s", prefix, browserStepTimeout, b.describe())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return loc
 }
+
+// stillAt is waitLeft's error while the browser stays on a page; it
+// describes the browser only when printed, as a failure is.
+type stillAt struct {
+	b   *browser
+	loc string
+}
+
+func (e stillAt) Error() string { return "still at " + e.loc + "\n" + e.b.describe() }
 
 // cookies returns the browser's cookies for u.
 func (b *browser) cookies(u string) []*network.Cookie {
@@ -312,26 +327,22 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	upstream := testutil.StartProcess(t, "demo-upstream", bin, []string{"demo-upstream", "--address", upstreamAddr})
 
 	// deployments/dev/config.yaml on this test's ports.
-	config := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`services: all
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-log_format: text
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: dev-client-secret
-jwt_claims_headers: email,name,groups
-routes:
-  - from: %s
-    to: http://%s
-    pass_identity_headers: true
-    allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testCookieSecret, authURL, idpURL, routeURL, upstreamAddr))
+	config := configtest.New().
+		Set("services", "all").
+		Set("address", addr).
+		Set("grpc_address", testutil.FreeAddr(t)).
+		Set("health_check_addr", healthAddr).
+		Delete("log_level").
+		Set("log_format", "text").
+		Set("authenticate_service_url", authURL).
+		IdP(idpURL, "dev-client-secret").
+		Set("jwt_claims_headers", "email,name,groups").
+		Route(`
+			from: ` + routeURL + `
+			to: http://` + upstreamAddr + `
+			pass_identity_headers: true
+			allow_any_authenticated_user: true`).
+		Write(t)
 
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	testutil.WaitHTTP(t, "http://"+upstreamAddr+"/", 20*time.Second, upstream)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -308,26 +309,20 @@ func TestCookiesSecureBehindTLSLoadBalancer(t *testing.T) {
 	up := startUpstream(t)
 	idp := testutil.StartProcess(t, "dev-idp", bin, []string{"dev-idp", "--address", idpAddr, "--issuer", idpURL,
 		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", authURL + "/oauth2/callback"})
-	config := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`services: all
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-xff_num_trusted_hops: 1
-log_level: warn
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-routes:
-  - from: https://tls.localhost
-    to: %s
-    pass_identity_headers: true
-    allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), healthAddr, testSecret, testCookieSecret, authURL, idpURL, up.srv.URL))
+	config := configtest.New().
+		Set("services", "all").
+		Set("address", addr).
+		Set("grpc_address", testutil.FreeAddr(t)).
+		Set("health_check_addr", healthAddr).
+		Set("xff_num_trusted_hops", "1").
+		Set("authenticate_service_url", authURL).
+		IdP(idpURL, "idp-secret").
+		Route(`
+			from: https://tls.localhost
+			to: ` + up.srv.URL + `
+			pass_identity_headers: true
+			allow_any_authenticated_user: true`).
+		Write(t)
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	gh := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})
 	testutil.WaitHTTP(t, "http://"+healthAddr+"/readyz", 30*time.Second, gh)

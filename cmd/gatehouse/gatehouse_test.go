@@ -23,16 +23,18 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
-// Test secrets: 32 random bytes each, and different, as pkg/config requires.
+// testSecret and testCookieSecret are the secrets of every config the
+// tests write (configtest's base).
 const (
-	testSecret       = "93pDpOHbb0pg+nEAHTZS1COZMt/53VNFXDp/hkyGHCg="
-	testCookieSecret = "HmVs8hCfDZ2PW46zvbj4j7k2jZhVb3Tuq0Rxsvtxl8I="
+	testSecret       = configtest.Secret
+	testCookieSecret = configtest.CookieSecret
 )
 
 func TestValidateCommand(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -101,39 +102,36 @@ func TestIdentityHeadersEndToEnd(t *testing.T) {
 	health := testutil.FreeAddr(t)
 	idp := testutil.StartProcess(t, "dev-idp", bin, []string{"dev-idp", "--address", idpAddr, "--issuer", idpURL,
 		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", authURL + "/oauth2/callback"})
-	config := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`services: all
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-log_level: warn
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-jwt_claims_headers: {X-Role: role, X-Groups: groups, X-Email: email}
-routes:
-  - from: http://app.localhost
-    to: %s
-    pass_identity_headers: true
-    set_request_headers: {X-Tenant: acme}
-    allow_any_authenticated_user: true
-  - from: http://ws.localhost
-    to: %[8]s
-    allow_websockets: true
-    allow_any_authenticated_user: true
-  - from: http://sw.localhost
-    to: %[9]s
-    allow_websockets: true
-    allow_any_authenticated_user: true
-  - from: http://spdy.localhost
-    to: %[9]s
-    allow_spdy: true
-    allow_any_authenticated_user: true
-`, addr, testutil.FreeAddr(t), health, testSecret, testCookieSecret, authURL, idpURL, up.srv.URL, sw.URL))
+	config := configtest.New().
+		Set("services", "all").
+		Set("address", addr).
+		Set("grpc_address", testutil.FreeAddr(t)).
+		Set("health_check_addr", health).
+		Set("authenticate_service_url", authURL).
+		IdP(idpURL, "idp-secret").
+		Set("jwt_claims_headers", "{X-Role: role, X-Groups: groups, X-Email: email}").
+		Route(`
+			from: http://app.localhost
+			to: ` + up.srv.URL + `
+			pass_identity_headers: true
+			set_request_headers: {X-Tenant: acme}
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://ws.localhost
+			to: ` + up.srv.URL + `
+			allow_websockets: true
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://sw.localhost
+			to: ` + sw.URL + `
+			allow_websockets: true
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://spdy.localhost
+			to: ` + sw.URL + `
+			allow_spdy: true
+			allow_any_authenticated_user: true`).
+		Write(t)
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
 	gh := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})
 	testutil.WaitHTTP(t, "http://"+health+"/readyz", 30*time.Second, gh)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -38,23 +39,19 @@ func BenchmarkIdleConnectionsMemory(b *testing.B) {
 	const conns = 10_000
 	bin := testutil.Gatehouse(b)
 	addr, health, grpcAddr := testutil.FreeAddr(b), testutil.FreeAddr(b), testutil.FreeAddr(b)
-	cfg := testutil.WriteFile(b, "config.yaml", fmt.Sprintf(`
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: http://authenticate.localhost
-idp_provider_url: http://127.0.0.1:1
-idp_client_id: x
-idp_client_secret: y
-log_level: warn
-routes:
-  - from: http://app.localhost
-    to: http://127.0.0.1:1
-    allow_any_authenticated_user: true
-`, addr, grpcAddr, health, testSecret, testCookieSecret))
+	cfg := configtest.New().
+		Set("address", addr).
+		Set("grpc_address", grpcAddr).
+		Set("health_check_addr", health).
+		Set("authenticate_service_url", "http://authenticate.localhost").
+		Set("idp_provider_url", "http://127.0.0.1:1").
+		Set("idp_client_id", "x").
+		Set("idp_client_secret", "y").
+		Route(`
+			from: http://app.localhost
+			to: http://127.0.0.1:1
+			allow_any_authenticated_user: true`).
+		Write(b)
 	proc := testutil.StartProcess(b, "gatehouse", bin, []string{"--config", cfg})
 	testutil.WaitHTTP(b, "http://"+health+"/readyz", 30*time.Second, proc)
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -37,37 +38,32 @@ func TestPathSpellingsCannotReachPastPolicy(t *testing.T) {
 		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", authURL + "/oauth2/callback"})
 	var key [32]byte
 	_, _ = rand.Read(key[:])
-	e.config = testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
-insecure_server: true
-authenticate_service_url: %[1]s
-shared_secret: %[2]s
-cookie_secret: %[3]s
-idp_provider: oidc
-idp_provider_url: %[4]s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-log_level: warn
-routes:
-  - from: http://paths.localhost
-    prefix: /open/admin
-    to: %[5]s
-    policy:
-      allow:
-        or:
-          - email:
-              is: nobody@example.com
-  - from: http://paths.localhost
-    to: %[5]s
-    policy:
-      - allow:
-          or:
-            - domain:
-                is: example.com
-        deny:
-          or:
-            - http_path:
-                starts_with: /open/secret
-`, authURL, testSecret, base64.StdEncoding.EncodeToString(key[:]), e.idpURL, e.up.srv.URL))
+	e.config = configtest.New().
+		Set("authenticate_service_url", authURL).
+		Set("cookie_secret", base64.StdEncoding.EncodeToString(key[:])).
+		IdP(e.idpURL, "idp-secret").
+		Route(`
+			from: http://paths.localhost
+			prefix: /open/admin
+			to: ` + e.up.srv.URL + `
+			policy:
+			  allow:
+			    or:
+			      - email:
+			          is: nobody@example.com`).
+		Route(`
+			from: http://paths.localhost
+			to: ` + e.up.srv.URL + `
+			policy:
+			  - allow:
+			      or:
+			        - domain:
+			            is: example.com
+			    deny:
+			      or:
+			        - http_path:
+			            starts_with: /open/secret`).
+		Write(t)
 	dbAddr, azAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	e.add("authenticate+databroker", "SERVICES=authenticate,databroker", "ADDRESS="+authnAddr, "GRPC_ADDRESS="+dbAddr)
 	e.add("authorize", "SERVICES=authorize", "GRPC_ADDRESS="+azAddr, "DATABROKER_SERVICE_URLS=http://"+dbAddr)

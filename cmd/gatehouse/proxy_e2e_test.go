@@ -24,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/net/websocket"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
@@ -164,76 +165,79 @@ func startProxyEnv(t *testing.T) *proxyEnv {
 	// Nothing listens on downAddr: the route to it is an upstream that is down.
 	downAddr := testutil.FreeAddr(t)
 	up := e.up.srv.URL
-	e.config = testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
-insecure_server: true
-authenticate_service_url: %[1]s
-shared_secret: %[2]s
-cookie_secret: %[3]s
-idp_provider: oidc
-idp_provider_url: %[4]s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-log_level: warn
-jwt_claims_headers: email,name,groups
-routes:
-  - from: http://app.localhost
-    to: %[5]s
-    pass_identity_headers: true
-    allowed_domains: [example.com]
-  - from: http://noid.localhost
-    to: %[5]s
-    pass_identity_headers: false
-    allow_any_authenticated_user: true
-  - from: http://deny.localhost
-    to: %[5]s
-    pass_identity_headers: true
-    policy:
-      - allow:
-          or:
-            - accept: true
-        deny:
-          or:
-            - email:
-                is: alice@example.com
-  - from: http://routes.localhost
-    path: /exact
-    to: %[5]s
-    set_request_headers: {X-Route: path}
-    allow_any_authenticated_user: true
-  - from: http://routes.localhost
-    prefix: /api/
-    prefix_rewrite: /v2/
-    to: %[5]s
-    set_request_headers: {X-Route: prefix-rewrite}
-    allow_any_authenticated_user: true
-  - from: http://routes.localhost
-    regex: '^/re/[0-9]+$'
-    regex_rewrite_pattern: '^/re/([0-9]+)$'
-    regex_rewrite_substitution: '/num/\1'
-    to: %[5]s
-    set_request_headers: {X-Route: regex-rewrite}
-    allow_any_authenticated_user: true
-  - from: http://routes.localhost
-    prefix: /plain/
-    to: %[5]s
-    set_request_headers: {X-Route: prefix}
-    allow_any_authenticated_user: true
-  - from: http://ws.localhost
-    to: %[5]s
-    allow_websockets: true
-    allow_any_authenticated_user: true
-  - from: http://down.localhost
-    to: http://%[6]s
-    allow_any_authenticated_user: true
-  - from: http://slow.localhost
-    to: %[5]s
-    timeout: 300ms
-    allow_any_authenticated_user: true
-  - from: http://app.example.test
-    to: %[5]s
-    pass_identity_headers: true
-    allowed_domains: [example.com]
-`, authURL, testSecret, testCookieSecret, e.idpURL, up, downAddr))
+	e.config = configtest.New().
+		Set("authenticate_service_url", authURL).
+		IdP(e.idpURL, "idp-secret").
+		Set("jwt_claims_headers", "email,name,groups").
+		Route(`
+			from: http://app.localhost
+			to: ` + up + `
+			pass_identity_headers: true
+			allowed_domains: [example.com]`).
+		Route(`
+			from: http://noid.localhost
+			to: ` + up + `
+			pass_identity_headers: false
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://deny.localhost
+			to: ` + up + `
+			pass_identity_headers: true
+			policy:
+			  - allow:
+			      or:
+			        - accept: true
+			    deny:
+			      or:
+			        - email:
+			            is: alice@example.com`).
+		Route(`
+			from: http://routes.localhost
+			path: /exact
+			to: ` + up + `
+			set_request_headers: {X-Route: path}
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://routes.localhost
+			prefix: /api/
+			prefix_rewrite: /v2/
+			to: ` + up + `
+			set_request_headers: {X-Route: prefix-rewrite}
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://routes.localhost
+			regex: '^/re/[0-9]+$'
+			regex_rewrite_pattern: '^/re/([0-9]+)$'
+			regex_rewrite_substitution: '/num/\1'
+			to: ` + up + `
+			set_request_headers: {X-Route: regex-rewrite}
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://routes.localhost
+			prefix: /plain/
+			to: ` + up + `
+			set_request_headers: {X-Route: prefix}
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://ws.localhost
+			to: ` + up + `
+			allow_websockets: true
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://down.localhost
+			to: http://` + downAddr + `
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://slow.localhost
+			to: ` + up + `
+			timeout: 300ms
+			allow_any_authenticated_user: true`).
+		Route(`
+			from: http://app.example.test
+			to: ` + up + `
+			pass_identity_headers: true
+			allowed_domains: [example.com]`).
+		Write(t)
 
 	dbAddr, azAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	e.add("authenticate+databroker", "SERVICES=authenticate,databroker", "ADDRESS="+authnAddr, "GRPC_ADDRESS="+dbAddr)
@@ -910,21 +914,21 @@ func TestProxyEndToEnd(t *testing.T) {
 
 		e.start("authorize")
 		e.waitReady("authorize")
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		testutil.WaitFor(t, 15*time.Second, "the proxy to reach the restarted authorize", func() error {
 			resp, body := do(t, alice, http.MethodGet, e.url("app.localhost", "/after-outage"), http.Header{"Accept": {"text/html"}})
-			if resp.StatusCode == http.StatusOK {
+			switch resp.StatusCode {
+			case http.StatusOK:
 				var got echoed
 				if err := json.Unmarshal(body, &got); err != nil || got.Header.Get("X-Pomerium-Claim-Email") != aliceEmail {
 					t.Fatalf("after restart: %v %s", err, body)
 				}
-				break
+				return nil
+			case http.StatusServiceUnavailable:
+				return fmt.Errorf("status %d", resp.StatusCode)
 			}
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				t.Fatalf("after authorize restarted: %d\n%s", resp.StatusCode, body)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			t.Fatalf("after authorize restarted: %d\n%s", resp.StatusCode, body)
+			return nil
+		})
 	})
 }
 

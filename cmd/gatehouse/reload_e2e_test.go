@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
@@ -26,22 +27,21 @@ func TestHotReloadInRunningProcess(t *testing.T) {
 
 	bin := testutil.Gatehouse(t)
 	addr, grpcAddr, health := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
-	base := fmt.Sprintf(`
-address: %s
-grpc_address: %s
-health_check_addr: %s
-insecure_server: true
-shared_secret: %s
-cookie_secret: %s
-authenticate_service_url: http://authenticate.localhost
-idp_provider_url: http://127.0.0.1:1
-idp_client_id: x
-idp_client_secret: y
-routes:
-  - from: http://one.localhost
-    to: %s
-    allow_public_unauthenticated_access: true
-`, addr, grpcAddr, health, testSecret, testCookieSecret, upstream.URL)
+	// Edits append to base, whose routes come last.
+	base := configtest.New().
+		Delete("log_level").
+		Set("address", addr).
+		Set("grpc_address", grpcAddr).
+		Set("health_check_addr", health).
+		Set("authenticate_service_url", "http://authenticate.localhost").
+		Set("idp_provider_url", "http://127.0.0.1:1").
+		Set("idp_client_id", "x").
+		Set("idp_client_secret", "y").
+		Route(`
+			from: http://one.localhost
+			to: ` + upstream.URL + `
+			allow_public_unauthenticated_access: true`).
+		YAML()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	write := func(content string) {
@@ -77,7 +77,7 @@ routes:
 	// An invalid edit is refused; the running routes stay.
 	write(base + "  - from: http://two.localhost\n    to: %%%\n")
 	write(base + "bogus_option: true\n")
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the invalid edit to be refused", func() bool {
 		return strings.Contains(proc.Output(), "config reload refused")
 	})
 	if got := status("one.localhost"); got != http.StatusOK {
@@ -86,20 +86,8 @@ routes:
 
 	// A valid edit adds a route, without a restart.
 	write(base + fmt.Sprintf("  - from: http://two.localhost\n    to: %s\n    allow_public_unauthenticated_access: true\n", upstream.URL))
-	waitFor(t, 10*time.Second, func() bool { return status("two.localhost") == http.StatusOK })
+	testutil.WaitFor(t, 10*time.Second, "route two after the valid edit", func() bool { return status("two.localhost") == http.StatusOK })
 	if proc.Exited() {
 		t.Fatal("gatehouse exited")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/grafanatest"
@@ -102,29 +103,24 @@ auto_assign_org_role = Editor
 	t.Cleanup(grafanaSrv.Close)
 
 	// The guide's config.yaml route, with what a deployment adds around it.
-	d.config = testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
-authenticate_service_url: %s
-shared_secret: %s
-cookie_secret: %s
-certificate_file: %s
-certificate_key_file: %s
-databroker_storage_type: redis
-databroker_storage_connection_string: %s
-idp_provider: oidc
-idp_provider_url: %s
-idp_client_id: gatehouse
-idp_client_secret: idp-secret
-log_level: warn
-routes:
-  - from: https://grafana.localhost.pomerium.io
-    to: %s
-    pass_identity_headers: true
-    policy:
-      - allow:
-          or:
-            - domain:
-                is: example.com
-`, d.authURL, testSecret, testCookieSecret, certs.Cert, certs.Key, redis.URL(), d.idpURL, grafanaSrv.URL))
+	d.config = configtest.New().
+		Delete("insecure_server").
+		Set("authenticate_service_url", d.authURL).
+		Set("certificate_file", certs.Cert).
+		Set("certificate_key_file", certs.Key).
+		Set("databroker_storage_type", "redis").
+		Set("databroker_storage_connection_string", redis.URL()).
+		IdP(d.idpURL, "idp-secret").
+		Route(`
+			from: https://grafana.localhost.pomerium.io
+			to: ` + grafanaSrv.URL + `
+			pass_identity_headers: true
+			policy:
+			  - allow:
+			      or:
+			        - domain:
+			            is: example.com`).
+		Write(t)
 
 	db1, db2, az1, az2 := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dbURLs := "DATABROKER_SERVICE_URLS=http://" + db1 + ",http://" + db2
@@ -251,18 +247,14 @@ func TestGrafanaGuideSplitDeployment(t *testing.T) {
 	replay := d.browser()
 	replay.Jar.SetCookies(mustURL(t, d.proxyURL("proxy-a", "/")), aliceCookies)
 	replay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	deadline := time.Now().Add(time.Second)
-	for {
+	testutil.WaitFor(t, time.Second, "proxy A to refuse the signed-out session", func() error {
 		resp := get(t, replay, d.proxyURL("proxy-a", "/api/user"))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusFound && strings.Contains(resp.Header.Get("Location"), "/.pomerium/sign_in") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy A still answers %d for a signed-out session", resp.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("proxy A answers %d for a signed-out session", resp.StatusCode)
+	})
 
 	// Alice signs in again; every gatehouse process restarts; her session
 	// lives in Redis and still works.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/config/configtest"
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
@@ -62,33 +63,30 @@ func TestTLSListener(t *testing.T) {
 	addr, redirectAddr, grpcAddr, health := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	_, redirectPort, _ := net.SplitHostPort(redirectAddr)
-	config := testutil.WriteFile(t, "config.yaml", fmt.Sprintf(`
-services: proxy,authorize,databroker
-address: %s
-grpc_address: %s
-health_check_addr: %s
-http_redirect_addr: %s
-authenticate_service_url: https://authenticate.a.localhost:%s
-shared_secret: %s
-cookie_secret: %s
-log_level: warn
-certificates:
-  - cert_file: %s
-    key_file: %s
-  - cert_file: %s
-    key_file: %s
-routes:
-  - from: https://a.localhost
-    to: %s
-    set_request_headers: {X-Route: a}
-    allow_public_unauthenticated_access: true
-  - from: https://*.b.localhost
-    to: %s
-    set_request_headers: {X-Route: wildcard-b}
-    allow_public_unauthenticated_access: true
-`, addr, grpcAddr, health, redirectAddr, port, testSecret, testCookieSecret,
-		write("a.pem", certA), write("a-key.pem", keyA), write("b.pem", certB), write("b-key.pem", keyB),
-		up.URL, up.URL))
+	config := configtest.New().
+		Delete("insecure_server").
+		Set("services", "proxy,authorize,databroker").
+		Set("address", addr).
+		Set("grpc_address", grpcAddr).
+		Set("health_check_addr", health).
+		Set("http_redirect_addr", redirectAddr).
+		Set("authenticate_service_url", "https://authenticate.a.localhost:"+port).
+		Set("certificates", fmt.Sprintf(`
+			- cert_file: %s
+			  key_file: %s
+			- cert_file: %s
+			  key_file: %s`, write("a.pem", certA), write("a-key.pem", keyA), write("b.pem", certB), write("b-key.pem", keyB))).
+		Route(`
+			from: https://a.localhost
+			to: ` + up.URL + `
+			set_request_headers: {X-Route: a}
+			allow_public_unauthenticated_access: true`).
+		Route(`
+			from: https://*.b.localhost
+			to: ` + up.URL + `
+			set_request_headers: {X-Route: wildcard-b}
+			allow_public_unauthenticated_access: true`).
+		Write(t)
 	proc := testutil.StartProcess(t, "gatehouse", bin, []string{"--config", config})
 	testutil.WaitHTTP(t, "http://"+health+"/readyz", 30*time.Second, proc)
 	testutil.WaitTCP(t, addr, 10*time.Second)

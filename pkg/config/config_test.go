@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
 const (
@@ -243,18 +245,16 @@ func TestHotReload(t *testing.T) {
 	go src.Watch(ctx)
 	// fsnotify needs the watch in place before the first edit; Reload via
 	// SIGHUP has no such race, so test both paths.
-	deadline := time.After(10 * time.Second)
 	write(base + "cookie_name: two\n")
-	for got := false; !got; {
+	testutil.WaitFor(t, 10*time.Second, "a reload after a valid edit", func() bool {
 		select {
 		case c := <-changes:
-			got = c.CookieName == "two"
+			return c.CookieName == "two"
 		case <-time.After(200 * time.Millisecond):
 			write(base + "cookie_name: two\n") // the watch may not have been ready
-		case <-deadline:
-			t.Fatal("no reload after a valid edit")
+			return false
 		}
-	}
+	})
 	if src.Current().CookieName != "two" {
 		t.Fatalf("current = %q", src.Current().CookieName)
 	}

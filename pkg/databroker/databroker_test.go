@@ -3,76 +3,18 @@ package databroker_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
-	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
-	dbservice "github.com/gatehouse/gatehouse/services/databroker"
+	"github.com/gatehouse/gatehouse/services/databroker/databrokertest"
 )
-
-// server is a databroker on a fixed loopback address that a test can
-// replace by a fresh, empty one.
-type server struct {
-	t    testing.TB
-	addr string
-	srv  *grpc.Server
-	svc  *dbservice.Service
-}
-
-func startServer(t testing.TB, addr string) *server {
-	t.Helper()
-	s := &server{t: t, addr: addr}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start() {
-	svc, err := dbservice.New(context.Background(), dbservice.Options{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var lis net.Listener
-	for i := 0; ; i++ { // the old listener's port may take a moment to free
-		if lis, err = net.Listen("tcp", s.addr); err == nil || i == 50 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.srv, s.svc = grpc.NewServer(), svc
-	svc.Register(s.srv)
-	go func() { _ = s.srv.Serve(lis) }()
-}
-
-func (s *server) stop() {
-	if s.srv != nil {
-		s.srv.Stop()
-		s.svc.Close()
-		s.srv = nil
-	}
-}
-
-func dial(t testing.TB, addr string) databrokerv1.DataBrokerServiceClient {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return databrokerv1.NewDataBrokerServiceClient(conn)
-}
 
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -80,21 +22,8 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestTypedHelpers(t *testing.T) {
-	addr := testutil.FreeAddr(t)
-	startServer(t, addr)
-	c := dial(t, addr)
+	c := databrokertest.Start(t).Client()
 	ctx := ctxT(t)
 	if got := databroker.TypeURLOf[*userv1.User](); got != "type.googleapis.com/gatehouse.user.v1.User" {
 		t.Fatalf("TypeURLOf = %q", got)
@@ -116,9 +45,8 @@ func TestTypedHelpers(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
-	addr := testutil.FreeAddr(t)
-	srv := startServer(t, addr)
-	c := dial(t, addr)
+	srv := databrokertest.Start(t)
+	c := srv.Client()
 	ctx := ctxT(t)
 	for i := range 3 {
 		if _, err := databroker.Put(ctx, c, &userv1.User{Id: fmt.Sprint(i), Name: "before"}, fmt.Sprint(i)); err != nil {
@@ -153,7 +81,7 @@ func TestCache(t *testing.T) {
 	if err := databroker.Delete(ctx, c, databroker.TypeURLOf[*userv1.User](), "2"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "changes", func() bool { _, ok := cache.Get("2"); return !ok })
+	testutil.WaitFor(t, 5*time.Second, "changes", func() bool { _, ok := cache.Get("2"); return !ok })
 	if u, _ := cache.Get("1"); u.GetName() != "after" {
 		t.Fatalf("cache has %v", u)
 	}
@@ -165,16 +93,13 @@ func TestCache(t *testing.T) {
 
 	// The databroker is replaced by an empty one (new server version): the
 	// cache's stream breaks, Sync is ABORTED, and the cache reloads.
-	srv.stop()
-	srv.start()
-	if _, err := databroker.Put(ctx, c, &userv1.User{Id: "new"}, "new"); err != nil {
-		// The client may still be reconnecting.
-		eventually(t, "put on the new server", func() bool {
-			_, err := databroker.Put(ctx, c, &userv1.User{Id: "new"}, "new")
-			return err == nil
-		})
-	}
-	eventually(t, "resync with the new server", func() bool {
+	srv.Restart()
+	// The client may still be reconnecting.
+	testutil.WaitFor(t, 5*time.Second, "a put on the new server", func() error {
+		_, err := databroker.Put(ctx, c, &userv1.User{Id: "new"}, "new")
+		return err
+	})
+	testutil.WaitFor(t, 5*time.Second, "resync with the new server", func() bool {
 		_, ok := cache.Get("new")
 		return ok && cache.Len() == 1
 	})
@@ -191,9 +116,7 @@ func TestCache(t *testing.T) {
 
 // Readers run concurrently with the sync goroutine (run with -race).
 func TestCacheConcurrentReads(t *testing.T) {
-	addr := testutil.FreeAddr(t)
-	startServer(t, addr)
-	c := dial(t, addr)
+	c := databrokertest.Start(t).Client()
 	ctx := ctxT(t)
 	cache := databroker.NewCache(c, databroker.CacheOptions[*userv1.User]{})
 	go func() { _ = cache.Run(ctx) }()
@@ -222,7 +145,7 @@ func TestCacheConcurrentReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "20 records", func() bool { return cache.Len() == 20 })
+	testutil.WaitFor(t, 5*time.Second, "20 records", func() bool { return cache.Len() == 20 })
 	close(stop)
 	wg.Wait()
 	_, rv := cache.Versions()

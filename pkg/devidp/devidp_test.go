@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
 const (
@@ -400,19 +403,18 @@ func TestTokenLifetimes(t *testing.T) {
 
 	// Move the storage's clock: the access token dies, then the refresh token.
 	st := idp.srv.storage
-	base := time.Now()
+	clock := testutil.NewClock(time.Now())
 	st.mu.Lock()
-	st.now = func() time.Time { return base.Add(5 * time.Minute) }
+	st.now = clock.Now
 	st.mu.Unlock()
+	clock.Advance(5 * time.Minute)
 	if _, err := idp.provider.UserInfo(idp.ctx, oauth2.StaticTokenSource(tok)); err == nil {
 		t.Error("userinfo accepted an expired access token")
 	}
 	if _, err := conf.TokenSource(idp.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
 		t.Errorf("refresh within the refresh TTL: %v", err)
 	}
-	st.mu.Lock()
-	st.now = func() time.Time { return base.Add(11 * time.Minute) }
-	st.mu.Unlock()
+	clock.Advance(6 * time.Minute)
 	_, err = conf.TokenSource(idp.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if retrieveErrorCode(err) != "invalid_grant" {
 		t.Errorf("refresh after the refresh TTL: err = %v, want invalid_grant", err)
@@ -676,17 +678,13 @@ func testRunCommand(t *testing.T, useTLS bool) {
 
 	octx := oidc.ClientContext(t.Context(), httpClient)
 	var provider *oidc.Provider
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		provider, err = oidc.NewProvider(octx, issuer)
-		if err == nil || time.Now().After(deadline) {
-			break
+	testutil.WaitFor(t, 5*time.Second, "discovery against RunCommand", func() error {
+		var err error
+		if provider, err = oidc.NewProvider(octx, issuer); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("discovery against RunCommand: %v\n%s", err, out.String())
-	}
+		return nil
+	})
 	if provider.Endpoint().TokenURL != issuer+"/oauth/token" {
 		t.Errorf("token URL %q", provider.Endpoint().TokenURL)
 	}

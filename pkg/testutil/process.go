@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -157,48 +156,39 @@ func (p *Process) Exited() bool {
 }
 
 // WaitHTTP waits until url answers 200, bounded by timeout; it fails the
-// test (with the process output, if given) otherwise.
+// test (with the process output, if given) otherwise, and at once when one
+// of procs exits.
 func WaitHTTP(t testing.TB, url string, timeout time.Duration, procs ...*Process) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	client := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	WaitFor(t, timeout, url+" to answer 200", func() error {
 		for _, p := range procs {
 			if p.Exited() {
 				t.Fatalf("%s exited while waiting for %s:\n%s", p.name, url, p.Output())
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s not ready after %v (last error %v)", url, timeout, err)
-		case <-time.After(50 * time.Millisecond):
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
 		}
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // WaitTCP waits until addr accepts connections, bounded by timeout.
 func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	WaitFor(t, timeout, addr+" to accept connections", func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not accepting connections after %v: %v", addr, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // WriteFile writes content to name in a test temp dir and returns the path.

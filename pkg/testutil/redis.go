@@ -89,21 +89,19 @@ func (r *Redis) Start() {
 	r.cmd, r.log = cmd, logf
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
-		if err := ping(r.Addr()); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			r.stopLocked()
-			r.t.Fatalf("testutil: redis-server on %s did not answer PING: %v\n%s", r.Addr(), err, r.logTail())
-		}
+	err = waitFor(15*time.Second, func() error {
 		select {
 		case err := <-exited:
 			r.cmd = nil
 			logf.Close()
 			r.t.Fatalf("testutil: redis-server exited: %v\n%s", err, r.logTail())
-		case <-time.After(delay):
+		default:
 		}
+		return ping(r.Addr())
+	})
+	if err != nil {
+		r.stopLocked()
+		r.t.Fatalf("testutil: redis-server on %s did not answer PING: %v\n%s", r.Addr(), err, r.logTail())
 	}
 	r.exited = exited
 }

@@ -1,5 +1,7 @@
 // Package testutil holds helpers shared by gatehouse tests: free loopback
-// ports and a real redis-server started and stopped per test.
+// ports, a real redis-server and gatehouse processes started and stopped
+// per test, bounded waits on a condition (WaitFor) in place of sleeps, and
+// a fake clock for code that takes a `now func() time.Time`.
 package testutil
 
 import (

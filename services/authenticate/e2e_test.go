@@ -266,7 +266,7 @@ routes:
 		e.t = t
 		h := openHandle(e.signIn(e.client(), appOrigin+"/", "frank@example.com", "Frank", "ops"))
 		first := e.session(h.ID)
-		eventually(t, 30*time.Second, "the refresher to renew the session", func() bool {
+		testutil.WaitFor(t, 30*time.Second, "the refresher to renew the session", func() bool {
 			s := e.session(h.ID)
 			return s != nil && s.RefreshedAt != nil && s.OauthToken.GetAccessToken() != first.OauthToken.GetAccessToken()
 		})
@@ -278,7 +278,7 @@ routes:
 		if resp.StatusCode != 200 {
 			t.Fatalf("reject-refreshes: %d", resp.StatusCode)
 		}
-		eventually(t, 30*time.Second, "the refresher to delete the rejected session", func() bool { return e.session(h.ID) == nil })
+		testutil.WaitFor(t, 30*time.Second, "the refresher to delete the rejected session", func() bool { return e.session(h.ID) == nil })
 	})
 
 	if t.Failed() && os.Getenv("AUTHN_E2E_LOGS") != "" {

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
@@ -26,7 +24,7 @@ import (
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
-	"github.com/gatehouse/gatehouse/services/databroker"
+	"github.com/gatehouse/gatehouse/services/databroker/databrokertest"
 )
 
 // Fixed test secrets (32 bytes each, base64).
@@ -73,43 +71,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startDataBroker runs an in-memory databroker on a loopback port and
-// returns a client of it.
-func startDataBroker(t testing.TB) (databrokerv1.DataBrokerServiceClient, grpc.ClientConnInterface) {
-	t.Helper()
-	svc, err := databroker.New(context.Background(), databroker.Options{StorageType: databroker.StorageTypeMemory, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(ctx) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	svc.Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-		cancel()
-		<-done
-		svc.Close()
-	})
-	return databrokerv1.NewDataBrokerServiceClient(conn), conn
-}
-
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t}
-	db, conn := startDataBroker(t)
-	e.db = db
+	db := databrokertest.Start(t)
+	e.db = db.Client()
 
 	e.authSrv = httptest.NewUnstartedServer(nil)
 	authPort := e.authSrv.Listener.Addr().(*net.TCPAddr).Port
@@ -170,7 +136,7 @@ routes:
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := New(ctx, Options{Source: config.NewStaticSource(cfg), Logger: testLogger(t), DataBroker: conn})
+	svc, err := New(ctx, Options{Source: config.NewStaticSource(cfg), Logger: testLogger(t), DataBroker: db.Conn()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,16 +365,4 @@ func listStrings(lv *structpb.ListValue) []string {
 		out = append(out, v.GetStringValue())
 	}
 	return out
-}
-
-// eventually polls cond every 50ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 )
 
@@ -72,7 +73,7 @@ func TestRefresher(t *testing.T) {
 		t.Fatal("no session")
 	}
 
-	eventually(t, 20*time.Second, "the session to be refreshed", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the session to be refreshed", func() bool {
 		s := e.session(h.ID)
 		return s != nil && s.RefreshedAt != nil && s.OauthToken.GetAccessToken() != first.OauthToken.GetAccessToken()
 	})
@@ -91,5 +92,5 @@ func TestRefresher(t *testing.T) {
 	}
 
 	e.idp.RejectRefreshes(true)
-	eventually(t, 20*time.Second, "the rejected session to be deleted", func() bool { return e.session(h.ID) == nil })
+	testutil.WaitFor(t, 20*time.Second, "the rejected session to be deleted", func() bool { return e.session(h.ID) == nil })
 }

@@ -32,11 +32,13 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/authorize"
 	"github.com/gatehouse/gatehouse/services/databroker"
+	"github.com/gatehouse/gatehouse/services/databroker/databrokertest"
 )
 
 // envoyTest is a databroker (memory storage) and an authorize service,
@@ -49,9 +51,7 @@ type envoyTest struct {
 	databroker databrokerv1.DataBrokerServiceClient
 	azAddr     string
 
-	logger         *slog.Logger
-	dbAddr         string
-	stopDatabroker func()
+	db *databrokertest.Server
 }
 
 func listen(t *testing.T) net.Listener {
@@ -68,12 +68,12 @@ func startEnvoyTest(t *testing.T) *envoyTest {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	secret := base64.StdEncoding.EncodeToString(cryptutil.RandomBytes(32))
 
-	dbLis := listen(t)
+	dbAddr := testutil.FreeAddr(t)
 	yaml := `
 services: authorize
 shared_secret: ` + secret + `
 authenticate_service_url: https://authenticate.localhost.pomerium.io
-databroker_service_url: http://` + dbLis.Addr().String() + `
+databroker_service_url: http://` + dbAddr + `
 grpc_insecure: true
 jwt_claims_headers: email
 routes:
@@ -93,13 +93,10 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 
 	// The databroker.
-	e := &envoyTest{logger: logger}
-	e.startDatabroker(t, dbLis, cfg.SharedKey)
-
-	dbConn, err := grpcutil.Dial(grpcutil.ClientOptions{Targets: cfg.DataBrokerTargets, SharedKey: cfg.SharedKey, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := &envoyTest{}
+	e.db = databrokertest.Start(t, databrokertest.WithAddr(dbAddr), databrokertest.WithSharedKey(cfg.SharedKey),
+		databrokertest.WithOptions(databroker.Options{StorageType: databroker.StorageTypeMemory, Logger: logger}))
+	dbConn := e.db.Conn()
 
 	// The authorize service.
 	svc, err := authorize.New(ctx, authorize.Options{Source: config.NewStaticSource(cfg), Logger: logger, DataBroker: dbConn})
@@ -123,46 +120,15 @@ routes:
 		azSrv.Stop()
 		cancel()
 		<-azDone
-		dbConn.Close()
-		e.stopDatabroker()
 	})
 
-	// Wait (bounded) for the first sync.
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("authorize not ready: %v", svc.Ready())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "authorize's first sync", svc.Ready)
 	e.cfg = cfg
 	e.authz = authv3.NewAuthorizationClient(azConn)
 	e.local = extauthz.LocalClient{Server: svc}
-	e.databroker = databrokerv1.NewDataBrokerServiceClient(dbConn)
+	e.databroker = e.db.Client()
 	e.azAddr = azLis.Addr().String()
 	return e
-}
-
-// startDatabroker starts a databroker with a new, empty memory store on lis.
-func (e *envoyTest) startDatabroker(t *testing.T, lis net.Listener, key []byte) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	db, err := databroker.New(ctx, databroker.Options{StorageType: databroker.StorageTypeMemory, Logger: e.logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpcutil.NewServer(grpcutil.ServerOptions{SharedKey: key, Logger: e.logger})
-	db.Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = db.Run(ctx) }()
-	e.dbAddr = lis.Addr().String()
-	e.stopDatabroker = func() {
-		srv.Stop()
-		cancel()
-		<-done
-		db.Close()
-	}
 }
 
 // signIn does what authenticate does after the IdP's callback: it Puts the
@@ -349,19 +315,13 @@ func TestCheckOverGRPC(t *testing.T) {
 		}}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			resp := e.check(t, e.authz, req)
-			if !extauthz.Allowed(resp) {
-				if extauthz.DeniedStatus(resp) != 401 {
-					t.Errorf("status %d, want 401", extauthz.DeniedStatus(resp))
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("signed-out session still allowed after 5s")
-			}
-			time.Sleep(5 * time.Millisecond)
+		var resp *authv3.CheckResponse
+		testutil.WaitFor(t, 5*time.Second, "the signed-out session to be refused", func() bool {
+			resp = e.check(t, e.authz, req)
+			return !extauthz.Allowed(resp)
+		})
+		if extauthz.DeniedStatus(resp) != 401 {
+			t.Errorf("status %d, want 401", extauthz.DeniedStatus(resp))
 		}
 	})
 
@@ -378,18 +338,6 @@ func TestCheckOverGRPC(t *testing.T) {
 	})
 }
 
-// eventually retries check (bounded) until it reports true.
-func eventually(t *testing.T, what string, check func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !check() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A databroker that comes back with an empty store (a memory databroker
 // restarted) has another server version: authorize's Sync is refused with
 // Aborted, it starts over with SyncLatest, and the sessions of the old
@@ -402,20 +350,13 @@ func TestSyncStartsOverAfterDatabrokerWipe(t *testing.T) {
 		t.Fatalf("before restart: %d", extauthz.DeniedStatus(resp))
 	}
 
-	e.stopDatabroker()
-	var lis net.Listener
-	eventually(t, "listen again on "+e.dbAddr, func() bool {
-		var err error
-		lis, err = net.Listen("tcp", e.dbAddr)
-		return err == nil
-	})
-	e.startDatabroker(t, lis, e.cfg.SharedKey)
+	e.db.Restart()
 
-	eventually(t, "old session refused", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "old session refused", func() bool {
 		return extauthz.DeniedStatus(e.check(t, e.authz, req)) == 401
 	})
 	var alice2 string
-	eventually(t, "sign in on the new store", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "sign in on the new store", func() bool {
 		_, err := e.databroker.ServerInfo(context.Background(), &databrokerv1.ServerInfoRequest{})
 		return err == nil
 	})

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -59,15 +58,24 @@ func benchService(b *testing.B, opts databroker.Options) {
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var wg sync.WaitGroup
+		// Each stream first receives a warm-up change, so that all of
+		// them are open and caught up before the timer starts.
+		var wg, ready sync.WaitGroup
 		for range streams {
 			s, err := c.Sync(sctx, &databrokerv1.SyncRequest{ServerVersion: info.GetServerVersion(), RecordVersion: info.GetLatestRecordVersion()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			wg.Add(1)
+			ready.Add(1)
 			go func() {
 				defer wg.Done()
+				_, err := s.Recv()
+				ready.Done()
+				if err != nil {
+					b.Error(err)
+					return
+				}
 				for range b.N {
 					if _, err := s.Recv(); err != nil {
 						b.Error(err)
@@ -76,7 +84,11 @@ func benchService(b *testing.B, opts databroker.Options) {
 				}
 			}()
 		}
-		time.Sleep(100 * time.Millisecond) // let the streams reach their wait
+		warmUp := &databrokerv1.Record{Type: rec.Type, Id: "warm-up", Data: rec.Data}
+		if _, err := c.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{warmUp}}); err != nil {
+			b.Fatal(err)
+		}
+		ready.Wait()
 		b.ResetTimer()
 		for i := range b.N {
 			r := &databrokerv1.Record{Type: rec.Type, Id: fmt.Sprint(i % 1000), Data: rec.Data}

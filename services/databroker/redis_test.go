@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,7 +135,10 @@ func TestRedisOutage(t *testing.T) {
 	ctx := ctxT(t)
 	opts := redisOpts(srv, "outage")
 	_, a := newService(t, opts)
-	svcB, b := newService(t, opts)
+	logsB := &logBuffer{}
+	optsB := opts
+	optsB.Logger = slog.New(slog.NewTextHandler(logsB, nil))
+	svcB, b := newService(t, optsB)
 	info, err := b.ServerInfo(ctx, &databrokerv1.ServerInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,23 +167,28 @@ func TestRedisOutage(t *testing.T) {
 	if svcB.Ready() {
 		t.Error("Ready with Redis down")
 	}
-	time.Sleep(300 * time.Millisecond) // streams retry and sweeps fail meanwhile
+	// The outage lasts until B's background work has met it.
+	testutil.WaitFor(t, 10*time.Second, "a sweep of B to fail with Redis down", func() bool {
+		return strings.Contains(logsB.String(), "databroker: sweep failed")
+	})
 
 	srv.Start()
 	var ids []string
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; i < 3; {
-		_, err := a.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{userRecord(t, fmt.Sprint("after", i), "")}})
-		if err == nil {
-			ids = append(ids, fmt.Sprint("after", i))
-			i++
-			continue
-		}
-		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+	testutil.WaitFor(t, 10*time.Second, "3 Puts after the Redis restart", func() error {
+		id := fmt.Sprint("after", len(ids))
+		_, err := a.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{userRecord(t, id, "")}})
+		switch {
+		case err == nil:
+			ids = append(ids, id)
+			if len(ids) < 3 {
+				return errors.New("more Puts to make")
+			}
+			return nil
+		case status.Code(err) != codes.Unavailable:
 			t.Fatalf("Put after Redis restart: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	for i, id := range ids {
 		r := recv(t, stream, 5*time.Second)
 		if r.GetId() != id || r.GetVersion() != first.GetRecords()[0].GetVersion()+uint64(i)+1 {
@@ -187,4 +198,23 @@ func TestRedisOutage(t *testing.T) {
 	if !svcB.Ready() {
 		t.Error("not Ready after Redis came back")
 	}
+}
+
+// logBuffer holds a service's log output for a test to wait on. It is safe
+// for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

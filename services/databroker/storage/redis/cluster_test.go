@@ -26,17 +26,13 @@ func TestConformanceCluster(t *testing.T) {
 	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, 10*time.Second, "cluster_state:ok", func() error {
 		info, err := c.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			break
+		if err == nil && !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("cluster info %q", info)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ok: %q %v", info, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	storagetest.Run(t, func(t testing.TB, o storagetest.Options) storage.Backend {
 		b, err := redis.New(redis.Options{
 			ConnectionString: "redis+cluster://" + srv.Addr(),

@@ -98,6 +98,12 @@ func put(t testing.TB, b storage.Backend, recs ...*databrokerv1.Record) []*datab
 // returns false or ctx ends; it waits on Changed between pages like the
 // Sync RPC does.
 func Follow(ctx context.Context, b storage.Backend, serverVersion uint64, typ string, after uint64, fn func(*databrokerv1.Record) bool) error {
+	return follow(ctx, b, serverVersion, typ, after, fn, func() {})
+}
+
+// follow is Follow calling waiting each time it is about to wait on
+// Changed, so that a test can write exactly when the follower waits.
+func follow(ctx context.Context, b storage.Backend, serverVersion uint64, typ string, after uint64, fn func(*databrokerv1.Record) bool, waiting func()) error {
 	for {
 		ch := b.Changed()
 		batch, err := b.Changes(ctx, serverVersion, typ, after, 100)
@@ -113,6 +119,7 @@ func Follow(ctx context.Context, b storage.Backend, serverVersion uint64, typ st
 		if batch.More {
 			continue
 		}
+		waiting()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -298,15 +305,22 @@ func testSyncDeletes(t *testing.T, b storage.Backend) {
 	out := put(t, b, UserRecord("a", ""), UserRecord("b", ""))
 	sv := must[uint64](t)(b.ServerVersion(ctx))
 	done := make(chan []*databrokerv1.Record, 1)
+	waiting := make(chan struct{})
+	var once sync.Once
 	go func() {
 		var got []*databrokerv1.Record
-		_ = Follow(ctx, b, sv, UserType, out[1].GetVersion(), func(r *databrokerv1.Record) bool {
+		_ = follow(ctx, b, sv, UserType, out[1].GetVersion(), func(r *databrokerv1.Record) bool {
 			got = append(got, r)
 			return len(got) < 2
-		})
+		}, func() { once.Do(func() { close(waiting) }) })
 		done <- got
 	}()
-	time.Sleep(20 * time.Millisecond) // let the follower wait, so the wake-up path is exercised
+	// Write while the follower waits, so the wake-up path is exercised.
+	select {
+	case <-waiting:
+	case got := <-done: // it ends by itself only when ctx (bounded) does
+		t.Fatalf("the follower ended before it waited, with %v", got)
+	}
 	put(t, b, DeleteRecord(UserType, "a"))
 	put(t, b, UserRecord("c", ""))
 	got := <-done
@@ -371,7 +385,9 @@ func testPruneKeepsStream(t *testing.T, b storage.Backend) {
 		got <- recs
 	}()
 	put(t, b, UserRecord("b", ""))
-	time.Sleep(400 * time.Millisecond)
+	// Real time passes: the backends read the wall clock (Redis its own),
+	// and giving them a clock is issue 16.
+	time.Sleep(400 * time.Millisecond) // past the 300ms retention
 	if err := b.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +426,7 @@ func testTTL(t *testing.T, b storage.Backend) {
 		t.Fatal(err)
 	}
 	must[*databrokerv1.Record](t)(b.Get(ctx, typ, "old1"))
-	time.Sleep(ttl + 100*time.Millisecond)
+	time.Sleep(ttl + 100*time.Millisecond) // real time, as in testPruneKeepsStream
 	put(t, b, rec("fresh"))
 	if err := b.Sweep(ctx); err != nil {
 		t.Fatal(err)
@@ -519,7 +535,7 @@ func testLeases(t *testing.T, b storage.Backend) {
 	if err := b.AcquireLease(ctx, "refresher", "one", long); !errors.Is(err, storage.ErrLeaseHeld) {
 		t.Fatalf("before expiry: %v, want ErrLeaseHeld", err)
 	}
-	time.Sleep(short + 100*time.Millisecond)
+	time.Sleep(short + 100*time.Millisecond) // real time, as in testPruneKeepsStream
 	if err := b.RenewLease(ctx, "refresher", "two", long); !errors.Is(err, storage.ErrLeaseNotHeld) {
 		t.Fatalf("renew expired: %v, want ErrLeaseNotHeld", err)
 	}
