@@ -20,8 +20,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
-	"github.com/gatehouse/gatehouse/pkg/secretgen"
 	"github.com/gatehouse/gatehouse/pkg/grafanatest"
+	"github.com/gatehouse/gatehouse/pkg/secretgen"
 )
 
 // The Grafana guide's text, which the deployment files must follow.
