@@ -340,7 +340,7 @@ func TestCheckOverGRPC(t *testing.T) {
 	}
 
 	t.Run("signed-out session is refused once the delete is synced", func(t *testing.T) {
-		req := request("/", map[string]string{"cookie": "_pomerium=" + alice})
+		req := request("/", map[string]string{"cookie": "_pomerium=" + alice, "accept": "application/json"})
 		if resp := e.check(t, e.authz, req); !extauthz.Allowed(resp) {
 			t.Fatal("alice not allowed before sign-out")
 		}
@@ -397,7 +397,7 @@ func eventually(t *testing.T, what string, check func() bool) {
 func TestSyncStartsOverAfterDatabrokerWipe(t *testing.T) {
 	e := startEnvoyTest(t)
 	alice := e.signIn(t, "alice-sub", "alice@example.com", "sess-a")
-	req := request("/", map[string]string{"cookie": "_pomerium=" + alice})
+	req := request("/", map[string]string{"cookie": "_pomerium=" + alice, "accept": "application/json"})
 	if resp := e.check(t, e.authz, req); !extauthz.Allowed(resp) {
 		t.Fatalf("before restart: %d", extauthz.DeniedStatus(resp))
 	}
