@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
 // servePomerium serves the /.pomerium/ pages of a route host.
@@ -113,11 +114,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			return routeID, "allow"
 		}
 		page := newUserPage(claims, reqID)
-		var handle string
-		if c, err := r.Cookie(st.cfg.CookieName); err == nil {
-			handle = c.Value
-		}
-		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, handle)
+		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
 		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
 		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		var buf bytes.Buffer
@@ -260,10 +257,7 @@ func cookieDomainFor(domain, host string) string {
 // this host). Authenticate's own sign-out works the same way; Pomerium
 // likewise requires a CSRF token on its sign-out endpoint, GET or POST.
 func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, reqID string) {
-	var handle string
-	if c, err := r.Cookie(st.cfg.CookieName); err == nil {
-		handle = c.Value
-	}
+	handle := sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName)
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		s.confirmSignOut(w, r, st, handle, signOutReturn(r, st, r.URL.Query().Get(handoff.QueryRedirectURI)), reqID)

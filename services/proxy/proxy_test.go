@@ -577,26 +577,6 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("isPomeriumHeader(%q) != %v", in, want)
 		}
 	}
-	for in, want := range map[string]string{
-		"_pomerium=a":                        "",
-		"a=1; _pomerium=x; b=2":              "a=1; b=2",
-		"a=1;_pomerium=x":                    "a=1",
-		"_pomerium_csrf=1; _pomerium=":       "_pomerium_csrf=1",
-		"a=1; _pomerium=x; b=2; _pomerium=y": "a=1; b=2",
-		"_pomerium=x;a=1":                    "a=1",
-	} {
-		if got := removeCookie(in, "_pomerium"); got != want {
-			t.Errorf("removeCookie(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]bool{
-		"Pomerium abc": true, "Bearer Pomerium-abc": true, "bearer  Pomerium-abc": true,
-		"Bearer abc": false, "Basic xyz": false,
-	} {
-		if isPomeriumAuthorization(in) != want {
-			t.Errorf("isPomeriumAuthorization(%q) != %v", in, want)
-		}
-	}
 	if got := envoySubstitution(`/a/\1/b/\12$x`); got != "/a/${1}/b/${12}$$x" {
 		t.Errorf("envoySubstitution = %q", got)
 	}
