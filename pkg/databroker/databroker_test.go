@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	dbservice "github.com/gatehouse/gatehouse/services/databroker"
 )
@@ -88,6 +89,17 @@ func eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRecordTypes(t *testing.T) {
+	for _, tc := range []struct{ name, got, want string }{
+		{"session", databroker.SessionType, databroker.TypeURLOf[*sessionv1.Session]()},
+		{"user", databroker.UserType, databroker.TypeURLOf[*userv1.User]()},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s record type %q, want %q (the proto's Any type URL)", tc.name, tc.got, tc.want)
+		}
 	}
 }
 

@@ -15,6 +15,14 @@ import (
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
+// The record types of the records gatehouse keeps: the Any type URLs of
+// sessionv1.Session and userv1.User (TypeURLOf of each), spelled out here
+// once for every service and test that names them.
+const (
+	SessionType = "type.googleapis.com/gatehouse.session.v1.Session"
+	UserType    = "type.googleapis.com/gatehouse.user.v1.User"
+)
+
 // TypeURL returns the record type of messages like msg,
 // "type.googleapis.com/<full name>". msg may be a nil pointer.
 func TypeURL(msg proto.Message) string {

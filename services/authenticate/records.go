@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -223,11 +224,11 @@ func record(typ, id string, m proto.Message) (*databrokerv1.Record, error) {
 // putSignIn writes the user and the session of a sign-in in one Put and
 // returns the store's server version and the session record's version.
 func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessionv1.Session) (serverVersion, recordVersion uint64, err error) {
-	ur, err := record(UserRecordType, user.Id, user)
+	ur, err := record(databroker.UserType, user.Id, user)
 	if err != nil {
 		return 0, 0, err
 	}
-	sr, err := record(SessionRecordType, sess.Id, sess)
+	sr, err := record(databroker.SessionType, sess.Id, sess)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -238,7 +239,7 @@ func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessio
 		return 0, 0, fmt.Errorf("%w: put session: %v", ErrDataBroker, status.Convert(err).Message())
 	}
 	for _, r := range resp.GetRecords() {
-		if r.GetType() == SessionRecordType && r.GetId() == sess.Id {
+		if r.GetType() == databroker.SessionType && r.GetId() == sess.Id {
 			recordVersion = r.GetVersion()
 		}
 	}
@@ -249,7 +250,7 @@ func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessio
 func (s *Service) getSession(ctx context.Context, id string, now time.Time) (*sessionv1.Session, error) {
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: SessionRecordType, Id: id})
+	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.SessionType, Id: id})
 	if status.Code(err) == codes.NotFound {
 		return nil, nil
 	}
@@ -274,7 +275,7 @@ func (s *Service) getSession(ctx context.Context, id string, now time.Time) (*se
 func (s *Service) getUser(ctx context.Context, id string) (*userv1.User, error) {
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: UserRecordType, Id: id})
+	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.UserType, Id: id})
 	if status.Code(err) == codes.NotFound {
 		return nil, nil
 	}
@@ -292,7 +293,7 @@ func (s *Service) getUser(ctx context.Context, id string) (*userv1.User, error) 
 // version and the record's new version; ok is false when the session no
 // longer exists (a patch never recreates a deleted record).
 func (s *Service) touchSession(ctx context.Context, id string, now time.Time) (serverVersion, recordVersion uint64, ok bool, err error) {
-	r, err := record(SessionRecordType, id, &sessionv1.Session{Id: id, AccessedAt: timestamppb.New(now)})
+	r, err := record(databroker.SessionType, id, &sessionv1.Session{Id: id, AccessedAt: timestamppb.New(now)})
 	if err != nil {
 		return 0, 0, false, err
 	}
@@ -317,7 +318,7 @@ func (s *Service) deleteSession(ctx context.Context, id string) error {
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
 	_, err := s.databroker.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{{
-		Type: SessionRecordType, Id: id, DeletedAt: timestamppb.Now(),
+		Type: databroker.SessionType, Id: id, DeletedAt: timestamppb.Now(),
 	}}})
 	if err != nil {
 		return fmt.Errorf("%w: delete session: %v", ErrDataBroker, status.Convert(err).Message())

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -190,7 +191,7 @@ func (rf *refresher) watch(ctx context.Context) {
 func (rf *refresher) syncOnce(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	latest, err := rf.s.databroker.SyncLatest(ctx, &databrokerv1.SyncLatestRequest{Type: SessionRecordType})
+	latest, err := rf.s.databroker.SyncLatest(ctx, &databrokerv1.SyncLatestRequest{Type: databroker.SessionType})
 	if err != nil {
 		return err
 	}
@@ -214,7 +215,7 @@ func (rf *refresher) syncOnce(ctx context.Context) error {
 	rf.poke()
 
 	stream, err := rf.s.databroker.Sync(ctx, &databrokerv1.SyncRequest{
-		ServerVersion: versions.GetServerVersion(), RecordVersion: versions.GetLatestRecordVersion(), Type: SessionRecordType,
+		ServerVersion: versions.GetServerVersion(), RecordVersion: versions.GetLatestRecordVersion(), Type: databroker.SessionType,
 	})
 	if err != nil {
 		return err
@@ -225,7 +226,7 @@ func (rf *refresher) syncOnce(ctx context.Context) error {
 			return err
 		}
 		r := msg.GetRecord()
-		if r.GetType() != SessionRecordType {
+		if r.GetType() != databroker.SessionType {
 			continue
 		}
 		rf.mu.Lock()
@@ -492,7 +493,7 @@ func (rf *refresher) refresh(ctx context.Context, sess *sessionv1.Session) (*ses
 	next.RefreshedAt = timestamppb.New(now)
 	next.RefreshFailures = 0
 
-	data, err := record(SessionRecordType, sess.Id, next)
+	data, err := record(databroker.SessionType, sess.Id, next)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +515,7 @@ func (rf *refresher) refresh(ctx context.Context, sess *sessionv1.Session) (*ses
 		return nil, nil // signed out meanwhile: nothing to update
 	}
 	if user != nil {
-		if ur, err := record(UserRecordType, user.Id, user); err == nil {
+		if ur, err := record(databroker.UserType, user.Id, user); err == nil {
 			if _, err := rf.s.databroker.Put(pctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{ur}}); err != nil {
 				rf.s.log.Warn("authenticate: user claims not updated", "user", user.Id, "error", err)
 			}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	pkgdatabroker "github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
@@ -182,8 +183,8 @@ func (e *envoyTest) signIn(t *testing.T, uid, email, sid string, groups ...strin
 		Claims:    map[string]*structpb.ListValue{"groups": gl},
 	})
 	resp, err := e.databroker.Put(context.Background(), &databrokerv1.PutRequest{Records: []*databrokerv1.Record{
-		{Type: authorize.UserType, Id: uid, Data: u},
-		{Type: authorize.SessionType, Id: sid, Data: s},
+		{Type: pkgdatabroker.UserType, Id: uid, Data: u},
+		{Type: pkgdatabroker.SessionType, Id: sid, Data: s},
 	}})
 	if err != nil {
 		t.Fatalf("Put: %v", err)
@@ -345,7 +346,7 @@ func TestCheckOverGRPC(t *testing.T) {
 			t.Fatal("alice not allowed before sign-out")
 		}
 		if _, err := e.databroker.Put(context.Background(), &databrokerv1.PutRequest{Records: []*databrokerv1.Record{
-			{Type: authorize.SessionType, Id: "sess-a", DeletedAt: timestamppb.Now()},
+			{Type: pkgdatabroker.SessionType, Id: "sess-a", DeletedAt: timestamppb.Now()},
 		}}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
