@@ -70,7 +70,8 @@ type Config struct {
 	// apply to every request path.
 	PathNormalization pathnorm.Options
 
-	lines map[string]int
+	lines  map[string]int
+	keySet *signingkey.KeySet // see KeySet
 }
 
 // Runs reports whether this process runs the named service.
@@ -247,11 +248,7 @@ func (c *Config) validate(errs *Errors) {
 	}
 	c.validatePathNormalization(errs)
 	c.validateCertificates(errs)
-	if o.SigningKey != "" {
-		if _, err := signingkey.Parse(o.SigningKey); err != nil {
-			errs.add("signing_key", c.lines["signing_key"], err.Error())
-		}
-	}
+	c.deriveKeySet(errs)
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}
