@@ -129,7 +129,10 @@ func (rf *refresher) lead(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); defer cancel(); rf.keepLease(lctx) }()
-	go func() { defer wg.Done(); rf.watch(lctx) }()
+	// The session records, kept current by the shared syncer (SyncLatest,
+	// then Sync; starts over when the store changed under it).
+	syncer := databroker.NewSyncer(rf.s.databroker, databroker.SessionType, sessionSync{rf}, databroker.SyncerOptions{Logger: rf.s.log})
+	go func() { defer wg.Done(); _ = syncer.Run(lctx) }()
 	go func() { defer wg.Done(); rf.schedule(lctx) }()
 	wg.Wait()
 
@@ -166,79 +169,41 @@ func (rf *refresher) keepLease(ctx context.Context) {
 	}
 }
 
-// watch keeps rf.sessions equal to the databroker's session records: all of
-// them with SyncLatest, then every change with Sync; it starts over when
-// the stream ends.
-func (rf *refresher) watch(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		err := rf.syncOnce(ctx)
-		if ctx.Err() != nil {
-			return
+// sessionSync keeps rf.sessions equal to the databroker's session
+// records (a databroker.Handler): all of them on Reset, then every change.
+type sessionSync struct{ rf *refresher }
+
+var _ databroker.Handler = sessionSync{}
+
+// Reset replaces the sessions with records, all the live session records.
+func (h sessionSync) Reset(records []*databrokerv1.Record) {
+	all := make(map[string]*sessionv1.Session, len(records))
+	for _, r := range records {
+		if sess := sessionOf(r); sess != nil {
+			all[r.GetId()] = sess
 		}
-		if status.Code(err) == codes.Aborted {
-			backoff = time.Second
-			continue // the store changed under us: start over at once
-		}
-		rf.s.log.Warn("authenticate: session sync interrupted; restarting", "error", err)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
+	h.rf.mu.Lock()
+	h.rf.sessions = all
+	h.rf.mu.Unlock()
+	h.rf.poke()
 }
 
-func (rf *refresher) syncOnce(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	latest, err := rf.s.databroker.SyncLatest(ctx, &databrokerv1.SyncLatestRequest{Type: databroker.SessionType})
-	if err != nil {
-		return err
+// Update applies one change to a session record.
+func (h sessionSync) Update(r *databrokerv1.Record) {
+	if r.GetType() != databroker.SessionType {
+		return
 	}
-	all := map[string]*sessionv1.Session{}
-	var versions *databrokerv1.Versions
-	for versions == nil {
-		msg, err := latest.Recv()
-		if err != nil {
-			return err
-		}
-		if r := msg.GetRecord(); r != nil {
-			if sess := sessionOf(r); sess != nil {
-				all[r.GetId()] = sess
-			}
-		}
-		versions = msg.GetVersions()
-	}
+	rf := h.rf
 	rf.mu.Lock()
-	rf.sessions = all
+	if sess := sessionOf(r); sess != nil {
+		rf.sessions[r.GetId()] = sess
+	} else {
+		delete(rf.sessions, r.GetId())
+		delete(rf.failures, r.GetId())
+	}
 	rf.mu.Unlock()
 	rf.poke()
-
-	stream, err := rf.s.databroker.Sync(ctx, &databrokerv1.SyncRequest{
-		ServerVersion: versions.GetServerVersion(), RecordVersion: versions.GetLatestRecordVersion(), Type: databroker.SessionType,
-	})
-	if err != nil {
-		return err
-	}
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		r := msg.GetRecord()
-		if r.GetType() != databroker.SessionType {
-			continue
-		}
-		rf.mu.Lock()
-		if sess := sessionOf(r); sess != nil && r.GetDeletedAt() == nil {
-			rf.sessions[r.GetId()] = sess
-		} else {
-			delete(rf.sessions, r.GetId())
-			delete(rf.failures, r.GetId())
-		}
-		rf.mu.Unlock()
-		rf.poke()
-	}
 }
 
 func sessionOf(r *databrokerv1.Record) *sessionv1.Session {
