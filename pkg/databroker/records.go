@@ -1,7 +1,7 @@
 // Package databroker is the client side of the databroker: typed helpers to
-// put, get and delete protobuf messages as records, and a Syncer / Cache
-// that keeps a local copy of a record type current through SyncLatest and
-// Sync streams.
+// put, get and delete protobuf messages as records, the record types
+// gatehouse keeps, and a Syncer that keeps a local copy (a Handler) of a
+// record type current through SyncLatest and Sync streams.
 package databroker
 
 import (
