@@ -215,6 +215,12 @@ func TestCheckErrorFailsClosedAndRecovers(t *testing.T) {
 	if up.count() != 0 {
 		t.Fatal("request passed while authorize was down")
 	}
+	// The user pages ask authorize through the same step, and fail closed alike.
+	for _, p := range []string{"/.pomerium/user", "/.pomerium/jwt"} {
+		if resp, body := h.get(t, "app.test", p); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: status %d, want 503\n%s", p, resp.StatusCode, body)
+		}
+	}
 	// An authorizer answering nothing is not a yes.
 	authz.set(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return nil, nil })
 	if resp, _ := h.get(t, "app.test", "/"); resp.StatusCode != http.StatusServiceUnavailable || up.count() != 0 {
