@@ -248,45 +248,43 @@ func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessio
 
 // getSession returns a live, unexpired session, or nil when there is none.
 func (s *Service) getSession(ctx context.Context, id string, now time.Time) (*sessionv1.Session, error) {
-	ctx, cancel := s.rpcContext(ctx)
-	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.SessionType, Id: id})
-	if status.Code(err) == codes.NotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: get session: %v", ErrDataBroker, status.Convert(err).Message())
-	}
-	rec := resp.GetRecord()
-	if rec == nil || rec.GetDeletedAt() != nil {
-		return nil, nil
-	}
-	var sess sessionv1.Session
-	if err := rec.GetData().UnmarshalTo(&sess); err != nil {
-		return nil, nil // not a session: treat as absent
+	sess, err := getLive[*sessionv1.Session](ctx, s, id, "session")
+	if err != nil || sess == nil {
+		return nil, err
 	}
 	if sess.GetExpiresAt() != nil && !now.Before(sess.GetExpiresAt().AsTime()) {
 		return nil, nil
 	}
-	return &sess, nil
+	return sess, nil
 }
 
 // getUser returns a user, or nil when there is none.
 func (s *Service) getUser(ctx context.Context, id string) (*userv1.User, error) {
+	return getLive[*userv1.User](ctx, s, id, "user")
+}
+
+// getLive returns the live record id of T's record type, or nil when there
+// is none (missing, deleted, or not a T). what names it in errors.
+func getLive[T proto.Message](ctx context.Context, s *Service, id, what string) (T, error) {
+	var none T
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.UserType, Id: id})
+	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.TypeURL(none), Id: id})
 	if status.Code(err) == codes.NotFound {
-		return nil, nil
+		return none, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: get user: %v", ErrDataBroker, status.Convert(err).Message())
+		return none, fmt.Errorf("%w: get %s: %v", ErrDataBroker, what, status.Convert(err).Message())
 	}
-	var u userv1.User
-	if resp.GetRecord() == nil || resp.GetRecord().GetDeletedAt() != nil || resp.GetRecord().GetData().UnmarshalTo(&u) != nil {
-		return nil, nil
+	rec := resp.GetRecord()
+	if rec == nil || rec.GetDeletedAt() != nil {
+		return none, nil
 	}
-	return &u, nil
+	v, err := databroker.Unmarshal[T](rec)
+	if err != nil {
+		return none, nil // not a T: treat as absent
+	}
+	return v, nil
 }
 
 // touchSession sets a session's accessed_at. It returns the store's server
