@@ -147,14 +147,7 @@ func (rf *refresher) lead(ctx context.Context) {
 
 // keepLease renews the lease until ctx ends or a renewal fails.
 func (rf *refresher) keepLease(ctx context.Context) {
-	t := time.NewTicker(leaseRenewEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	for sleep(ctx, leaseRenewEvery) {
 		rctx, cancel := context.WithTimeout(ctx, leaseRenewEvery)
 		_, err := rf.s.databroker.RenewLease(rctx, &databrokerv1.RenewLeaseRequest{
 			Name: RefresherLease, Id: rf.id, Duration: durationpb.New(leaseDuration),
