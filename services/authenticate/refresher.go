@@ -338,13 +338,7 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 	}()
 	log := rf.s.log
 	if act == actionDelete {
-		if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
-			rf.failed(sess.Id)
-			log.Warn("authenticate: expired session not deleted", "user", sess.UserId, "error", err)
-			return
-		}
-		rf.forget(sess.Id)
-		log.Info("authenticate: session expired", "user", sess.UserId, "reason", "session-expired")
+		rf.end(ctx, sess, "authenticate: session expired", "session-expired")
 		return
 	}
 	updated, err := rf.refresh(ctx, sess)
@@ -358,13 +352,7 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 		rf.mu.Unlock()
 		log.Debug("authenticate: session refreshed", "user", sess.UserId)
 	case errors.Is(err, errRefreshRejected):
-		if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
-			rf.failed(sess.Id)
-			log.Warn("authenticate: rejected session not deleted", "user", sess.UserId, "error", err)
-			return
-		}
-		rf.forget(sess.Id)
-		log.Info("authenticate: session ended: the identity provider refused to refresh it", "user", sess.UserId, "reason", "refresh-rejected")
+		rf.end(ctx, sess, "authenticate: session ended: the identity provider refused to refresh it", "refresh-rejected")
 	default:
 		if ctx.Err() != nil {
 			return
@@ -372,6 +360,19 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 		n := rf.failed(sess.Id)
 		log.Warn("authenticate: session refresh failed; will retry", "user", sess.UserId, "error", err, "failures", n)
 	}
+}
+
+// end deletes a session that expired or can no longer be refreshed and
+// logs msg with reason; a failed delete is retried later, as a failed
+// refresh is.
+func (rf *refresher) end(ctx context.Context, sess *sessionv1.Session, msg, reason string) {
+	if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
+		rf.failed(sess.Id)
+		rf.s.log.Warn("authenticate: session not deleted", "user", sess.UserId, "reason", reason, "error", err)
+		return
+	}
+	rf.forget(sess.Id)
+	rf.s.log.Info(msg, "user", sess.UserId, "reason", reason)
 }
 
 // failed records a failed attempt and returns the number of consecutive
