@@ -74,6 +74,7 @@ type Config struct {
 
 	lines    map[string]int
 	warnings []string
+	keySet   *signingkey.KeySet // see KeySet
 }
 
 // Runs reports whether this process runs the named service.
@@ -299,11 +300,7 @@ func (c *Config) validate(errs *Errors) {
 	c.validatePathNormalization(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
-	if o.SigningKey != "" {
-		if _, err := signingkey.Parse(o.SigningKey); err != nil {
-			errs.add("signing_key", c.lines["signing_key"], err.Error())
-		}
-	}
+	c.deriveKeySet(errs)
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}

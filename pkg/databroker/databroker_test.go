@@ -12,6 +12,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/databrokertest"
 )
@@ -20,6 +22,17 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func TestRecordTypes(t *testing.T) {
+	for _, tc := range []struct{ name, got, want string }{
+		{"session", databroker.SessionType, databroker.TypeURLOf[*sessionv1.Session]()},
+		{"user", databroker.UserType, databroker.TypeURLOf[*userv1.User]()},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s record type %q, want %q (the proto's Any type URL)", tc.name, tc.got, tc.want)
+		}
+	}
 }
 
 func TestTypedHelpers(t *testing.T) {
@@ -44,7 +57,46 @@ func TestTypedHelpers(t *testing.T) {
 	}
 }
 
-func TestCache(t *testing.T) {
+// userMap is a databroker.Handler keeping the user records in a map.
+type userMap struct {
+	mu      sync.Mutex
+	items   map[string]*userv1.User
+	resets  int
+	updates []*databrokerv1.Record
+}
+
+func (m *userMap) Reset(records []*databrokerv1.Record) {
+	items := map[string]*userv1.User{}
+	for _, r := range records {
+		if u, err := databroker.Unmarshal[*userv1.User](r); err == nil {
+			items[r.GetId()] = u
+		}
+	}
+	m.mu.Lock()
+	m.items, m.resets = items, m.resets+1
+	m.mu.Unlock()
+}
+
+func (m *userMap) Update(r *databrokerv1.Record) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.updates = append(m.updates, r)
+	if r.GetDeletedAt() != nil {
+		delete(m.items, r.GetId())
+		return
+	}
+	if u, err := databroker.Unmarshal[*userv1.User](r); err == nil {
+		m.items[r.GetId()] = u
+	}
+}
+
+func (m *userMap) get(id string) (*userv1.User, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.items[id], len(m.items)
+}
+
+func TestSyncer(t *testing.T) {
 	srv := databrokertest.Start(t)
 	c := srv.Client()
 	ctx := ctxT(t)
@@ -53,46 +105,45 @@ func TestCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	var changes []databroker.Change[*userv1.User]
-	resets := 0
-	cache := databroker.NewCache(c, databroker.CacheOptions[*userv1.User]{
-		OnChange: func(ch databroker.Change[*userv1.User]) { mu.Lock(); changes = append(changes, ch); mu.Unlock() },
-		OnReset:  func() { mu.Lock(); resets++; mu.Unlock() },
-		Syncer:   databroker.SyncerOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
-	})
-	if cache.HasSynced() {
+	users := &userMap{}
+	syncer := databroker.NewSyncer(c, databroker.UserType, users,
+		databroker.SyncerOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if syncer.HasSynced() {
 		t.Fatal("synced before Run")
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- cache.Run(runCtx) }()
-	if err := cache.WaitSynced(ctx); err != nil {
+	go func() { done <- syncer.Run(runCtx) }()
+	if err := syncer.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if cache.Len() != 3 || !cache.HasSynced() {
-		t.Fatalf("after sync: %d records", cache.Len())
+	if _, n := users.get(""); n != 3 || !syncer.HasSynced() {
+		t.Fatalf("after sync: %d records", n)
 	}
 
-	// Changes arrive, with OnChange.
+	// Changes arrive, in order.
 	if _, err := databroker.Put(ctx, c, &userv1.User{Id: "1", Name: "after"}, "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := databroker.Delete(ctx, c, databroker.TypeURLOf[*userv1.User](), "2"); err != nil {
+	if err := databroker.Delete(ctx, c, databroker.UserType, "2"); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "changes", func() bool { _, ok := cache.Get("2"); return !ok })
-	if u, _ := cache.Get("1"); u.GetName() != "after" {
-		t.Fatalf("cache has %v", u)
+	testutil.WaitFor(t, 5*time.Second, "changes", func() bool { u, _ := users.get("2"); return u == nil })
+	if u, _ := users.get("1"); u.GetName() != "after" {
+		t.Fatalf("handler has %v", u)
 	}
-	mu.Lock()
-	if len(changes) != 2 || changes[0].Old.GetName() != "before" || changes[0].New.GetName() != "after" || !changes[1].Deleted || changes[1].ID != "2" {
-		t.Fatalf("OnChange got %v", changes)
+	users.mu.Lock()
+	if len(users.updates) != 2 || users.updates[0].GetId() != "1" || users.updates[1].GetDeletedAt() == nil || users.updates[1].GetId() != "2" {
+		t.Fatalf("Update got %v", users.updates)
 	}
-	mu.Unlock()
+	users.mu.Unlock()
+	_, rv := syncer.Versions()
+	if rv != 5 {
+		t.Errorf("record version %d, want 5", rv)
+	}
 
 	// The databroker is replaced by an empty one (new server version): the
-	// cache's stream breaks, Sync is ABORTED, and the cache reloads.
+	// stream breaks, Sync is ABORTED, and the syncer loads everything again.
 	srv.Restart()
 	// The client may still be reconnecting.
 	testutil.WaitFor(t, 5*time.Second, "a put on the new server", func() error {
@@ -100,56 +151,16 @@ func TestCache(t *testing.T) {
 		return err
 	})
 	testutil.WaitFor(t, 5*time.Second, "resync with the new server", func() bool {
-		_, ok := cache.Get("new")
-		return ok && cache.Len() == 1
+		u, n := users.get("new")
+		return u != nil && n == 1
 	})
-	mu.Lock()
-	if resets < 2 {
-		t.Errorf("OnReset called %d times, want 2", resets)
+	users.mu.Lock()
+	if users.resets < 2 {
+		t.Errorf("Reset called %d times, want 2", users.resets)
 	}
-	mu.Unlock()
+	users.mu.Unlock()
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// Readers run concurrently with the sync goroutine (run with -race).
-func TestCacheConcurrentReads(t *testing.T) {
-	c := databrokertest.Start(t).Client()
-	ctx := ctxT(t)
-	cache := databroker.NewCache(c, databroker.CacheOptions[*userv1.User]{})
-	go func() { _ = cache.Run(ctx) }()
-	if err := cache.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				cache.Get("u5")
-				cache.Range(func(string, *userv1.User) bool { return true })
-			}
-		}()
-	}
-	for i := range 20 {
-		if _, err := databroker.Put(ctx, c, &userv1.User{Id: fmt.Sprint("u", i)}, fmt.Sprint("u", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testutil.WaitFor(t, 5*time.Second, "20 records", func() bool { return cache.Len() == 20 })
-	close(stop)
-	wg.Wait()
-	_, rv := cache.Versions()
-	if rv != 20 {
-		t.Fatalf("record version %d, want 20", rv)
 	}
 }

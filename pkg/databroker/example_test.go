@@ -11,19 +11,18 @@ import (
 
 // A consumer keeps every user in memory and reads them without a round
 // trip to the databroker.
-func ExampleCache() {
+func ExampleSyncer() {
 	var client databrokerv1.DataBrokerServiceClient // from a grpc.ClientConn
+	var handler databroker.Handler                  // Reset and Update a local copy
 	ctx := context.Background()
 
-	users := databroker.NewCache(client, databroker.CacheOptions[*userv1.User]{})
-	go users.Run(ctx) //nolint:errcheck // Run returns nil when ctx ends
+	syncer := databroker.NewSyncer(client, databroker.UserType, handler, databroker.SyncerOptions{})
+	go syncer.Run(ctx) //nolint:errcheck // Run returns nil when ctx ends
 
-	if err := users.WaitSynced(ctx); err != nil { // readiness
+	if err := syncer.WaitSynced(ctx); err != nil { // readiness
 		return
 	}
-	if u, ok := users.Get("user-id"); ok {
-		fmt.Println(u.GetEmail())
-	}
+	fmt.Println(syncer.HasSynced())
 }
 
 // Writing and reading one typed record.

@@ -1,7 +1,7 @@
 // Package databroker is the client side of the databroker: typed helpers to
-// put, get and delete protobuf messages as records, and a Syncer / Cache
-// that keeps a local copy of a record type current through SyncLatest and
-// Sync streams.
+// put, get and delete protobuf messages as records, the record types
+// gatehouse keeps, and a Syncer that keeps a local copy (a Handler) of a
+// record type current through SyncLatest and Sync streams.
 package databroker
 
 import (
@@ -13,6 +13,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
+)
+
+// The record types of the records gatehouse keeps: the Any type URLs of
+// sessionv1.Session and userv1.User (TypeURLOf of each), spelled out here
+// once for every service and test that names them.
+const (
+	SessionType = "type.googleapis.com/gatehouse.session.v1.Session"
+	UserType    = "type.googleapis.com/gatehouse.user.v1.User"
 )
 
 // TypeURL returns the record type of messages like msg,

@@ -36,12 +36,6 @@ import (
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
-// Record type URLs of the databroker records this service writes.
-const (
-	SessionRecordType = "type.googleapis.com/gatehouse.session.v1.Session"
-	UserRecordType    = "type.googleapis.com/gatehouse.user.v1.User"
-)
-
 // CSRFCookieName is the short-lived cookie that binds an OAuth state to the
 // browser that started the sign-in.
 const CSRFCookieName = "_pomerium_csrf"

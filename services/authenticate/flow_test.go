@@ -118,6 +118,12 @@ func TestProgrammaticSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "bob@example.com") {
 		t.Fatalf("/.pomerium/user with the handle: %d %s", resp.StatusCode, body)
 	}
+	// Schemes compare without case, as authorize and the proxy read them
+	// (sessionhandle.FromAuthorization).
+	resp, body = get(t, e.client(), e.authURL.String()+"/.pomerium/user", "Authorization", "bearer pomerium-"+back.Query().Get(handoff.QueryJWT))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "bob@example.com") {
+		t.Fatalf("/.pomerium/user with a lower-case bearer handle: %d %s", resp.StatusCode, body)
+	}
 	// A foreign host is no more allowed for programmatic logins.
 	resp, _ = get(t, c, e.signInURL("http://evil.example.com/cb", true))
 	if resp.StatusCode != http.StatusBadRequest {

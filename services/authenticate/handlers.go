@@ -416,21 +416,7 @@ func csrfSameSite(st *state) http.SameSite {
 // handleFromRequest returns the valid session handle r carries (cookie or
 // one of Pomerium's authorization headers), or nil.
 func (s *Service) handleFromRequest(r *http.Request, st *state, now time.Time) *sessionhandle.Handle {
-	var tok string
-	switch a := r.Header.Get("Authorization"); {
-	case strings.HasPrefix(a, "Bearer Pomerium-"):
-		tok = strings.TrimPrefix(a, "Bearer Pomerium-")
-	case strings.HasPrefix(a, "Pomerium "):
-		tok = strings.TrimPrefix(a, "Pomerium ")
-	}
-	if tok == "" {
-		tok = r.Header.Get("X-Pomerium-Authorization")
-	}
-	if tok == "" {
-		if c, err := r.Cookie(st.cfg.CookieName); err == nil {
-			tok = c.Value
-		}
-	}
+	tok, _ := sessionhandle.FromRequest(r.Header, st.cfg.CookieName)
 	if tok == "" {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	pkgdatabroker "github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/devidp"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -321,7 +322,7 @@ func (e *env) signIn(c *http.Client, ret, email, name, groups string) *url.URL {
 // sessions returns the live session records.
 func (e *env) sessions() []*sessionv1.Session {
 	e.t.Helper()
-	resp, err := e.db.Query(context.Background(), &databrokerv1.QueryRequest{Type: SessionRecordType})
+	resp, err := e.db.Query(context.Background(), &databrokerv1.QueryRequest{Type: pkgdatabroker.SessionType})
 	if err != nil {
 		e.t.Fatalf("query sessions: %v", err)
 	}
@@ -348,7 +349,7 @@ func (e *env) session(id string) *sessionv1.Session {
 
 func (e *env) user(id string) *userv1.User {
 	e.t.Helper()
-	resp, err := e.db.Get(context.Background(), &databrokerv1.GetRequest{Type: UserRecordType, Id: id})
+	resp, err := e.db.Get(context.Background(), &databrokerv1.GetRequest{Type: pkgdatabroker.UserType, Id: id})
 	if err != nil {
 		e.t.Fatalf("get user %s: %v", id, err)
 	}

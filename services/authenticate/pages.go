@@ -6,8 +6,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strings"
 
+	"github.com/gatehouse/gatehouse/pkg/browser"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 )
 
@@ -67,18 +67,9 @@ var pages = template.Must(template.New("layout").Parse(`{{define "head"}}<!DOCTY
 `))
 
 // apiClient reports whether r comes from a program that wants JSON rather
-// than an HTML page.
-func apiClient(r *http.Request) bool {
-	if r.Header.Get("X-Requested-With") == "XMLHttpRequest" {
-		return true
-	}
-	ct := r.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/json") || strings.HasPrefix(ct, "application/grpc") {
-		return true
-	}
-	accept := r.Header.Get("Accept")
-	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
-}
+// than an HTML page: the opposite of browser.Request, the rule every
+// service shares.
+func apiClient(r *http.Request) bool { return !browser.Request(r) }
 
 // requestID returns the request's id (X-Request-Id when a front proxy set
 // one), for pages and logs.

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -223,11 +224,11 @@ func record(typ, id string, m proto.Message) (*databrokerv1.Record, error) {
 // putSignIn writes the user and the session of a sign-in in one Put and
 // returns the store's server version and the session record's version.
 func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessionv1.Session) (serverVersion, recordVersion uint64, err error) {
-	ur, err := record(UserRecordType, user.Id, user)
+	ur, err := record(databroker.UserType, user.Id, user)
 	if err != nil {
 		return 0, 0, err
 	}
-	sr, err := record(SessionRecordType, sess.Id, sess)
+	sr, err := record(databroker.SessionType, sess.Id, sess)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -238,7 +239,7 @@ func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessio
 		return 0, 0, fmt.Errorf("%w: put session: %v", ErrDataBroker, status.Convert(err).Message())
 	}
 	for _, r := range resp.GetRecords() {
-		if r.GetType() == SessionRecordType && r.GetId() == sess.Id {
+		if r.GetType() == databroker.SessionType && r.GetId() == sess.Id {
 			recordVersion = r.GetVersion()
 		}
 	}
@@ -247,52 +248,50 @@ func (s *Service) putSignIn(ctx context.Context, user *userv1.User, sess *sessio
 
 // getSession returns a live, unexpired session, or nil when there is none.
 func (s *Service) getSession(ctx context.Context, id string, now time.Time) (*sessionv1.Session, error) {
-	ctx, cancel := s.rpcContext(ctx)
-	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: SessionRecordType, Id: id})
-	if status.Code(err) == codes.NotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: get session: %v", ErrDataBroker, status.Convert(err).Message())
-	}
-	rec := resp.GetRecord()
-	if rec == nil || rec.GetDeletedAt() != nil {
-		return nil, nil
-	}
-	var sess sessionv1.Session
-	if err := rec.GetData().UnmarshalTo(&sess); err != nil {
-		return nil, nil // not a session: treat as absent
+	sess, err := getLive[*sessionv1.Session](ctx, s, id, "session")
+	if err != nil || sess == nil {
+		return nil, err
 	}
 	if sess.GetExpiresAt() != nil && !now.Before(sess.GetExpiresAt().AsTime()) {
 		return nil, nil
 	}
-	return &sess, nil
+	return sess, nil
 }
 
 // getUser returns a user, or nil when there is none.
 func (s *Service) getUser(ctx context.Context, id string) (*userv1.User, error) {
+	return getLive[*userv1.User](ctx, s, id, "user")
+}
+
+// getLive returns the live record id of T's record type, or nil when there
+// is none (missing, deleted, or not a T). what names it in errors.
+func getLive[T proto.Message](ctx context.Context, s *Service, id, what string) (T, error) {
+	var none T
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
-	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: UserRecordType, Id: id})
+	resp, err := s.databroker.Get(ctx, &databrokerv1.GetRequest{Type: databroker.TypeURL(none), Id: id})
 	if status.Code(err) == codes.NotFound {
-		return nil, nil
+		return none, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: get user: %v", ErrDataBroker, status.Convert(err).Message())
+		return none, fmt.Errorf("%w: get %s: %v", ErrDataBroker, what, status.Convert(err).Message())
 	}
-	var u userv1.User
-	if resp.GetRecord() == nil || resp.GetRecord().GetDeletedAt() != nil || resp.GetRecord().GetData().UnmarshalTo(&u) != nil {
-		return nil, nil
+	rec := resp.GetRecord()
+	if rec == nil || rec.GetDeletedAt() != nil {
+		return none, nil
 	}
-	return &u, nil
+	v, err := databroker.Unmarshal[T](rec)
+	if err != nil {
+		return none, nil // not a T: treat as absent
+	}
+	return v, nil
 }
 
 // touchSession sets a session's accessed_at. It returns the store's server
 // version and the record's new version; ok is false when the session no
 // longer exists (a patch never recreates a deleted record).
 func (s *Service) touchSession(ctx context.Context, id string, now time.Time) (serverVersion, recordVersion uint64, ok bool, err error) {
-	r, err := record(SessionRecordType, id, &sessionv1.Session{Id: id, AccessedAt: timestamppb.New(now)})
+	r, err := record(databroker.SessionType, id, &sessionv1.Session{Id: id, AccessedAt: timestamppb.New(now)})
 	if err != nil {
 		return 0, 0, false, err
 	}
@@ -317,7 +316,7 @@ func (s *Service) deleteSession(ctx context.Context, id string) error {
 	ctx, cancel := s.rpcContext(ctx)
 	defer cancel()
 	_, err := s.databroker.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{{
-		Type: SessionRecordType, Id: id, DeletedAt: timestamppb.Now(),
+		Type: databroker.SessionType, Id: id, DeletedAt: timestamppb.Now(),
 	}}})
 	if err != nil {
 		return fmt.Errorf("%w: delete session: %v", ErrDataBroker, status.Convert(err).Message())

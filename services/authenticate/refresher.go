@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -128,7 +129,10 @@ func (rf *refresher) lead(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); defer cancel(); rf.keepLease(lctx) }()
-	go func() { defer wg.Done(); rf.watch(lctx) }()
+	// The session records, kept current by the shared syncer (SyncLatest,
+	// then Sync; starts over when the store changed under it).
+	syncer := databroker.NewSyncer(rf.s.databroker, databroker.SessionType, sessionSync{rf}, databroker.SyncerOptions{Logger: rf.s.log})
+	go func() { defer wg.Done(); _ = syncer.Run(lctx) }()
 	go func() { defer wg.Done(); rf.schedule(lctx) }()
 	wg.Wait()
 
@@ -143,14 +147,7 @@ func (rf *refresher) lead(ctx context.Context) {
 
 // keepLease renews the lease until ctx ends or a renewal fails.
 func (rf *refresher) keepLease(ctx context.Context) {
-	t := time.NewTicker(leaseRenewEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	for sleep(ctx, leaseRenewEvery) {
 		rctx, cancel := context.WithTimeout(ctx, leaseRenewEvery)
 		_, err := rf.s.databroker.RenewLease(rctx, &databrokerv1.RenewLeaseRequest{
 			Name: RefresherLease, Id: rf.id, Duration: durationpb.New(leaseDuration),
@@ -165,79 +162,41 @@ func (rf *refresher) keepLease(ctx context.Context) {
 	}
 }
 
-// watch keeps rf.sessions equal to the databroker's session records: all of
-// them with SyncLatest, then every change with Sync; it starts over when
-// the stream ends.
-func (rf *refresher) watch(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		err := rf.syncOnce(ctx)
-		if ctx.Err() != nil {
-			return
+// sessionSync keeps rf.sessions equal to the databroker's session
+// records (a databroker.Handler): all of them on Reset, then every change.
+type sessionSync struct{ rf *refresher }
+
+var _ databroker.Handler = sessionSync{}
+
+// Reset replaces the sessions with records, all the live session records.
+func (h sessionSync) Reset(records []*databrokerv1.Record) {
+	all := make(map[string]*sessionv1.Session, len(records))
+	for _, r := range records {
+		if sess := sessionOf(r); sess != nil {
+			all[r.GetId()] = sess
 		}
-		if status.Code(err) == codes.Aborted {
-			backoff = time.Second
-			continue // the store changed under us: start over at once
-		}
-		rf.s.log.Warn("authenticate: session sync interrupted; restarting", "error", err)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
+	h.rf.mu.Lock()
+	h.rf.sessions = all
+	h.rf.mu.Unlock()
+	h.rf.poke()
 }
 
-func (rf *refresher) syncOnce(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	latest, err := rf.s.databroker.SyncLatest(ctx, &databrokerv1.SyncLatestRequest{Type: SessionRecordType})
-	if err != nil {
-		return err
+// Update applies one change to a session record.
+func (h sessionSync) Update(r *databrokerv1.Record) {
+	if r.GetType() != databroker.SessionType {
+		return
 	}
-	all := map[string]*sessionv1.Session{}
-	var versions *databrokerv1.Versions
-	for versions == nil {
-		msg, err := latest.Recv()
-		if err != nil {
-			return err
-		}
-		if r := msg.GetRecord(); r != nil {
-			if sess := sessionOf(r); sess != nil {
-				all[r.GetId()] = sess
-			}
-		}
-		versions = msg.GetVersions()
-	}
+	rf := h.rf
 	rf.mu.Lock()
-	rf.sessions = all
+	if sess := sessionOf(r); sess != nil {
+		rf.sessions[r.GetId()] = sess
+	} else {
+		delete(rf.sessions, r.GetId())
+		delete(rf.failures, r.GetId())
+	}
 	rf.mu.Unlock()
 	rf.poke()
-
-	stream, err := rf.s.databroker.Sync(ctx, &databrokerv1.SyncRequest{
-		ServerVersion: versions.GetServerVersion(), RecordVersion: versions.GetLatestRecordVersion(), Type: SessionRecordType,
-	})
-	if err != nil {
-		return err
-	}
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		r := msg.GetRecord()
-		if r.GetType() != SessionRecordType {
-			continue
-		}
-		rf.mu.Lock()
-		if sess := sessionOf(r); sess != nil && r.GetDeletedAt() == nil {
-			rf.sessions[r.GetId()] = sess
-		} else {
-			delete(rf.sessions, r.GetId())
-			delete(rf.failures, r.GetId())
-		}
-		rf.mu.Unlock()
-		rf.poke()
-	}
 }
 
 func sessionOf(r *databrokerv1.Record) *sessionv1.Session {
@@ -379,13 +338,7 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 	}()
 	log := rf.s.log
 	if act == actionDelete {
-		if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
-			rf.failed(sess.Id)
-			log.Warn("authenticate: expired session not deleted", "user", sess.UserId, "error", err)
-			return
-		}
-		rf.forget(sess.Id)
-		log.Info("authenticate: session expired", "user", sess.UserId, "reason", "session-expired")
+		rf.end(ctx, sess, "authenticate: session expired", "session-expired")
 		return
 	}
 	updated, err := rf.refresh(ctx, sess)
@@ -399,13 +352,7 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 		rf.mu.Unlock()
 		log.Debug("authenticate: session refreshed", "user", sess.UserId)
 	case errors.Is(err, errRefreshRejected):
-		if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
-			rf.failed(sess.Id)
-			log.Warn("authenticate: rejected session not deleted", "user", sess.UserId, "error", err)
-			return
-		}
-		rf.forget(sess.Id)
-		log.Info("authenticate: session ended: the identity provider refused to refresh it", "user", sess.UserId, "reason", "refresh-rejected")
+		rf.end(ctx, sess, "authenticate: session ended: the identity provider refused to refresh it", "refresh-rejected")
 	default:
 		if ctx.Err() != nil {
 			return
@@ -413,6 +360,19 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 		n := rf.failed(sess.Id)
 		log.Warn("authenticate: session refresh failed; will retry", "user", sess.UserId, "error", err, "failures", n)
 	}
+}
+
+// end deletes a session that expired or can no longer be refreshed and
+// logs msg with reason; a failed delete is retried later, as a failed
+// refresh is.
+func (rf *refresher) end(ctx context.Context, sess *sessionv1.Session, msg, reason string) {
+	if err := rf.s.deleteSession(ctx, sess.Id); err != nil {
+		rf.failed(sess.Id)
+		rf.s.log.Warn("authenticate: session not deleted", "user", sess.UserId, "reason", reason, "error", err)
+		return
+	}
+	rf.forget(sess.Id)
+	rf.s.log.Info(msg, "user", sess.UserId, "reason", reason)
 }
 
 // failed records a failed attempt and returns the number of consecutive
@@ -492,7 +452,7 @@ func (rf *refresher) refresh(ctx context.Context, sess *sessionv1.Session) (*ses
 	next.RefreshedAt = timestamppb.New(now)
 	next.RefreshFailures = 0
 
-	data, err := record(SessionRecordType, sess.Id, next)
+	data, err := record(databroker.SessionType, sess.Id, next)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +474,7 @@ func (rf *refresher) refresh(ctx context.Context, sess *sessionv1.Session) (*ses
 		return nil, nil // signed out meanwhile: nothing to update
 	}
 	if user != nil {
-		if ur, err := record(UserRecordType, user.Id, user); err == nil {
+		if ur, err := record(databroker.UserType, user.Id, user); err == nil {
 			if _, err := rf.s.databroker.Put(pctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{ur}}); err != nil {
 				rf.s.log.Warn("authenticate: user claims not updated", "user", user.Id, "error", err)
 			}

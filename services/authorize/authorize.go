@@ -298,7 +298,7 @@ type okAnswer struct {
 func newOKAnswer(ok *authv3.OkHttpResponse) *okAnswer {
 	remove := make([]string, 0, len(ok.HeadersToRemove)+1)
 	remove = append(remove, ok.HeadersToRemove...)
-	remove = append(remove, headerAuthorization)
+	remove = append(remove, "authorization")
 	wrap := func(ok *authv3.OkHttpResponse) *authv3.CheckResponse {
 		return &authv3.CheckResponse{
 			Status:       extauthz.StatusOK,

@@ -17,7 +17,7 @@ func benchSetup(b *testing.B) (*Service, func() bool) {
 	s := newTestService(b, testConfig(b, testConfigYAML))
 	s.logLevel = slog.LevelDebug
 	tok := signIn(b, s, alice, "sess-alice", 2)
-	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok), browser(),
+	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok), fromBrowser(),
 		header("user-agent", "Mozilla/5.0"), header("x-forwarded-for", "192.0.2.10"))
 	ctx := context.Background()
 	check := func() bool {

@@ -76,7 +76,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{
 			name: "guide policy allows alice with identity headers",
-			req:  newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tk.alice), browser()),
+			req:  newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tk.alice), fromBrowser()),
 			want: want{check: func(t *testing.T, resp *authv3.CheckResponse) {
 				h := okHeaders(resp)
 				claims := verifyJWT(t, jwks, h["x-pomerium-jwt-assertion"])
@@ -108,7 +108,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "guide policy denies bob, browser gets the HTML page",
-			req:  newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.bob), browser()),
+			req:  newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.bob), fromBrowser()),
 			want: want{status: 403, check: func(t *testing.T, resp *authv3.CheckResponse) {
 				body := resp.GetDeniedResponse().GetBody()
 				for _, s := range []string{"403 Forbidden", "req-1", "/.pomerium/sign_out", "GET https://grafana.localhost.pomerium.io/"} {
@@ -136,7 +136,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "browser without a session is sent to sign in",
-			req:  newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", browser()),
+			req:  newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", fromBrowser()),
 			want: want{status: 302, check: func(t *testing.T, resp *authv3.CheckResponse) {
 				checkSignInRedirect(t, s, resp, "https://grafana.localhost.pomerium.io/d/abc?orgId=1")
 			}},
@@ -157,18 +157,21 @@ func TestCheck(t *testing.T) {
 				}
 			}},
 		},
-		{name: "JSON client without a session gets 401", req: newReq("POST", "https://grafana.localhost.pomerium.io/api/x", browser(), header("content-type", "application/json")), want: want{status: 401}},
+		{name: "JSON client without a session gets 401", req: newReq("POST", "https://grafana.localhost.pomerium.io/api/x", fromBrowser(), header("content-type", "application/json")), want: want{status: 401}},
 		{name: "gRPC client without a session gets 401", req: newReq("POST", "https://grafana.localhost.pomerium.io/svc/M", header("content-type", "application/grpc")), want: want{status: 401}},
-		{name: "curl without a session gets 401", req: newReq("GET", "https://grafana.localhost.pomerium.io/", header("accept", "*/*")), want: want{status: 401}},
-		{name: "junk cookie is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.junk), browser()), want: want{status: 302}},
-		{name: "expired handle is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.expiredHandle)), want: want{status: 401}},
-		{name: "expired session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.expiredSession)), want: want{status: 401}},
-		{name: "deleted session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.deleted), browser()), want: want{status: 302}},
-		{name: "unknown session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.unknown)), want: want{status: 401}},
-		{name: "handle naming another user than its session is refused", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.otherUser)), want: want{status: 401}},
+		{name: "API client preferring JSON without a session gets 401", req: newReq("GET", "https://grafana.localhost.pomerium.io/api/x", header("accept", "application/json, text/plain, */*")), want: want{status: 401}},
+		// Pomerium's rule (issue 14): Accept */* or none is a browser.
+		{name: "curl without a session is sent to sign in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", header("accept", "*/*")), want: want{status: 302}},
+		{name: "no Accept without a session is sent to sign in", req: newReq("GET", "https://grafana.localhost.pomerium.io/"), want: want{status: 302}},
+		{name: "junk cookie is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.junk), fromBrowser()), want: want{status: 302}},
+		{name: "expired handle is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.expiredHandle), jsonClient()), want: want{status: 401}},
+		{name: "expired session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.expiredSession), jsonClient()), want: want{status: 401}},
+		{name: "deleted session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.deleted), fromBrowser()), want: want{status: 302}},
+		{name: "unknown session is not signed in", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.unknown), jsonClient()), want: want{status: 401}},
+		{name: "handle naming another user than its session is refused", req: newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.otherUser), jsonClient()), want: want{status: 401}},
 		{
 			name: "handle signed with another key is refused",
-			req:  newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(foreignHandle(t))),
+			req:  newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(foreignHandle(t)), jsonClient()),
 			want: want{status: 401},
 		},
 		{
@@ -186,7 +189,7 @@ func TestCheck(t *testing.T) {
 		{name: "bob via bearer is denied 403", req: newReq("GET", "https://grafana.localhost.pomerium.io/", header("authorization", "Bearer Pomerium-"+tk.bob)), want: want{status: 403}},
 		{
 			name: "unknown host is 404",
-			req:  newReq("GET", "https://nothing.localhost.pomerium.io/", cookie(tk.alice), browser()),
+			req:  newReq("GET", "https://nothing.localhost.pomerium.io/", cookie(tk.alice), fromBrowser()),
 			want: want{status: 404, check: func(t *testing.T, resp *authv3.CheckResponse) {
 				if !strings.Contains(resp.GetDeniedResponse().GetBody(), "404 Not Found") {
 					t.Errorf("body: %s", resp.GetDeniedResponse().GetBody())
@@ -252,7 +255,7 @@ func TestCheck(t *testing.T) {
 		},
 		{name: "internal check ignores the route policy", req: newReq("GET", "https://grafana.localhost.pomerium.io/.pomerium/", cookie(tk.bob), ctxExt("internal", "true")), want: allowed},
 		{name: "internal check on a host without a route", req: newReq("GET", "https://nothing.localhost.pomerium.io/.pomerium/", cookie(tk.bob), ctxExt("internal", "true")), want: allowed},
-		{name: "internal check without a session signs in", req: newReq("GET", "https://grafana.localhost.pomerium.io/.pomerium/", browser(), ctxExt("internal", "true")), want: want{status: 302}},
+		{name: "internal check without a session signs in", req: newReq("GET", "https://grafana.localhost.pomerium.io/.pomerium/", fromBrowser(), ctxExt("internal", "true")), want: want{status: 302}},
 		{
 			name: "route_id picks the route over the host",
 			req:  newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tk.bob), ctxExt("route_id", "nopass")),
@@ -280,7 +283,7 @@ func TestCheck(t *testing.T) {
 		{name: "source_ip outside the range", req: newReq("GET", "https://office.localhost.pomerium.io/", sourceIP("10.2.2.3")), want: want{status: 403}},
 		{name: "deny wins over allow", req: newReq("DELETE", "https://dd.localhost.pomerium.io/x", cookie(tk.bob)), want: want{status: 403}},
 		{name: "deny leaves other methods", req: newReq("GET", "https://dd.localhost.pomerium.io/x", cookie(tk.bob)), want: allowed},
-		{name: "deny route without a session signs in", req: newReq("DELETE", "https://dd.localhost.pomerium.io/x", browser()), want: want{status: 302}},
+		{name: "deny route without a session signs in", req: newReq("DELETE", "https://dd.localhost.pomerium.io/x", fromBrowser()), want: want{status: 302}},
 		{
 			name: "no HTTP attributes is 400",
 			req:  &authv3.CheckRequest{},
@@ -421,7 +424,7 @@ func TestCheckWaitIsBounded(t *testing.T) {
 	s.sessionWait = 100 * time.Millisecond
 	tok := handleFor(t, s, alice.id, "sess-late", 1, 50)
 	start := time.Now()
-	resp, err := s.Check(context.Background(), newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tok)))
+	resp, err := s.Check(context.Background(), newReq("GET", "https://grafana.localhost.pomerium.io/", cookie(tok), jsonClient()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	pkgdatabroker "github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
@@ -148,8 +149,8 @@ func (e *envoyTest) signIn(t *testing.T, uid, email, sid string, groups ...strin
 		Claims:    map[string]*structpb.ListValue{"groups": gl},
 	})
 	resp, err := e.databroker.Put(context.Background(), &databrokerv1.PutRequest{Records: []*databrokerv1.Record{
-		{Type: authorize.UserType, Id: uid, Data: u},
-		{Type: authorize.SessionType, Id: sid, Data: s},
+		{Type: pkgdatabroker.UserType, Id: uid, Data: u},
+		{Type: pkgdatabroker.SessionType, Id: sid, Data: s},
 	}})
 	if err != nil {
 		t.Fatalf("Put: %v", err)
@@ -306,12 +307,12 @@ func TestCheckOverGRPC(t *testing.T) {
 	}
 
 	t.Run("signed-out session is refused once the delete is synced", func(t *testing.T) {
-		req := request("/", map[string]string{"cookie": "_pomerium=" + alice})
+		req := request("/", map[string]string{"cookie": "_pomerium=" + alice, "accept": "application/json"})
 		if resp := e.check(t, e.authz, req); !extauthz.Allowed(resp) {
 			t.Fatal("alice not allowed before sign-out")
 		}
 		if _, err := e.databroker.Put(context.Background(), &databrokerv1.PutRequest{Records: []*databrokerv1.Record{
-			{Type: authorize.SessionType, Id: "sess-a", DeletedAt: timestamppb.Now()},
+			{Type: pkgdatabroker.SessionType, Id: "sess-a", DeletedAt: timestamppb.Now()},
 		}}); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
@@ -345,7 +346,7 @@ func TestCheckOverGRPC(t *testing.T) {
 func TestSyncStartsOverAfterDatabrokerWipe(t *testing.T) {
 	e := startEnvoyTest(t)
 	alice := e.signIn(t, "alice-sub", "alice@example.com", "sess-a")
-	req := request("/", map[string]string{"cookie": "_pomerium=" + alice})
+	req := request("/", map[string]string{"cookie": "_pomerium=" + alice, "accept": "application/json"})
 	if resp := e.check(t, e.authz, req); !extauthz.Allowed(resp) {
 		t.Fatalf("before restart: %d", extauthz.DeniedStatus(resp))
 	}

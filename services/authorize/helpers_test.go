@@ -215,11 +215,13 @@ func header(k, v string) reqOpt {
 
 func cookie(tok string) reqOpt { return header("cookie", "other=1; _pomerium="+tok+"; x=y") }
 
-func browser() reqOpt { return header("accept", "text/html,application/xhtml+xml,*/*;q=0.8") }
+func fromBrowser() reqOpt { return header("accept", "text/html,application/xhtml+xml,*/*;q=0.8") }
+
+func jsonClient() reqOpt { return header("accept", "application/json") }
 
 func xhr() reqOpt {
 	return func(r *authv3.CheckRequest) {
-		browser()(r)
+		fromBrowser()(r)
 		header("x-requested-with", "XMLHttpRequest")(r)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
@@ -42,7 +43,7 @@ func realisticRecords(i int) (user, session *databrokerv1.Record) {
 	}
 	ud, _ := anypb.New(u)
 	sd, _ := anypb.New(s)
-	return &databrokerv1.Record{Type: UserType, Id: uid, Data: ud}, &databrokerv1.Record{Type: SessionType, Id: sid, Data: sd}
+	return &databrokerv1.Record{Type: databroker.UserType, Id: uid, Data: ud}, &databrokerv1.Record{Type: databroker.SessionType, Id: sid, Data: sd}
 }
 
 func heapInUse() uint64 {

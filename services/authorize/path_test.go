@@ -72,7 +72,7 @@ func TestCheckEvaluatesNormalPath(t *testing.T) {
 			{path: "", routeID: "open", status: 400},
 			{path: "/open/secret#x", routeID: "open", status: 400},
 		} {
-			opts := []reqOpt{browser()}
+			opts := []reqOpt{fromBrowser()}
 			if tt.routeID != "" {
 				opts = append(opts, ctxExt(extauthz.ContextRouteID, tt.routeID))
 			}
@@ -94,7 +94,7 @@ func TestCheckEvaluatesNormalPath(t *testing.T) {
 			{"/open//secret", map[string]int{"": 403, "path_with_escaped_slashes_action: keep_unchanged\n": 403, "merge_slashes: false\n": 0}},
 			{"/open%2Fsecret", map[string]int{"": 400, "path_with_escaped_slashes_action: keep_unchanged\n": 0, "merge_slashes: false\n": 400}},
 		} {
-			req := newReq("GET", "https://open.localhost.pomerium.io/", browser(), ctxExt(extauthz.ContextRouteID, "open"))
+			req := newReq("GET", "https://open.localhost.pomerium.io/", fromBrowser(), ctxExt(extauthz.ContextRouteID, "open"))
 			req.Attributes.Request.Http.Path = tt.path
 			resp, _ := s.Check(context.Background(), req)
 			if got := statusOf(resp); got != tt.status[extra] {
@@ -110,7 +110,7 @@ func TestDecisionLogHasNormalPath(t *testing.T) {
 	cfg := testConfig(t, pathConfigYAML)
 	s := newTestService(t, cfg)
 	s.logger = slog.New(slog.NewTextHandler(&buf, nil))
-	req := newReq("GET", "https://open.localhost.pomerium.io/", browser(), ctxExt(extauthz.ContextRouteID, "open"))
+	req := newReq("GET", "https://open.localhost.pomerium.io/", fromBrowser(), ctxExt(extauthz.ContextRouteID, "open"))
 	req.Attributes.Request.Http.Path = "/open/x/../%73ecret?q=1"
 	resp, _ := s.Check(context.Background(), req)
 	if statusOf(resp) != http.StatusForbidden || !strings.Contains(buf.String(), "path=/open/secret ") {

@@ -11,22 +11,17 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/gatehouse/gatehouse/pkg/browser"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 )
 
-// isBrowser reports whether a request comes from a browser navigating,
-// which is sent to sign in with a redirect and shown HTML pages; XHR, JSON
-// and gRPC clients get status codes and JSON instead.
+// isBrowser reports whether a request comes from a browser navigating
+// (browser.Is, the rule every service shares), which is sent to sign in
+// with a redirect and shown HTML pages; XHR, JSON and gRPC clients get
+// status codes and JSON instead.
 func isBrowser(req *authv3.CheckRequest) bool {
-	if strings.EqualFold(extauthz.Header(req, "x-requested-with"), "XMLHttpRequest") {
-		return false
-	}
-	ct := extauthz.Header(req, "content-type")
-	if hasPrefixFold(ct, "application/grpc") || hasPrefixFold(ct, "application/json") {
-		return false
-	}
-	return strings.Contains(extauthz.Header(req, "accept"), "text/html")
+	return browser.Is(extauthz.Header(req, "accept"), extauthz.Header(req, "content-type"), extauthz.Header(req, "x-requested-with"))
 }
 
 // requestURL is the URL the client asked for: scheme://host/path?query.

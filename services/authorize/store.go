@@ -17,12 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Record type URLs of the databroker records authorize reads.
-const (
-	SessionType = "type.googleapis.com/gatehouse.session.v1.Session"
-	UserType    = "type.googleapis.com/gatehouse.user.v1.User"
-)
-
 // identity is what authorize knows about one live session, built from the
 // session record and its user's record whenever either changes. It is
 // immutable once built, so Check reads it without locks, and its address
@@ -141,12 +135,12 @@ func (s *store) reset(records []*databrokerv1.Record) {
 	s.recordVersion = 0
 	// Users first, so that each session's identity is built once.
 	for _, r := range records {
-		if r.GetType() == UserType {
+		if r.GetType() == databroker.UserType {
 			s.applyLocked(r)
 		}
 	}
 	for _, r := range records {
-		if r.GetType() != UserType {
+		if r.GetType() != databroker.UserType {
 			s.applyLocked(r)
 		}
 	}
@@ -212,7 +206,7 @@ func (s *store) notifyLocked() {
 func (s *store) applyLocked(r *databrokerv1.Record) {
 	s.seeLocked(r.GetVersion())
 	switch r.GetType() {
-	case SessionType:
+	case databroker.SessionType:
 		if r.GetDeletedAt() != nil {
 			s.deleteSessionLocked(r.GetId())
 			return
@@ -228,7 +222,7 @@ func (s *store) applyLocked(r *databrokerv1.Record) {
 			sess.Id = r.GetId()
 		}
 		s.setSessionLocked(sess)
-	case UserType:
+	case databroker.UserType:
 		if r.GetDeletedAt() != nil {
 			s.deleteUserLocked(r.GetId())
 			return

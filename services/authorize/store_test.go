@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
@@ -59,9 +60,9 @@ func TestStoreSyncHandler(t *testing.T) {
 	// A snapshot with the session before its user, and a record of
 	// another type.
 	h.Reset([]*databrokerv1.Record{
-		record(t, SessionType, "s1", 5, alice.session("s1", time.Now().Add(time.Hour))),
+		record(t, databroker.SessionType, "s1", 5, alice.session("s1", time.Now().Add(time.Hour))),
 		record(t, "type.googleapis.com/other.Thing", "x", 6, alice.record()),
-		record(t, UserType, alice.id, 4, alice.record()),
+		record(t, databroker.UserType, alice.id, 4, alice.record()),
 	})
 	src.mu.Lock()
 	src.synced, src.server, src.record = true, 7, 6
@@ -80,7 +81,7 @@ func TestStoreSyncHandler(t *testing.T) {
 	// A user change rebuilds the identity; a session delete removes it.
 	u := alice.record()
 	u.Name = "Alice B."
-	h.Update(record(t, UserType, alice.id, 8, u))
+	h.Update(record(t, databroker.UserType, alice.id, 8, u))
 	if got := s.get("s1"); got == id || got.subject.Name != "Alice B." {
 		t.Errorf("identity after user change: %+v", got)
 	}
@@ -89,13 +90,13 @@ func TestStoreSyncHandler(t *testing.T) {
 	if s.behind(7, 8) {
 		t.Error("behind a version the store has applied")
 	}
-	h.Update(record(t, SessionType, "s1", 9, nil))
+	h.Update(record(t, databroker.SessionType, "s1", 9, nil))
 	if s.get("s1") != nil {
 		t.Error("deleted session still there")
 	}
 	// A record that does not decode is no session.
-	h.Update(record(t, SessionType, "s2", 10, alice.session("s2", time.Now().Add(time.Hour))))
-	bad := &databrokerv1.Record{Type: SessionType, Id: "s2", Version: 11, Data: &anypb.Any{TypeUrl: SessionType, Value: []byte{0xff, 0xff}}}
+	h.Update(record(t, databroker.SessionType, "s2", 10, alice.session("s2", time.Now().Add(time.Hour))))
+	bad := &databrokerv1.Record{Type: databroker.SessionType, Id: "s2", Version: 11, Data: &anypb.Any{TypeUrl: databroker.SessionType, Value: []byte{0xff, 0xff}}}
 	h.Update(bad)
 	if s.get("s2") != nil {
 		t.Error("undecodable session kept")

@@ -11,58 +11,14 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
-// Where a session handle may come from, besides the cookie.
-const (
-	headerAuthorization         = "authorization"
-	headerPomeriumAuthorization = "x-pomerium-authorization"
-	bearerPomeriumPrefix        = "Bearer Pomerium-"
-	pomeriumPrefix              = "Pomerium "
-)
-
-// sessionToken returns the session handle a request carries: in
-// Authorization ("Bearer Pomerium-<handle>" or "Pomerium <handle>"),
-// in X-Pomerium-Authorization, or in the session cookie, in that order.
-// fromAuthorization reports that it came from the Authorization header
-// (which must then not reach the upstream). It does not allocate.
+// sessionToken returns the session handle a request carries
+// (sessionhandle.FromHeaders: Authorization in Pomerium's forms,
+// X-Pomerium-Authorization, then the session cookie). fromAuthorization
+// reports that it came from the Authorization header (which must then not
+// reach the upstream). It does not allocate.
 func sessionToken(req *authv3.CheckRequest, cookieName string) (token string, fromAuthorization bool) {
-	if v := extauthz.Header(req, headerAuthorization); v != "" {
-		switch {
-		case hasPrefixFold(v, bearerPomeriumPrefix):
-			return strings.TrimSpace(v[len(bearerPomeriumPrefix):]), true
-		case hasPrefixFold(v, pomeriumPrefix):
-			return strings.TrimSpace(v[len(pomeriumPrefix):]), true
-		}
-	}
-	if v := extauthz.Header(req, headerPomeriumAuthorization); v != "" {
-		v = strings.TrimSpace(v)
-		if hasPrefixFold(v, pomeriumPrefix) {
-			v = strings.TrimSpace(v[len(pomeriumPrefix):])
-		}
-		return v, false
-	}
-	return cookieValue(extauthz.Header(req, "cookie"), cookieName), false
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// cookieValue returns the value of the first cookie called name in a Cookie
-// header ("a=1; name=v; b=2"), or "". It does not allocate.
-func cookieValue(header, name string) string {
-	for header != "" {
-		var part string
-		part, header, _ = strings.Cut(header, ";")
-		part = strings.TrimSpace(part)
-		k, v, ok := strings.Cut(part, "=")
-		if ok && k == name {
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v
-		}
-	}
-	return ""
+	return sessionhandle.FromHeaders(extauthz.Header(req, "authorization"),
+		extauthz.Header(req, "x-pomerium-authorization"), extauthz.Header(req, "cookie"), cookieName)
 }
 
 // handleCache remembers session handles whose signature was verified, so

@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
 // Header names the proxy reads or writes.
 const (
-	headerPomeriumAuthorization = "X-Pomerium-Authorization"
+	headerPomeriumAuthorization = sessionhandle.HeaderPomeriumAuthorization
 	headerJWTAssertion          = "X-Pomerium-Jwt-Assertion"
 	headerClaimPrefix           = "X-Pomerium-Claim-"
 	headerRequestID             = "X-Request-Id"
@@ -91,129 +93,6 @@ func setHeader(h http.Header, k, v string) {
 		return
 	}
 	h[k] = []string{v}
-}
-
-// removeSessionCredentials removes gatehouse's own session credential
-// from a request about to go upstream: the session cookie (by name, other
-// cookies stay) and an Authorization header in Pomerium's form ("Pomerium
-// <handle>" or "Bearer Pomerium-<handle>"). An upstream that got the
-// handle could replay it against every other route, so, as Pomerium does,
-// it never sees it.
-func removeSessionCredentials(h http.Header, cookieName string) {
-	if vs := h["Authorization"]; len(vs) > 0 {
-		kept := vs[:0]
-		for _, v := range vs {
-			if !isPomeriumAuthorization(v) {
-				kept = append(kept, v)
-			}
-		}
-		if len(kept) == 0 {
-			delete(h, "Authorization")
-		} else {
-			h["Authorization"] = kept
-		}
-	}
-	vs := h["Cookie"]
-	if len(vs) == 0 || cookieName == "" {
-		return
-	}
-	changed := false
-	for _, v := range vs {
-		if strings.Contains(v, cookieName) {
-			changed = true
-			break
-		}
-	}
-	if !changed {
-		return // the common case: no allocation
-	}
-	// Rewrite in place: the slice is the request's own.
-	kept := vs[:0]
-	for _, v := range vs {
-		if out := removeCookie(v, cookieName); out != "" {
-			kept = append(kept, out)
-		}
-	}
-	if len(kept) == 0 {
-		delete(h, "Cookie")
-	} else {
-		h["Cookie"] = kept
-	}
-}
-
-// removeCookie returns the Cookie header value without the cookies named
-// name, keeping the others byte for byte.
-func removeCookie(v, name string) string {
-	// Fast path: one cookie of that name, cut out with one allocation.
-	if start, end, ok := findCookie(v, name); ok {
-		if _, _, again := findCookie(v[end:], name); !again {
-			before := strings.TrimRight(v[:start], "; ")
-			after := strings.TrimLeft(v[end:], "; ")
-			switch {
-			case before == "":
-				return after
-			case after == "":
-				return before
-			default:
-				return before + "; " + after
-			}
-		}
-	}
-	var b strings.Builder
-	for part := range strings.SplitSeq(v, ";") {
-		p := strings.TrimSpace(part)
-		if p == "" {
-			continue
-		}
-		n, _, _ := strings.Cut(p, "=")
-		if strings.TrimSpace(n) == name {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(p)
-	}
-	return b.String()
-}
-
-// findCookie finds the first "name=value" pair in a Cookie header value:
-// its start and the end of its value (before the next ';').
-func findCookie(v, name string) (start, end int, ok bool) {
-	for i := 0; i < len(v); {
-		// Skip separators and spaces before a pair.
-		for i < len(v) && (v[i] == ' ' || v[i] == ';' || v[i] == '\t') {
-			i++
-		}
-		j := strings.IndexByte(v[i:], ';')
-		pairEnd := len(v)
-		if j >= 0 {
-			pairEnd = i + j
-		}
-		pair := v[i:pairEnd]
-		if n, _, _ := strings.Cut(pair, "="); strings.TrimSpace(n) == name {
-			return i, pairEnd, true
-		}
-		i = pairEnd
-	}
-	return 0, 0, false
-}
-
-// isPomeriumAuthorization reports whether an Authorization value carries
-// a gatehouse session handle. It matches at least every form authorize
-// accepts (its prefixes compare without case), and more: extra spaces
-// after "Bearer" are a credential too, since stripping more than
-// authorize reads is safe and stripping less is not.
-func isPomeriumAuthorization(v string) bool {
-	const scheme, bearer, handle = "pomerium ", "bearer ", "pomerium-"
-	if len(v) >= len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
-		return true
-	}
-	if len(v) >= len(bearer) && strings.EqualFold(v[:len(bearer)], bearer) {
-		rest := strings.TrimLeft(v[len(bearer):], " \t")
-		return len(rest) >= len(handle) && strings.EqualFold(rest[:len(handle)], handle)
-	}
-	return false
 }
 
 // isIdentityHeader reports whether a header set by authorize carries the

@@ -7,7 +7,8 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
+
+	"github.com/gatehouse/gatehouse/pkg/browser"
 )
 
 // Page messages. They say what happened and what to do, never why in
@@ -50,23 +51,9 @@ type errorBody struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// wantsJSON reports whether the client is an API client: it asks for JSON
-// (and not HTML first), or is an XMLHttpRequest, or speaks gRPC.
-func wantsJSON(r *http.Request) bool {
-	if r.Header.Get("X-Requested-With") == "XMLHttpRequest" {
-		return true
-	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-		return true
-	}
-	accept := r.Header.Get("Accept")
-	j := strings.Index(accept, "application/json")
-	if j < 0 {
-		return false
-	}
-	h := strings.Index(accept, "text/html")
-	return h < 0 || j < h
-}
+// wantsJSON reports whether the client is an API client (XHR, JSON,
+// gRPC): the opposite of browser.Request, the rule every service shares.
+func wantsJSON(r *http.Request) bool { return !browser.Request(r) }
 
 // writeError writes an error page (HTML, or JSON for API clients) with
 // the request id.

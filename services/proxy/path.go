@@ -28,7 +28,7 @@ import (
 // decoding in r.URL.Path, and returns it. Otherwise it has answered the
 // client (400, or 307 for unescape_and_redirect) and returns "" with the
 // decision for the access log. An already-normal path costs no allocation.
-func normalizeRequestPath(w http.ResponseWriter, r *http.Request, o pathnorm.Options, reqID string) (norm, decision string) {
+func normalizeRequestPath(w http.ResponseWriter, r *http.Request, o pathnorm.Options, reqID string) (norm string, refused decision) {
 	target := r.RequestURI
 	if target == "" {
 		target = r.URL.RequestURI() // a request built in this process
@@ -37,7 +37,7 @@ func normalizeRequestPath(w http.ResponseWriter, r *http.Request, o pathnorm.Opt
 	norm, redirect, err := o.Normalize(raw)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, pathErrorMessage(err), reqID)
-		return "", "invalid"
+		return "", decisionInvalid
 	}
 	if redirect {
 		// Envoy's unescape_and_redirect: send the client to the path with
@@ -46,7 +46,7 @@ func normalizeRequestPath(w http.ResponseWriter, r *http.Request, o pathnorm.Opt
 		// browser reads as another host).
 		if strings.HasPrefix(norm, "//") || strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			writeError(w, r, http.StatusBadRequest, msgEscapedSlash, reqID)
-			return "", "invalid"
+			return "", decisionInvalid
 		}
 		loc := norm
 		if hasQuery {
@@ -55,7 +55,7 @@ func normalizeRequestPath(w http.ResponseWriter, r *http.Request, o pathnorm.Opt
 		w.Header().Set("Location", loc)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusTemporaryRedirect)
-		return "", "redirect"
+		return "", decisionRedirect
 	}
 	if norm != raw {
 		// r.URL.Path is net/http's decoding of raw; redo it for norm.

@@ -12,72 +12,58 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
 // servePomerium serves the /.pomerium/ pages of a route host.
-func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *state, credential, reqID string) (string, string) {
+// It returns the route id and decision for the access log.
+func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *state, credential, reqID string) (routeID string, d decision) {
 	st.setResponseHeaders(w, r)
 	cr := st.table.MatchHost(r.Host)
 	if cr == nil {
 		writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
-		return "", "no-route"
+		return "", decisionNoRoute
 	}
-	routeID := cr.ID
+	routeID = cr.ID
 	p := requestPath(r)
 	switch p {
 	case "/.pomerium":
 		http.Redirect(w, r, handoff.UserPagePath, http.StatusFound)
-		return routeID, "internal"
+		return routeID, decisionInternal
 	case handoff.CallbackPath, "/.pomerium/callback":
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
-			return routeID, "invalid"
+			return routeID, decisionInvalid
 		}
 		s.serveCallback(w, r, st, cr, reqID)
-		return routeID, "internal"
+		return routeID, decisionInternal
 	case handoff.SignOutPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead, http.MethodPost) {
-			return routeID, "invalid"
+			return routeID, decisionInvalid
 		}
 		s.serveSignOut(w, r, st, cr, reqID)
-		return routeID, "internal"
+		return routeID, decisionInternal
 	case handoff.ProgrammaticLogin:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
-			return routeID, "invalid"
+			return routeID, decisionInvalid
 		}
 		s.serveProgrammaticLogin(w, r, st, reqID)
-		return routeID, "internal"
+		return routeID, decisionInternal
 	case handoff.UserPagePath, handoff.UserJSONPath, handoff.JWTPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
-			return routeID, "invalid"
+			return routeID, decisionInvalid
 		}
 	default:
 		writeError(w, r, http.StatusNotFound, "There is no such page.", reqID)
-		return routeID, "internal"
+		return routeID, decisionInternal
 	}
 
 	// The identity pages ask authorize for the signed-in user.
-	ip, _ := clientIP(r, st.hops)
-	resp, err := s.check(r.Context(), &checkInput{
-		r: r, requestID: reqID, scheme: requestScheme(r, st.hops), clientIP: ip,
-		credential: credential, routeID: routeID, internal: true,
-	})
-	if err != nil {
-		if r.Context().Err() == nil {
-			s.logger.Error("authorize check failed", "route", routeID, "request_id", reqID, "error", err.Error())
-			writeError(w, r, http.StatusServiceUnavailable, msgAuthUnavailable, reqID)
-		}
-		return routeID, "error"
-	}
-	if !allowed(resp) {
-		d := resp.GetDeniedResponse()
-		if d == nil {
-			d = resp.GetErrorResponse()
-		}
-		writeDenied(w, r, s.bindSignIn(w, st, cr, d), reqID)
-		return routeID, "deny"
+	answer, d := s.checkRequest(w, r, st, cr, nil, &checkInput{r: r, requestID: reqID, credential: credential, routeID: routeID, internal: true})
+	if d != decisionAllow {
+		return routeID, d
 	}
 	var jwt string
-	for _, o := range resp.GetOkResponse().GetHeaders() {
+	for _, o := range answer.GetHeaders() {
 		if strings.EqualFold(o.GetHeader().GetKey(), headerJWTAssertion) {
 			jwt = o.GetHeader().GetValue()
 		}
@@ -85,7 +71,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 	payload, ok := jwtPayload(jwt)
 	if !ok {
 		writeError(w, r, http.StatusUnauthorized, msgNotSignedIn, reqID)
-		return routeID, "deny"
+		return routeID, decisionDeny
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -105,30 +91,26 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		dec.UseNumber()
 		if err := dec.Decode(&claims); err != nil {
 			writeError(w, r, http.StatusUnauthorized, msgNotSignedIn, reqID)
-			return routeID, "deny"
+			return routeID, decisionDeny
 		}
 		if wantsJSON(r) {
 			h.Set("Content-Type", "application/json")
 			_, _ = w.Write(payload)
-			return routeID, "allow"
+			return routeID, decisionAllow
 		}
 		page := newUserPage(claims, reqID)
-		var handle string
-		if c, err := r.Cookie(st.cfg.CookieName); err == nil {
-			handle = c.Value
-		}
-		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, handle)
+		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
 		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
 		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		var buf bytes.Buffer
 		if err := userTemplate.Execute(&buf, page); err != nil {
 			writeError(w, r, http.StatusInternalServerError, "The page could not be shown.", reqID)
-			return routeID, "error"
+			return routeID, decisionError
 		}
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(buf.Bytes())
 	}
-	return routeID, "allow"
+	return routeID, decisionAllow
 }
 
 // jwtPayload returns the decoded claims part of a compact JWS. The token
@@ -260,10 +242,7 @@ func cookieDomainFor(domain, host string) string {
 // this host). Authenticate's own sign-out works the same way; Pomerium
 // likewise requires a CSRF token on its sign-out endpoint, GET or POST.
 func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, reqID string) {
-	var handle string
-	if c, err := r.Cookie(st.cfg.CookieName); err == nil {
-		handle = c.Value
-	}
+	handle := sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName)
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		s.confirmSignOut(w, r, st, handle, signOutReturn(r, st, r.URL.Query().Get(handoff.QueryRedirectURI)), reqID)

@@ -233,24 +233,24 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
-	routeID, decision := s.serve(rec, r, credential, reqID)
+	routeID, d := s.serve(rec, r, credential, reqID)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
 	// Denials and failures are logged at info.
 	level := slog.LevelDebug
-	if decision != "allow" || rec.status >= http.StatusInternalServerError {
+	if d != decisionAllow || rec.status >= http.StatusInternalServerError {
 		level = slog.LevelInfo
 	}
 	if s.logger.Enabled(r.Context(), level) {
 		status := rec.status
-		if status == 0 && decision == "allow" && isUpgrade(r) {
+		if status == 0 && d == decisionAllow && isUpgrade(r) {
 			status = http.StatusSwitchingProtocols
 		}
 		s.logger.LogAttrs(r.Context(), level, "http request",
 			slog.String("request_id", reqID),
 			slog.String("route", routeID),
-			slog.String("decision", decision),
+			slog.String("decision", string(d)),
 			slog.String("method", r.Method),
 			slog.String("host", r.Host),
 			slog.String("path", requestPath(r)),
@@ -265,7 +265,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve handles one request and returns the route id and decision for the
 // access log.
-func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID, decision string) {
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID string, d decision) {
 	st := s.state.Load()
 	// 1b. One normal path for everything below (see normalizeRequestPath).
 	p, refused := normalizeRequestPath(w, r, st.cfg.PathNormalization, reqID)
@@ -279,11 +279,11 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("OK\n"))
-		return "", "internal"
+		return "", decisionInternal
 	case p == signingkey.WellKnownPath || p == signingkey.JWKSPath:
 		if st.table.MatchHost(r.Host) == nil {
 			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
-			return "", "no-route"
+			return "", decisionNoRoute
 		}
 		h := st.wellKnown
 		if p == signingkey.JWKSPath {
@@ -291,10 +291,10 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		}
 		if h == nil {
 			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
-			return "", "no-route"
+			return "", decisionNoRoute
 		}
 		h.ServeHTTP(w, r)
-		return "", "internal"
+		return "", decisionInternal
 	case p == "/.pomerium" || strings.HasPrefix(p, "/.pomerium/"):
 		return s.servePomerium(w, r, st, credential, reqID)
 	}
@@ -313,39 +313,19 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	if rt == nil {
 		st.setResponseHeaders(w, r)
 		writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
-		return "", "no-route"
+		return "", decisionNoRoute
 	}
 	if !rt.admitUpgrade(r) {
 		rt.setResponseHeaders(w, r, st.hops)
 		writeError(w, r, http.StatusForbidden, msgUpgradeRefused, reqID)
-		return rt.cfg.ID, "upgrade-refused"
+		return rt.cfg.ID, decisionUpgradeRefused
 	}
 
 	// 4. Authorization: one Check, fail closed.
-	ip, _ := clientIP(r, st.hops)
-	resp, err := s.check(r.Context(), &checkInput{
-		r: r, requestID: reqID, scheme: requestScheme(r, st.hops), clientIP: ip,
-		credential: credential, routeID: rt.cfg.ID,
-	})
-	if err != nil {
-		if r.Context().Err() != nil {
-			return rt.cfg.ID, "client-gone"
-		}
-		s.logger.Error("authorize check failed; refusing the request", "route", rt.cfg.ID, "request_id", reqID, "error", err.Error())
-		rt.setResponseHeaders(w, r, st.hops)
-		writeError(w, r, http.StatusServiceUnavailable, msgAuthUnavailable, reqID)
-		return rt.cfg.ID, "error"
+	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID})
+	if d != decisionAllow {
+		return rt.cfg.ID, d
 	}
-	if !allowed(resp) {
-		rt.setResponseHeaders(w, r, st.hops)
-		d := resp.GetDeniedResponse()
-		if d == nil {
-			d = resp.GetErrorResponse()
-		}
-		writeDenied(w, r, s.bindSignIn(w, st, rt.cfg, d), reqID)
-		return rt.cfg.ID, "deny"
-	}
-	ok := resp.GetOkResponse()
 	if hs := ok.GetResponseHeadersToAdd(); len(hs) > 0 {
 		for _, o := range hs {
 			if key := canonicalHeaderName(o.GetHeader().GetKey()); key != "" {
@@ -361,7 +341,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		r = withOK(r, ok)
 	}
 	rt.proxy.ServeHTTP(w, r)
-	return rt.cfg.ID, "allow"
+	return rt.cfg.ID, decisionAllow
 }
 
 // setResponseHeaders sets the route's response headers on a response the

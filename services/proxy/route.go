@@ -187,14 +187,10 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		BufferPool:     sharedBuffers,
 		ModifyResponse: rt.modifyResponse,
 		ErrorHandler:   rt.errorHandler,
-		ErrorLog:       log.New(discardWriter{}, "", 0),
+		ErrorLog:       log.New(io.Discard, "", 0),
 	}
 	return rt, key, nil
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // rewrite builds the upstream request (ReverseProxy calls it after
 // removing hop-by-hop and X-Forwarded-* headers from pr.Out, so that what

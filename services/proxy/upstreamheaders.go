@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
 // The request an upstream receives is built in one place, route.rewrite,
@@ -191,7 +192,7 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	h := out.Header
 	rid := h[headerRequestID] // ReverseProxy's copy of the id serve chose, unless Connection named it
 	stripGatehouseHeaders(h, &rt.protected)
-	removeSessionCredentials(h, rt.cookieName)
+	sessionhandle.StripCredentials(h, rt.cookieName)
 	// serve already took the reserved pomerium_* parameters out of the
 	// query; this is the last line before the upstream.
 	out.URL.RawQuery, _ = handoff.StripReservedQuery(out.URL.RawQuery)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
 )
@@ -58,7 +59,7 @@ func benchGet(b *testing.B, be storage.Backend) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := be.Get(context.Background(), UserType, fmt.Sprint(rand.IntN(n))); err != nil {
+			if _, err := be.Get(context.Background(), databroker.UserType, fmt.Sprint(rand.IntN(n))); err != nil {
 				b.Error(err)
 				return
 			}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
@@ -33,16 +34,13 @@ type Options struct {
 // registers its own cleanup with t.
 type Factory func(t testing.TB, opts Options) storage.Backend
 
-// UserType is the type URL of the user records the suite writes.
-const UserType = "type.googleapis.com/gatehouse.user.v1.User"
-
 // UserRecord returns a record holding a user with the given id and email.
 func UserRecord(id, email string) *databrokerv1.Record {
 	data, err := anypb.New(&userv1.User{Id: id, Email: email, Name: "user " + id})
 	if err != nil {
 		panic(err)
 	}
-	return &databrokerv1.Record{Type: UserType, Id: id, Data: data}
+	return &databrokerv1.Record{Type: databroker.UserType, Id: id, Data: data}
 }
 
 // DeleteRecord returns a delete of typ/id.
@@ -147,7 +145,7 @@ func collect(t testing.TB, b storage.Backend, typ string, after uint64, n int) [
 
 func testPutGetDelete(t *testing.T, b storage.Backend) {
 	ctx := ctxT(t)
-	if _, err := b.Get(ctx, UserType, "u1"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := b.Get(ctx, databroker.UserType, "u1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get missing: %v, want ErrNotFound", err)
 	}
 	before := time.Now().Add(-time.Second)
@@ -155,7 +153,7 @@ func testPutGetDelete(t *testing.T, b storage.Backend) {
 	if len(out) != 1 || out[0].GetVersion() == 0 || out[0].GetModifiedAt().AsTime().Before(before) {
 		t.Fatalf("Put returned %v", out)
 	}
-	got := must[*databrokerv1.Record](t)(b.Get(ctx, UserType, "u1"))
+	got := must[*databrokerv1.Record](t)(b.Get(ctx, databroker.UserType, "u1"))
 	if got.GetVersion() != out[0].GetVersion() || !proto.Equal(got.GetData(), out[0].GetData()) {
 		t.Fatalf("Get = %v, want %v", got, out[0])
 	}
@@ -163,14 +161,14 @@ func testPutGetDelete(t *testing.T, b storage.Backend) {
 	if err := got.GetData().UnmarshalTo(&u); err != nil || u.GetEmail() != "u1@example.com" {
 		t.Fatalf("data = %v (%v)", &u, err)
 	}
-	del := put(t, b, DeleteRecord(UserType, "u1"))
+	del := put(t, b, DeleteRecord(databroker.UserType, "u1"))
 	if del[0].GetDeletedAt() == nil || del[0].GetVersion() <= out[0].GetVersion() {
 		t.Fatalf("delete returned %v", del[0])
 	}
-	if _, err := b.Get(ctx, UserType, "u1"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := b.Get(ctx, databroker.UserType, "u1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get deleted: %v, want ErrNotFound", err)
 	}
-	if _, _, err := b.Put(ctx, []*databrokerv1.Record{{Type: UserType}}); !errors.Is(err, storage.ErrInvalid) {
+	if _, _, err := b.Put(ctx, []*databrokerv1.Record{{Type: databroker.UserType}}); !errors.Is(err, storage.ErrInvalid) {
 		t.Fatalf("Put without id: %v, want ErrInvalid", err)
 	}
 	if err := b.Ping(ctx); err != nil {
@@ -256,7 +254,7 @@ func testSyncExactlyOnce(t *testing.T, b storage.Backend) {
 		}()
 		return ch
 	}
-	users := follow(UserType, writers*perWriter)
+	users := follow(databroker.UserType, writers*perWriter)
 	all := follow("", writers*perWriter*2)
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -283,7 +281,7 @@ func testSyncExactlyOnce(t *testing.T, b storage.Backend) {
 			if i > 0 && r.GetVersion() <= res.recs[i-1].GetVersion() {
 				t.Fatalf("%s follower: version %d after %d", name, r.GetVersion(), res.recs[i-1].GetVersion())
 			}
-			if name == "user" && r.GetType() != UserType {
+			if name == "user" && r.GetType() != databroker.UserType {
 				t.Fatalf("user follower got type %q", r.GetType())
 			}
 			key := r.GetType() + "/" + r.GetId()
@@ -294,7 +292,7 @@ func testSyncExactlyOnce(t *testing.T, b storage.Backend) {
 		}
 	}
 	// Nothing more is pending for the user type.
-	batch := must[*storage.ChangeBatch](t)(b.Changes(ctx, vs.Server, UserType, must[storage.Versions](t)(b.Versions(ctx)).Latest, 10))
+	batch := must[*storage.ChangeBatch](t)(b.Changes(ctx, vs.Server, databroker.UserType, must[storage.Versions](t)(b.Versions(ctx)).Latest, 10))
 	if len(batch.Records) != 0 || batch.More {
 		t.Fatalf("unexpected extra changes: %v", batch.Records)
 	}
@@ -309,7 +307,7 @@ func testSyncDeletes(t *testing.T, b storage.Backend) {
 	var once sync.Once
 	go func() {
 		var got []*databrokerv1.Record
-		_ = follow(ctx, b, sv, UserType, out[1].GetVersion(), func(r *databrokerv1.Record) bool {
+		_ = follow(ctx, b, sv, databroker.UserType, out[1].GetVersion(), func(r *databrokerv1.Record) bool {
 			got = append(got, r)
 			return len(got) < 2
 		}, func() { once.Do(func() { close(waiting) }) })
@@ -321,13 +319,13 @@ func testSyncDeletes(t *testing.T, b storage.Backend) {
 	case got := <-done: // it ends by itself only when ctx (bounded) does
 		t.Fatalf("the follower ended before it waited, with %v", got)
 	}
-	put(t, b, DeleteRecord(UserType, "a"))
+	put(t, b, DeleteRecord(databroker.UserType, "a"))
 	put(t, b, UserRecord("c", ""))
 	got := <-done
 	if len(got) != 2 || got[0].GetId() != "a" || got[0].GetDeletedAt() == nil || got[1].GetId() != "c" || got[1].GetDeletedAt() != nil {
 		t.Fatalf("changes = %v", got)
 	}
-	recs, _ := must2(t)(b.Latest(ctx, UserType))
+	recs, _ := must2(t)(b.Latest(ctx, databroker.UserType))
 	if len(recs) != 2 {
 		t.Fatalf("Latest = %v, want b and c", recs)
 	}
@@ -402,13 +400,13 @@ func testPruneKeepsStream(t *testing.T, b storage.Backend) {
 	}
 	// The records themselves outlive the change log.
 	for _, id := range []string{"a", "b", "c"} {
-		must[*databrokerv1.Record](t)(b.Get(ctx, UserType, id))
+		must[*databrokerv1.Record](t)(b.Get(ctx, databroker.UserType, id))
 	}
 }
 
 func testTTL(t *testing.T, b storage.Backend) {
 	ctx := ctxT(t)
-	const typ = "type.googleapis.com/gatehouse.session.v1.Session"
+	const typ = databroker.SessionType
 	ttl := 600 * time.Millisecond
 	if err := b.SetOptions(ctx, typ, &databrokerv1.Options{Ttl: durationpb.New(ttl)}); err != nil {
 		t.Fatal(err)
@@ -555,10 +553,10 @@ func testQuery(t *testing.T, b storage.Backend) {
 		recs = append(recs, UserRecord(fmt.Sprintf("u%02d", i), fmt.Sprintf("user%02d@%s", i, domain)))
 	}
 	put(t, b, recs...)
-	put(t, b, DeleteRecord(UserType, "u24"))
+	put(t, b, DeleteRecord(databroker.UserType, "u24"))
 	q := func(q storage.Query) *storage.QueryResult {
 		t.Helper()
-		q.Type = UserType
+		q.Type = databroker.UserType
 		return must[*storage.QueryResult](t)(b.Query(ctx, q))
 	}
 	ids := func(r *storage.QueryResult) string {
@@ -587,7 +585,7 @@ func testQuery(t *testing.T, b storage.Backend) {
 	if r := q(storage.Query{Text: "u1", Filter: map[string][]string{"id": {"u10", "u20"}}}); ids(r) != "[u10]" {
 		t.Fatalf("text+filter = %s", ids(r))
 	}
-	if _, err := b.Query(ctx, storage.Query{Type: UserType, Filter: map[string][]string{"name": {"x"}}}); !errors.Is(err, storage.ErrInvalid) {
+	if _, err := b.Query(ctx, storage.Query{Type: databroker.UserType, Filter: map[string][]string{"name": {"x"}}}); !errors.Is(err, storage.ErrInvalid) {
 		t.Fatalf("unindexed filter: %v, want ErrInvalid", err)
 	}
 	if r := must[*storage.QueryResult](t)(b.Query(ctx, storage.Query{Type: "empty"})); r.TotalCount != 0 {
@@ -608,13 +606,13 @@ func testPatch(t *testing.T, b storage.Backend) {
 		t.Fatalf("Patch returned %v", out)
 	}
 	var u userv1.User
-	if err := must[*databrokerv1.Record](t)(b.Get(ctx, UserType, "p")).GetData().UnmarshalTo(&u); err != nil {
+	if err := must[*databrokerv1.Record](t)(b.Get(ctx, databroker.UserType, "p")).GetData().UnmarshalTo(&u); err != nil {
 		t.Fatal(err)
 	}
 	if u.GetName() != "New Name" || u.GetEmail() != "p@example.com" || u.GetId() != "p" {
 		t.Fatalf("patched user = %v", &u)
 	}
-	if _, err := b.Get(ctx, UserType, "missing"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := b.Get(ctx, databroker.UserType, "missing"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Patch created a missing record: %v", err)
 	}
 	if _, _, err := b.Patch(ctx, []*databrokerv1.Record{patch}, []string{"nope"}); !errors.Is(err, storage.ErrInvalid) {
@@ -625,8 +623,8 @@ func testPatch(t *testing.T, b storage.Backend) {
 func testLatest(t *testing.T, b storage.Backend) {
 	ctx := ctxT(t)
 	put(t, b, UserRecord("a", ""), UserRecord("b", ""), &databrokerv1.Record{Type: "t2", Id: "x", Data: UserRecord("x", "").GetData()})
-	put(t, b, DeleteRecord(UserType, "a"))
-	recs, vs := must2(t)(b.Latest(ctx, UserType))
+	put(t, b, DeleteRecord(databroker.UserType, "a"))
+	recs, vs := must2(t)(b.Latest(ctx, databroker.UserType))
 	if len(recs) != 1 || recs[0].GetId() != "b" {
 		t.Fatalf("Latest(user) = %v", recs)
 	}
@@ -638,7 +636,7 @@ func testLatest(t *testing.T, b storage.Backend) {
 	if len(all) != 2 {
 		t.Fatalf("Latest(all) = %v", all)
 	}
-	if types := must[[]string](t)(b.ListTypes(ctx)); fmt.Sprint(types) != "[t2 "+UserType+"]" {
+	if types := must[[]string](t)(b.ListTypes(ctx)); fmt.Sprint(types) != "[t2 "+databroker.UserType+"]" {
 		t.Fatalf("ListTypes = %v", types)
 	}
 }
