@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/logging"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -70,6 +71,9 @@ type Service struct {
 
 	// usedBindings holds the sign-in bindings whose callback was opened.
 	usedBindings *handoff.UsedSet
+	// checkErrors keeps a failing authorize from writing an error line
+	// per request.
+	checkErrors *logging.Limiter
 }
 
 // state is everything compiled from one configuration. It is never
@@ -103,6 +107,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		now:          time.Now,
 		transports:   newTransportCache(),
 		usedBindings: handoff.NewUsedSet(maxUsedBindings),
+		checkErrors:  logging.NewLimiter(checkErrorLogInterval),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()

@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -610,4 +614,39 @@ func TestHelpers(t *testing.T) {
 	if got, _ := clientIP(r, 1); got != "10.0.0.1" {
 		t.Errorf("clientIP with a bad entry = %q", got)
 	}
+}
+
+// A down authorize refuses every request, but writes one error line per
+// kind of failure per interval, not one per request (issue 13: 6,718 lines
+// in 11 s under load).
+func TestCheckErrorsAreLoggedOncePerInterval(t *testing.T) {
+	up := newUpstream(t, "app")
+	cfg := parseConfig(t, "", routeYAML("id: app", "from: http://app.test", "to: "+up.URL))
+	authz := newFakeAuthz(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return nil, errUnavailable })
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := newHarness(t, cfg, authz, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	})
+	for range 50 {
+		if resp, _ := h.get(t, "app.test", "/", "Accept", "application/json"); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "authorize check failed"); n != 1 {
+		t.Fatalf("%d error lines for 50 identical failures, want 1:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
