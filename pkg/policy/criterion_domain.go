@@ -3,14 +3,14 @@ package policy
 import "strings"
 
 // domainCriterion matches the domain of the user's email (the part after
-// the '@') with a string matcher, ignoring case.
+// the '@') with a string matcher.
 type domainCriterion struct{}
 
 func (domainCriterion) name() string       { return "domain" }
 func (domainCriterion) takes() valueKind   { return stringValue{} }
 func (domainCriterion) needs() subjectData { return needsUser }
 func (domainCriterion) compile(c *Criterion) check {
-	m := compileStringMatcher(c.String, true)
+	m := compileStringMatcher(c.String)
 	return check{
 		test: func(in *Input) bool {
 			d, ok := emailDomain(in.Session.Email)

@@ -7,7 +7,7 @@ func (httpPathCriterion) name() string       { return "http_path" }
 func (httpPathCriterion) takes() valueKind   { return stringValue{} }
 func (httpPathCriterion) needs() subjectData { return needsRequest }
 func (httpPathCriterion) compile(c *Criterion) check {
-	m := compileStringMatcher(c.String, false)
+	m := compileStringMatcher(c.String)
 	return check{
 		test: func(in *Input) bool { return m(in.Path) },
 		ok:   ReasonHTTPPathOK, fail: ReasonHTTPPathUnauthorized,

@@ -21,7 +21,7 @@ type Input struct {
 type Subject struct {
 	SessionID string
 	UserID    string // the IdP's subject; matched by `user`
-	Email     string // matched case-insensitively by `email` and `domain`
+	Email     string // matched exactly (case included) by `email` and `domain`
 	Name      string
 	Groups    []string            // the IdP's groups claim; matched by `groups`
 	Claims    map[string][]string // every claim of session and user, values flattened to strings; matched by claim/<name>

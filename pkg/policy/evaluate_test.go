@@ -12,7 +12,7 @@ var testNow = time.Date(2024, 6, 5, 14, 30, 0, 0, time.UTC)
 
 var (
 	alice = &Subject{
-		SessionID: "s-alice", UserID: "u-alice", Email: "Alice@Example.com", Name: "Alice",
+		SessionID: "s-alice", UserID: "u-alice", Email: "alice@example.com", Name: "Alice",
 		Groups: []string{"admin", "dev"},
 		Claims: map[string][]string{
 			"family_name": {"Smith"},
@@ -30,7 +30,8 @@ var (
 	carol = &Subject{ // signed in, no email, no groups
 		SessionID: "s-carol", UserID: "u-carol",
 	}
-	anonymous = &Subject{SessionID: "s-anon"} // a session without a user id
+	anonymous = &Subject{SessionID: "s-anon"}                                                 // a session without a user id
+	mixedCase = &Subject{SessionID: "s-mixed", UserID: "u-mixed", Email: "Alice@Example.com"} // an IdP that keeps the case of addresses
 )
 
 type req struct {
@@ -125,7 +126,8 @@ func TestCriteria(t *testing.T) {
 
 		// domain
 		{name: "domain is", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
-		{name: "domain is case-insensitive", policy: "allow: {or: [{domain: {is: EXAMPLE.com}}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
+		{name: "domain is case-sensitive (Pomerium)", policy: "allow: {or: [{domain: {is: EXAMPLE.com}}]}", req: req{session: alice}, reasons: "domain-unauthorized"},
+		{name: "domain of a mixed-case email is case-sensitive (Pomerium)", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: mixedCase}, reasons: "domain-unauthorized"},
 		{name: "domain bare string", policy: "allow: {or: [{domain: example.com}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
 		{name: "domain other", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: bob}, reasons: "domain-unauthorized"},
 		{name: "domain anonymous", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
@@ -138,19 +140,26 @@ func TestCriteria(t *testing.T) {
 
 		// email
 		{name: "email is", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email is case-insensitive", policy: "allow: {or: [{email: {is: ALICE@EXAMPLE.COM}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {is: ALICE@EXAMPLE.COM}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email is case-sensitive on the user's side (Pomerium)", policy: "allow: {or: [{email: {is: Alice@Example.com}}]}", req: req{session: mixedCase}, allow: true, reasons: "email-ok"},
+		{name: "email mixed case does not admit lower case (Pomerium)", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: mixedCase}, reasons: "email-unauthorized"},
 		{name: "email is other", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
 		{name: "email bare", policy: "allow: {or: [{email: bob@other.org}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email not", policy: "allow: {or: [{email: {not: bob@other.org}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email not self", policy: "allow: {or: [{email: {not: BOB@other.org}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
+		{name: "email not self", policy: "allow: {or: [{email: {not: bob@other.org}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
+		{name: "email not is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {not: BOB@other.org}}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email starts_with", policy: "allow: {or: [{email: {starts_with: 'alice@'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
 		{name: "email starts_with miss", policy: "allow: {or: [{email: {starts_with: 'admin@'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email ends_with", policy: "allow: {or: [{email: {ends_with: '@example.com'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
 		{name: "email ends_with longer than value", policy: "allow: {or: [{email: {ends_with: 'xxxxxxxxxxxxxxxxxxxxxxx@example.com'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
-		{name: "email contains", policy: "allow: {or: [{email: {contains: 'CE@EX'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email contains", policy: "allow: {or: [{email: {contains: 'ce@ex'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email contains is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {contains: 'CE@EX'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email starts_with is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {starts_with: 'Alice@'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email contains miss", policy: "allow: {or: [{email: {contains: bob}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email in", policy: "allow: {or: [{email: {in: [x@y.z, alice@example.com]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email in long list (hashed)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, Alice@example.COM]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email in long list (hashed)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, alice@example.com]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email in long list is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, Alice@example.COM]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email in short list is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {in: [x@y.z, ALICE@example.com]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email in long list miss", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, j@x]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email bare list is in", policy: "allow: {or: [{email: [x@y.z, bob@other.org]}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email not_in", policy: "allow: {or: [{email: {not_in: [x@y.z]}}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
@@ -201,7 +210,7 @@ func TestCriteria(t *testing.T) {
 		// http_method
 		{name: "http_method is", policy: "allow: {or: [{http_method: {is: GET}}]}", req: req{method: "GET"}, allow: true, reasons: "http-method-ok"},
 		{name: "http_method is other", policy: "allow: {or: [{http_method: {is: GET}}]}", req: req{method: "POST"}, reasons: "http-method-unauthorized"},
-		{name: "http_method case-insensitive", policy: "allow: {or: [{http_method: get}]}", req: req{method: "GET"}, allow: true, reasons: "http-method-ok"},
+		{name: "http_method is case-sensitive (Pomerium)", policy: "allow: {or: [{http_method: get}]}", req: req{method: "GET"}, reasons: "http-method-unauthorized"},
 		{name: "http_method in", policy: "allow: {or: [{http_method: {in: [GET, HEAD]}}]}", req: req{method: "HEAD"}, allow: true, reasons: "http-method-ok"},
 		{name: "http_method not_in", policy: "allow: {or: [{http_method: {not_in: [POST, PUT, DELETE]}}]}", req: req{method: "DELETE"}, reasons: "http-method-unauthorized"},
 		{name: "http_method needs no session", policy: "allow: {or: [{http_method: GET}]}", req: req{}, allow: true, reasons: "http-method-ok"},

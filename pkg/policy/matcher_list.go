@@ -126,7 +126,7 @@ func compileListMatcher(m *ListMatcher) func([]string) bool {
 
 // compileListHas: the list contains one of op.Values.
 func compileListHas(op ListOp) func([]string) bool {
-	in := compileSet(op.Values, false)
+	in := compileSet(op.Values)
 	return func(l []string) bool {
 		for _, x := range l {
 			if in(x) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -13,9 +12,9 @@ import (
 type stringOperator struct {
 	name    string
 	operand operand // operandString (StringOp.Value) or operandList (StringOp.Values)
-	// compile returns the operator's test. With fold it ignores case;
-	// the test must not allocate.
-	compile func(op StringOp, fold bool) func(string) bool
+	// compile returns the operator's test, which compares exactly (as
+	// Pomerium's Rego does) and must not allocate.
+	compile func(op StringOp) func(string) bool
 }
 
 // stringOperators are the string matcher's operators, in the order
@@ -117,12 +116,12 @@ func parseStringMatcher(name string, n *yaml.Node) (*StringMatcher, error) {
 }
 
 // compileStringMatcher returns the test of a checked string matcher: all
-// of its operators must hold. With fold it ignores case.
-func compileStringMatcher(m *StringMatcher, fold bool) func(string) bool {
+// of its operators must hold.
+func compileStringMatcher(m *StringMatcher) func(string) bool {
 	fs := make([]func(string) bool, 0, len(m.Ops))
 	for _, op := range m.Ops {
 		o, _ := lookupStringOperator(op.Op) // checked by stringValue.check
-		fs = append(fs, o.compile(op, fold))
+		fs = append(fs, o.compile(op))
 	}
 	if len(fs) == 1 {
 		return fs[0]
@@ -137,60 +136,37 @@ func compileStringMatcher(m *StringMatcher, fold bool) func(string) bool {
 	}
 }
 
-// foldValue returns op.Value, lower-cased with fold.
-func foldValue(op StringOp, fold bool) string {
-	if fold {
-		return strings.ToLower(op.Value)
-	}
-	return op.Value
-}
-
-func compileStringIs(op StringOp, fold bool) func(string) bool {
-	v := foldValue(op, fold)
-	if fold {
-		return func(s string) bool { return strings.EqualFold(s, v) }
-	}
+func compileStringIs(op StringOp) func(string) bool {
+	v := op.Value
 	return func(s string) bool { return s == v }
 }
 
-func compileStringNot(op StringOp, fold bool) func(string) bool {
-	v := foldValue(op, fold)
-	if fold {
-		return func(s string) bool { return !strings.EqualFold(s, v) }
-	}
+func compileStringNot(op StringOp) func(string) bool {
+	v := op.Value
 	return func(s string) bool { return s != v }
 }
 
-func compileStringContains(op StringOp, fold bool) func(string) bool {
-	v := foldValue(op, fold)
-	if fold {
-		return func(s string) bool { return containsFold(s, v) }
-	}
+func compileStringContains(op StringOp) func(string) bool {
+	v := op.Value
 	return func(s string) bool { return strings.Contains(s, v) }
 }
 
-func compileStringStartsWith(op StringOp, fold bool) func(string) bool {
-	v := foldValue(op, fold)
-	if fold {
-		return func(s string) bool { return len(s) >= len(v) && strings.EqualFold(s[:len(v)], v) }
-	}
+func compileStringStartsWith(op StringOp) func(string) bool {
+	v := op.Value
 	return func(s string) bool { return strings.HasPrefix(s, v) }
 }
 
-func compileStringEndsWith(op StringOp, fold bool) func(string) bool {
-	v := foldValue(op, fold)
-	if fold {
-		return func(s string) bool { return len(s) >= len(v) && strings.EqualFold(s[len(s)-len(v):], v) }
-	}
+func compileStringEndsWith(op StringOp) func(string) bool {
+	v := op.Value
 	return func(s string) bool { return strings.HasSuffix(s, v) }
 }
 
-func compileStringIn(op StringOp, fold bool) func(string) bool {
-	return compileSet(op.Values, fold)
+func compileStringIn(op StringOp) func(string) bool {
+	return compileSet(op.Values)
 }
 
-func compileStringNotIn(op StringOp, fold bool) func(string) bool {
-	in := compileSet(op.Values, fold)
+func compileStringNotIn(op StringOp) func(string) bool {
+	in := compileSet(op.Values)
 	return func(s string) bool { return !in(s) }
 }
 
@@ -200,74 +176,14 @@ const hashThreshold = 8
 
 // compileSet returns a membership test for values: a linear scan for
 // short lists, a map for long ones.
-func compileSet(values []string, fold bool) func(string) bool {
+func compileSet(values []string) func(string) bool {
 	vs := slices.Clone(values)
-	if fold {
-		for i := range vs {
-			vs[i] = strings.ToLower(vs[i])
-		}
-	}
 	if len(vs) < hashThreshold {
-		if fold {
-			return func(s string) bool {
-				for _, v := range vs {
-					if strings.EqualFold(s, v) {
-						return true
-					}
-				}
-				return false
-			}
-		}
 		return func(s string) bool { return slices.Contains(vs, s) }
 	}
 	set := make(map[string]struct{}, len(vs))
 	for _, v := range vs {
 		set[v] = struct{}{}
 	}
-	if !fold {
-		return func(s string) bool { _, ok := set[s]; return ok }
-	}
-	return func(s string) bool {
-		// Lower-case into a stack buffer; m[string(b)] does not allocate.
-		var buf [128]byte
-		if b, ok := lowerASCII(buf[:0], s); ok {
-			_, hit := set[string(b)]
-			return hit
-		}
-		_, hit := set[strings.ToLower(s)] // long or non-ASCII: rare, may allocate
-		return hit
-	}
-}
-
-// lowerASCII appends the lower-case form of s to dst when s is ASCII and
-// fits in dst's capacity.
-func lowerASCII(dst []byte, s string) ([]byte, bool) {
-	if len(s) > cap(dst) {
-		return nil, false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			return nil, false
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst, true
-}
-
-// containsFold reports whether substr (lower-case) is in s, ignoring case,
-// without allocating.
-func containsFold(s, substr string) bool {
-	if substr == "" {
-		return true
-	}
-	for i := 0; i+len(substr) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(substr)], substr) {
-			return true
-		}
-	}
-	return false
+	return func(s string) bool { _, ok := set[s]; return ok }
 }
