@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -11,7 +12,7 @@ import (
 // strings (groups, claim values).
 type listOperator struct {
 	name    string
-	operand operand // operandString (one value) or operandStringOrList
+	operand operand // operandString: every list operator compares one value
 	// compile returns the operator's test; it must not allocate.
 	compile func(op ListOp) func([]string) bool
 }
@@ -19,9 +20,9 @@ type listOperator struct {
 // listOperators are the list matcher's operators, in the order messages
 // list them.
 var listOperators = []listOperator{
-	{opHas, operandStringOrList, compileListHas},
+	{opHas, operandString, compileListHas},
 	{opIs, operandString, compileListIs},
-	{opExclude, operandStringOrList, compileListExclude},
+	{opExclude, operandString, compileListExclude},
 }
 
 var listOperatorNames = operatorNames(listOperators, func(o listOperator) string { return o.name })
@@ -53,24 +54,29 @@ func (listValue) check(c *Criterion) error {
 		switch {
 		case !ok:
 			return astError(c, "matcher %q of criterion %q is unknown", op.Op, c.Name)
-		case len(op.Values) == 0 || (o.operand == operandString && len(op.Values) != 1):
+		case o.operand == operandString && len(op.Values) != 1:
 			return astError(c, "matcher %q of criterion %q has %d values", op.Op, c.Name, len(op.Values))
 		}
 	}
 	return nil
 }
 
-// parseListMatcher parses a list matcher: a bare string or list is
-// {has: value}.
+// parseListMatcher parses a list matcher: a bare string is {has: value}.
+// Every operator compares one value; a list is refused with a message
+// saying how to write "any of" (or) or "none of" (and).
 func parseListMatcher(name string, n *yaml.Node) (*ListMatcher, error) {
 	what := fmt.Sprintf("criterion %q", name)
 	switch n.Kind {
-	case yaml.ScalarNode, yaml.SequenceNode:
-		vs, err := scalarOrList(n, what)
+	case yaml.ScalarNode:
+		v, err := scalar(n, what)
 		if err != nil {
 			return nil, err
 		}
-		return &ListMatcher{Ops: []ListOp{{Op: opHas, Values: vs}}}, nil
+		return &ListMatcher{Ops: []ListOp{{Op: opHas, Values: []string{v}}}}, nil
+	case yaml.SequenceNode:
+		// Pomerium reads a bare value as {has: value}, and has compares
+		// each element with the whole list: it would never match.
+		return nil, errorf(n, "%s takes a string, not a list%s", what, listOperandHint(name, opHas, n, false))
 	}
 	ps, err := pairs(n, what)
 	if err != nil {
@@ -87,18 +93,14 @@ func parseListMatcher(name string, n *yaml.Node) (*ListMatcher, error) {
 				p.key, name, suggest(p.key, listOperatorNames), strings.Join(listOperatorNames, ", "))
 		}
 		opWhat := fmt.Sprintf("matcher %q of criterion %q", p.key, name)
-		var vs []string
-		if o.operand == operandString {
-			var s string
-			s, err = scalar(p.value, opWhat)
-			vs = []string{s}
-		} else {
-			vs, err = scalarOrList(p.value, opWhat)
+		if p.value.Kind == yaml.SequenceNode {
+			return nil, errorf(p.value, "%s takes a string, not a list%s", opWhat, listOperandHint(name, o.name, p.value, false))
 		}
+		v, err := scalar(p.value, opWhat)
 		if err != nil {
 			return nil, err
 		}
-		m.Ops = append(m.Ops, ListOp{Op: o.name, Values: vs})
+		m.Ops = append(m.Ops, ListOp{Op: o.name, Values: []string{v}})
 	}
 	return m, nil
 }
@@ -124,23 +126,16 @@ func compileListMatcher(m *ListMatcher) func([]string) bool {
 	}
 }
 
-// compileListHas: the list contains one of op.Values.
+// compileListHas: the list contains op.Values[0].
 func compileListHas(op ListOp) func([]string) bool {
-	in := compileSet(op.Values)
-	return func(l []string) bool {
-		for _, x := range l {
-			if in(x) {
-				return true
-			}
-		}
-		return false
-	}
+	v := op.Values[0]
+	return func(l []string) bool { return slices.Contains(l, v) }
 }
 
-// compileListExclude: the list contains none of op.Values.
+// compileListExclude: the list does not contain op.Values[0].
 func compileListExclude(op ListOp) func([]string) bool {
-	has := compileListHas(op)
-	return func(l []string) bool { return !has(l) }
+	v := op.Values[0]
+	return func(l []string) bool { return !slices.Contains(l, v) }
 }
 
 // compileListIs: the list is exactly [op.Values[0]].

@@ -65,8 +65,9 @@ func (stringValue) check(c *Criterion) error {
 	return nil
 }
 
-// parseStringMatcher parses a string matcher: a bare string is {is: s}, a
-// bare list {in: list}.
+// parseStringMatcher parses a string matcher: a bare string is {is: s}.
+// A list is refused wherever one value is compared (bare, is, not,
+// contains, ...): Pomerium would compare it whole and never match.
 func parseStringMatcher(name string, n *yaml.Node) (*StringMatcher, error) {
 	what := fmt.Sprintf("criterion %q", name)
 	switch n.Kind {
@@ -77,11 +78,9 @@ func parseStringMatcher(name string, n *yaml.Node) (*StringMatcher, error) {
 		}
 		return &StringMatcher{Ops: []StringOp{{Op: opIs, Value: s}}}, nil
 	case yaml.SequenceNode:
-		vs, err := scalars(n, what)
-		if err != nil {
-			return nil, err
-		}
-		return &StringMatcher{Ops: []StringOp{{Op: opIn, Values: vs}}}, nil
+		// Pomerium reads a bare value as {is: value}: a list would be
+		// compared whole and never match.
+		return nil, errorf(n, "%s takes a string, not a list%s", what, listOperandHint(name, opIs, n, true))
 	}
 	ps, err := pairs(n, what)
 	if err != nil {
@@ -105,6 +104,9 @@ func parseStringMatcher(name string, n *yaml.Node) (*StringMatcher, error) {
 			}
 			m.Ops = append(m.Ops, StringOp{Op: o.name, Values: vs})
 			continue
+		}
+		if p.value.Kind == yaml.SequenceNode {
+			return nil, errorf(p.value, "%s takes a string, not a list%s", opWhat, listOperandHint(name, o.name, p.value, true))
 		}
 		s, err := scalar(p.value, opWhat)
 		if err != nil {
