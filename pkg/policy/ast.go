@@ -81,9 +81,14 @@ type ListMatcher struct {
 //	has      the list contains Values[0]
 //	is       the list is exactly [Values[0]]
 //	exclude  the list does not contain Values[0]
+//
+// claim/<name> compares Values[0] with Type: a YAML true is the JSON
+// boolean, 30 the number, "true" (quoted) the string. groups compares the
+// text only.
 type ListOp struct {
 	Op     string
-	Values []string // exactly one value
+	Values []string // exactly one value, as text (see ClaimValue.Text)
+	Type   JSONType // the value's JSON type; JSONString when unset
 }
 
 // DateMatcher matches the request time against absolute instants. A zero

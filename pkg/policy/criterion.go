@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -141,22 +140,9 @@ func compileCriterion(c *Criterion) (evalFunc, error) {
 }
 
 // flagValue is the value kind of criteria that take no matcher (accept:
-// true). Any value is accepted except false: Pomerium ignores the value,
-// so "accept: false" would still accept; gatehouse refuses it instead of
-// silently granting access.
-type flagValue struct {
-	negation string // what to write instead of false, for the message
-}
+// true). Like Pomerium, they ignore the value: "accept: false" accepts.
+type flagValue struct{}
 
-func (f flagValue) parse(c *Criterion, _ string, v *yaml.Node) error {
-	if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" && strings.EqualFold(v.Value, "false") {
-		negation := f.negation
-		if negation == "" {
-			negation = "the not operator"
-		}
-		return errorf(v, "criterion %q takes true; false would not negate it, use %s", c.Name, negation)
-	}
-	return nil
-}
+func (flagValue) parse(*Criterion, string, *yaml.Node) error { return nil }
 
 func (flagValue) check(*Criterion) error { return nil }

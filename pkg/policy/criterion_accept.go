@@ -4,7 +4,7 @@ package policy
 type acceptCriterion struct{}
 
 func (acceptCriterion) name() string       { return "accept" }
-func (acceptCriterion) takes() valueKind   { return flagValue{negation: "reject"} }
+func (acceptCriterion) takes() valueKind   { return flagValue{} }
 func (acceptCriterion) needs() subjectData { return needsRequest }
 func (acceptCriterion) compile(*Criterion) check {
 	return check{test: func(*Input) bool { return true }, ok: ReasonAccept, fail: ReasonAccept}

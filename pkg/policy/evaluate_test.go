@@ -14,24 +14,25 @@ var (
 	alice = &Subject{
 		SessionID: "s-alice", UserID: "u-alice", Email: "alice@example.com", Name: "Alice",
 		Groups: []string{"admin", "dev"},
-		Claims: map[string][]string{
-			"family_name": {"Smith"},
-			"groups":      {"admin", "dev"},
-			"department":  {"eng"},
-			"age":         {"30"},
-			"verified":    {"true"},
+		Claims: map[string][]ClaimValue{ // typed as the ID token's JSON
+			"family_name": StringClaims("Smith"),
+			"groups":      StringClaims("admin", "dev"),
+			"department":  StringClaims("eng"),
+			"age":         {NumberClaim(30)},
+			"verified":    {{Type: JSONBool, Text: "true"}},
 		},
 	}
 	bob = &Subject{
 		SessionID: "s-bob", UserID: "u-bob", Email: "bob@other.org", Name: "Bob",
 		Groups: []string{"dev"},
-		Claims: map[string][]string{"family_name": {"Jones"}, "groups": {"dev"}},
+		Claims: map[string][]ClaimValue{"family_name": StringClaims("Jones"), "groups": StringClaims("dev")},
 	}
 	carol = &Subject{ // signed in, no email, no groups
 		SessionID: "s-carol", UserID: "u-carol",
 	}
-	anonymous = &Subject{SessionID: "s-anon"}                                                 // a session without a user id
-	mixedCase = &Subject{SessionID: "s-mixed", UserID: "u-mixed", Email: "Alice@Example.com"} // an IdP that keeps the case of addresses
+	anonymous = &Subject{SessionID: "s-anon"}                                                                                                               // a session without a user id
+	stringly  = &Subject{SessionID: "s-str", UserID: "u-str", Claims: map[string][]ClaimValue{"verified": StringClaims("true"), "age": StringClaims("30")}} // an IdP that sends strings
+	mixedCase = &Subject{SessionID: "s-mixed", UserID: "u-mixed", Email: "Alice@Example.com"}                                                               // an IdP that keeps the case of addresses
 )
 
 type req struct {
@@ -106,6 +107,9 @@ func TestCriteria(t *testing.T) {
 		{name: "accept anonymous", policy: "allow: {or: [{accept: true}]}", req: req{}, allow: true, reasons: "accept"},
 		{name: "accept signed in", policy: "allow: {or: [{accept: 1}]}", req: req{session: bob}, allow: true, reasons: "accept"},
 		{name: "reject", policy: "allow: {or: [{reject: true}]}", req: req{session: alice}, reasons: "reject"},
+		{name: "accept false accepts (Pomerium ignores the value)", policy: "allow: {or: [{accept: false}]}", req: req{}, allow: true, reasons: "accept"},
+		{name: "reject false rejects (Pomerium ignores the value)", policy: "allow: {or: [{reject: false}]}", req: req{session: alice}, reasons: "reject"},
+		{name: "authenticated_user false still needs a user (Pomerium)", policy: "allow: {or: [{authenticated_user: false}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
 		{name: "reject anonymous is 403 not sign-in", policy: "allow: {or: [{reject: true}]}", req: req{}, reasons: "reject"},
 
 		// authenticated_user
@@ -204,8 +208,16 @@ func TestCriteria(t *testing.T) {
 		{name: "claim exclude missing claim", policy: "allow: {and: [{claim/nope: {exclude: x}}]}", req: req{session: bob}, allow: true, reasons: "claim-ok"},
 		{name: "claim number value", policy: "allow: {and: [{claim/age: 30}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "claim bool value", policy: "allow: {and: [{claim/verified: true}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim bool does not match the string true (Pomerium)", policy: "allow: {and: [{claim/verified: true}]}", req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "claim quoted true matches the string", policy: "allow: {and: [{claim/verified: 'true'}]}", req: req{session: stringly}, allow: true, reasons: "claim-ok"},
+		{name: "claim quoted true does not match the bool (Pomerium)", policy: "allow: {and: [{claim/verified: 'true'}]}", req: req{session: alice}, reasons: "claim-unauthorized"},
+		{name: "claim bool False is the bool", policy: "allow: {and: [{claim/verified: {exclude: False}}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim number does not match the string (Pomerium)", policy: "allow: {and: [{claim/age: 30}]}", req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "claim quoted number matches the string", policy: "allow: {and: [{claim/age: {is: '30'}}]}", req: req{session: stringly}, allow: true, reasons: "claim-ok"},
+		{name: "claim 30.0 is the number 30", policy: "allow: {and: [{claim/age: 30.0}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim hex int is the number", policy: "allow: {and: [{claim/age: 0x1E}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "claim anonymous", policy: "allow: {and: [{claim/family_name: Smith}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
-		{name: "claim name with slash", policy: "allow: {and: [{claim/https://example.com/role: admin}]}", req: req{session: &Subject{UserID: "u", Claims: map[string][]string{"https://example.com/role": {"admin"}}}}, allow: true, reasons: "claim-ok"},
+		{name: "claim name with slash", policy: "allow: {and: [{claim/https://example.com/role: admin}]}", req: req{session: &Subject{UserID: "u", Claims: map[string][]ClaimValue{"https://example.com/role": StringClaims("admin")}}}, allow: true, reasons: "claim-ok"},
 
 		// http_method
 		{name: "http_method is", policy: "allow: {or: [{http_method: {is: GET}}]}", req: req{method: "GET"}, allow: true, reasons: "http-method-ok"},
@@ -370,6 +382,8 @@ func TestShorthands(t *testing.T) {
 		{name: "allowed idp claims", sh: Shorthands{AllowedIDPClaims: map[string][]any{"family_name": {"Smith"}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims number", sh: Shorthands{AllowedIDPClaims: map[string][]any{"age": {30}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims float", sh: Shorthands{AllowedIDPClaims: map[string][]any{"age": {30.0}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "allowed idp claims bool is not the string (Pomerium)", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {true}}}, req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "allowed idp claims string true is not the bool (Pomerium)", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {"true"}}}, req: req{session: alice}, reasons: "claim-unauthorized"},
 		{name: "allowed idp claims bool", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {true}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims miss", sh: Shorthands{AllowedIDPClaims: map[string][]any{"family_name": {"Smith", "Doe"}}}, req: req{session: bob}, reasons: "claim-unauthorized"},
 		{name: "cors preflight shorthand", sh: Shorthands{CORSAllowPreflight: true}, req: req{method: "OPTIONS", headers: cors}, allow: true, reasons: "cors-request"},

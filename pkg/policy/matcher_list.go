@@ -3,26 +3,28 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // listOperator is one operator of the list matcher, which tests a list of
-// strings (groups, claim values).
+// values (groups, claim values) against one value.
 type listOperator struct {
-	name    string
-	operand operand // operandString: every list operator compares one value
-	// compile returns the operator's test; it must not allocate.
-	compile func(op ListOp) func([]string) bool
+	name string
+	// strings and claims return the operator's test for value v, over
+	// groups and over typed claim values; the tests must not allocate.
+	strings func(v string) func([]string) bool
+	claims  func(v ClaimValue) func([]ClaimValue) bool
 }
 
 // listOperators are the list matcher's operators, in the order messages
 // list them.
 var listOperators = []listOperator{
-	{opHas, operandString, compileListHas},
-	{opIs, operandString, compileListIs},
-	{opExclude, operandString, compileListExclude},
+	{opHas, listHas[string], listHas[ClaimValue]},
+	{opIs, listIs[string], listIs[ClaimValue]},
+	{opExclude, listExclude[string], listExclude[ClaimValue]},
 }
 
 var listOperatorNames = operatorNames(listOperators, func(o listOperator) string { return o.name })
@@ -50,12 +52,13 @@ func (listValue) check(c *Criterion) error {
 		return astError(c, "criterion %q has no matcher", c.Name)
 	}
 	for _, op := range c.List.Ops {
-		o, ok := lookupListOperator(op.Op)
-		switch {
+		switch _, ok := lookupListOperator(op.Op); {
 		case !ok:
 			return astError(c, "matcher %q of criterion %q is unknown", op.Op, c.Name)
-		case o.operand == operandString && len(op.Values) != 1:
+		case len(op.Values) != 1:
 			return astError(c, "matcher %q of criterion %q has %d values", op.Op, c.Name, len(op.Values))
+		case op.Type > JSONObject:
+			return astError(c, "matcher %q of criterion %q has an unknown value type %d", op.Op, c.Name, op.Type)
 		}
 	}
 	return nil
@@ -68,11 +71,11 @@ func parseListMatcher(name string, n *yaml.Node) (*ListMatcher, error) {
 	what := fmt.Sprintf("criterion %q", name)
 	switch n.Kind {
 	case yaml.ScalarNode:
-		v, err := scalar(n, what)
+		op, err := listOperand(opHas, n, what)
 		if err != nil {
 			return nil, err
 		}
-		return &ListMatcher{Ops: []ListOp{{Op: opHas, Values: []string{v}}}}, nil
+		return &ListMatcher{Ops: []ListOp{op}}, nil
 	case yaml.SequenceNode:
 		// Pomerium reads a bare value as {has: value}, and has compares
 		// each element with the whole list: it would never match.
@@ -96,27 +99,51 @@ func parseListMatcher(name string, n *yaml.Node) (*ListMatcher, error) {
 		if p.value.Kind == yaml.SequenceNode {
 			return nil, errorf(p.value, "%s takes a string, not a list%s", opWhat, listOperandHint(name, o.name, p.value, false))
 		}
-		v, err := scalar(p.value, opWhat)
+		op, err := listOperand(o.name, p.value, opWhat)
 		if err != nil {
 			return nil, err
 		}
-		m.Ops = append(m.Ops, ListOp{Op: o.name, Values: []string{v}})
+		m.Ops = append(m.Ops, op)
 	}
 	return m, nil
 }
 
+// listOperand parses the one value of a list operator with its JSON type:
+// YAML booleans and numbers are typed as JSON has them (in canonical
+// text), anything else is a string.
+func listOperand(op string, n *yaml.Node, what string) (ListOp, error) {
+	s, err := scalar(n, what)
+	if err != nil {
+		return ListOp{}, err
+	}
+	lo := ListOp{Op: op, Values: []string{s}, Type: JSONString}
+	switch n.Tag {
+	case "!!bool":
+		var b bool
+		if n.Decode(&b) == nil {
+			lo.Values[0], lo.Type = strconv.FormatBool(b), JSONBool
+		}
+	case "!!int", "!!float":
+		var f float64
+		if n.Decode(&f) == nil {
+			lo.Values[0], lo.Type = NumberClaim(f).Text, JSONNumber
+		}
+	}
+	return lo, nil
+}
+
 // compileListMatcher returns the test of a checked list matcher: all of
-// its operators must hold.
-func compileListMatcher(m *ListMatcher) func([]string) bool {
-	fs := make([]func([]string) bool, 0, len(m.Ops))
-	for _, op := range m.Ops {
-		o, _ := lookupListOperator(op.Op) // checked by listValue.check
-		fs = append(fs, o.compile(op))
+// its operators must hold. op picks the operator's test for T.
+func compileListMatcher[T any](m *ListMatcher, op func(listOperator, ListOp) func([]T) bool) func([]T) bool {
+	fs := make([]func([]T) bool, 0, len(m.Ops))
+	for _, lo := range m.Ops {
+		o, _ := lookupListOperator(lo.Op) // checked by listValue.check
+		fs = append(fs, op(o, lo))
 	}
 	if len(fs) == 1 {
 		return fs[0]
 	}
-	return func(l []string) bool {
+	return func(l []T) bool {
 		for _, f := range fs {
 			if !f(l) {
 				return false
@@ -126,20 +153,17 @@ func compileListMatcher(m *ListMatcher) func([]string) bool {
 	}
 }
 
-// compileListHas: the list contains op.Values[0].
-func compileListHas(op ListOp) func([]string) bool {
-	v := op.Values[0]
-	return func(l []string) bool { return slices.Contains(l, v) }
+// listHas: the list contains v.
+func listHas[T comparable](v T) func([]T) bool {
+	return func(l []T) bool { return slices.Contains(l, v) }
 }
 
-// compileListExclude: the list does not contain op.Values[0].
-func compileListExclude(op ListOp) func([]string) bool {
-	v := op.Values[0]
-	return func(l []string) bool { return !slices.Contains(l, v) }
+// listExclude: the list does not contain v.
+func listExclude[T comparable](v T) func([]T) bool {
+	return func(l []T) bool { return !slices.Contains(l, v) }
 }
 
-// compileListIs: the list is exactly [op.Values[0]].
-func compileListIs(op ListOp) func([]string) bool {
-	v := op.Values[0]
-	return func(l []string) bool { return len(l) == 1 && l[0] == v }
+// listIs: the list is exactly [v].
+func listIs[T comparable](v T) func([]T) bool {
+	return func(l []T) bool { return len(l) == 1 && l[0] == v }
 }

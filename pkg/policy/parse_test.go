@@ -52,8 +52,6 @@ func TestParseErrors(t *testing.T) {
 		{"list of scalars", "- allow: {}\n- hello\n", `line 2: a policy list holds rule objects`},
 		{"duplicate operator", "allow:\n  or: []\n  or: []\n", `line 3: key "or" appears twice in action "allow"`},
 		{"duplicate action", "allow: {}\nallow: {}\n", `line 2: key "allow" appears twice in a rule`},
-		{"accept false", "allow:\n  or:\n    - accept: false\n", `line 3: criterion "accept" takes true; false would not negate it, use reject (column 15)`},
-		{"authenticated_user false", "allow: {or: [{authenticated_user: false}]}", `criterion "authenticated_user" takes true; false would not negate it, use the not operator`},
 		{"bad ip", "allow:\n  or:\n    - source_ip: 10.0.0.300\n", `line 3: criterion "source_ip": "10.0.0.300" is not an IP address or CIDR range`},
 		{"bad cidr", "allow: {or: [{source_ip: [10.0.0.0/8, 10.0.0.0/33]}]}", `criterion "source_ip": "10.0.0.0/33" is not an IP address or CIDR range`},
 		{"source_ip object", "allow: {or: [{source_ip: {is: 1.2.3.4}}]}", `criterion "source_ip" takes an IP address, a CIDR range or a list of them, not an object`},
@@ -181,7 +179,7 @@ deny:
 		t.Fatalf("shape: %+v", r)
 	}
 	c := r.Allow.And[1]
-	if c.Name != "claim" || c.SubPath != "groups" || c.Pos != (Pos{6, 7}) || c.List.Ops[0].Op != "has" || c.List.Ops[0].Values[0] != "admin" {
+	if c.Name != "claim" || c.SubPath != "groups" || c.Pos != (Pos{6, 7}) || c.List.Ops[0].Op != "has" || c.List.Ops[0].Values[0] != "admin" || c.List.Ops[0].Type != JSONString {
 		t.Errorf("claim criterion: %+v", c)
 	}
 	if ips := r.Allow.Nor[0].IPs; len(ips) != 2 || ips[1].String() != "192.0.2.1/32" {

@@ -41,7 +41,7 @@ func (sh Shorthands) Policy() *Policy {
 	}
 	for _, k := range slices.Sorted(maps.Keys(sh.AllowedIDPClaims)) {
 		for _, v := range sh.AllowedIDPClaims[k] {
-			or = append(or, Criterion{Name: "claim", SubPath: k, List: &ListMatcher{Ops: []ListOp{{Op: opHas, Values: []string{claimString(v)}}}}})
+			or = append(or, Criterion{Name: "claim", SubPath: k, List: &ListMatcher{Ops: []ListOp{{Op: opHas, Values: []string{claimString(v)}, Type: claimType(v)}}}})
 		}
 	}
 	for _, u := range sh.AllowedUsers {
@@ -54,8 +54,19 @@ func (sh Shorthands) Policy() *Policy {
 	return &Policy{Rules: []Rule{{Allow: &Action{Or: or}}}}
 }
 
-// claimString renders a claim value from YAML/JSON as the string the
-// flattened session claims hold.
+// claimType returns the JSON type of a claim value from YAML/JSON.
+func claimType(v any) JSONType {
+	switch v.(type) {
+	case bool:
+		return JSONBool
+	case int, int64, uint64, float64, float32:
+		return JSONNumber
+	}
+	return JSONString
+}
+
+// claimString renders a claim value from YAML/JSON as ClaimValue.Text
+// does.
 func claimString(v any) string {
 	switch v := v.(type) {
 	case string:
