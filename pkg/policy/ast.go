@@ -54,7 +54,9 @@ type Criterion struct {
 }
 
 // StringMatcher holds string matcher operators; all of them must hold.
-// A bare string in the document is {is: value}; a bare list is {in: list}.
+// A bare string in the document is {is: value}. Only in and not_in take a
+// list; parsing refuses a list anywhere else, since Pomerium would compare
+// it as one value and never match.
 type StringMatcher struct {
 	Ops []StringOp
 }
@@ -67,20 +69,26 @@ type StringOp struct {
 }
 
 // ListMatcher holds list matcher operators for a list of strings (groups,
-// claim values); all of them must hold. A bare string is {has: value}; a
-// bare list means has any of its values.
+// claim values); all of them must hold. A bare string is {has: value}.
+// Every operator compares one value: parsing refuses a list operand, which
+// Pomerium would compare whole (has never true, exclude always true).
 type ListMatcher struct {
 	Ops []ListOp
 }
 
 // ListOp is one list matcher operator.
 //
-//	has      the list contains one of Values
+//	has      the list contains Values[0]
 //	is       the list is exactly [Values[0]]
-//	exclude  the list contains none of Values
+//	exclude  the list does not contain Values[0]
+//
+// claim/<name> compares Values[0] with Type: a YAML true is the JSON
+// boolean, 30 the number, "true" (quoted) the string. groups compares the
+// text only.
 type ListOp struct {
 	Op     string
-	Values []string
+	Values []string // exactly one value, as text (see ClaimValue.Text)
+	Type   JSONType // the value's JSON type; JSONString when unset
 }
 
 // DateMatcher matches the request time against absolute instants. A zero

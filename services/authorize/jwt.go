@@ -154,10 +154,11 @@ func (st *state) identityClaims(ident *identity, audience string, now time.Time)
 		if c.Extra == nil {
 			c.Extra = map[string]any{}
 		}
+		// as strings, as before claims were typed
 		if len(vals) == 1 {
-			c.Extra[ch.claim] = vals[0]
+			c.Extra[ch.claim] = vals[0].Text
 		} else {
-			c.Extra[ch.claim] = vals
+			c.Extra[ch.claim] = claimTexts(vals)
 		}
 	}
 	return c
@@ -180,5 +181,9 @@ func claimString(s *policy.Subject, claim, audience string) string {
 	case "iss", "aud":
 		return audience
 	}
-	return strings.Join(s.Claims[claim], ",")
+	vals := s.Claims[claim]
+	if len(vals) == 1 {
+		return vals[0].Text // no allocation for the common single value
+	}
+	return strings.Join(claimTexts(vals), ",")
 }

@@ -79,10 +79,11 @@ type userEntry struct {
 	claims      claimSet
 }
 
-// claimSet is a record's claims flattened to strings. Sets are immutable
-// once built, so identical ones are shared rather than copied: the session
-// and user records of one sign-in carry the same claims.
-type claimSet map[string][]string
+// claimSet is a record's claims, typed as JSON (policy.ClaimValue) so that
+// claim/<name> compares as Pomerium does. Sets are immutable once built,
+// so identical ones are shared rather than copied: the session and user
+// records of one sign-in carry the same claims.
+type claimSet map[string][]policy.ClaimValue
 
 func newStore() *store {
 	return &store{
@@ -375,7 +376,7 @@ func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
 }
 
 // newIdentity merges a session and its user (which may be nil). Claims of
-// both are flattened to strings; the session's win over the user's of the
+// both are flattened (typed as JSON); the session's win over the user's of the
 // same name, as they are the fresher (refreshed with the IdP). When the
 // session adds nothing to the user's claims, the user's set is shared.
 func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
@@ -400,7 +401,7 @@ func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
 	sub := policy.Subject{
 		SessionID: sid,
 		UserID:    e.userID,
-		Groups:    claims["groups"],
+		Groups:    claimTexts(claims["groups"]),
 		Claims:    claims,
 	}
 	if u != nil {
@@ -418,9 +419,9 @@ func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
 	return &identity{subject: sub, expiresAt: e.expiresAt}
 }
 
-// flattenClaims flattens a record's claims; claim names and values are
-// interned, because most of them (issuer, audience, groups, true) repeat
-// across every user.
+// flattenClaims flattens a record's claims; claim names and value texts
+// are interned, because most of them (issuer, audience, groups, true)
+// repeat across every user.
 func flattenClaims(c map[string]*structpb.ListValue) claimSet {
 	if len(c) == 0 {
 		return nil
@@ -428,8 +429,8 @@ func flattenClaims(c map[string]*structpb.ListValue) claimSet {
 	out := make(claimSet, len(c))
 	for k, v := range c {
 		vals := flattenList(v)
-		for i, s := range vals {
-			vals[i] = unique.Make(s).Value()
+		for i := range vals {
+			vals[i].Text = unique.Make(vals[i].Text).Value()
 		}
 		out[unique.Make(k).Value()] = vals
 	}
@@ -456,32 +457,44 @@ func (c claimSet) subsetOf(o claimSet) bool {
 	return true
 }
 
-func first(l []string) string {
+func first(l []policy.ClaimValue) string {
 	if len(l) == 0 {
 		return ""
 	}
-	return l[0]
+	return l[0].Text
 }
 
-// flattenList turns a claim's values into strings: strings as they are,
-// numbers in their shortest form, booleans as true/false, nested lists
-// flattened in order, objects as JSON; nulls are dropped.
-func flattenList(l *structpb.ListValue) []string {
-	out := make([]string, 0, len(l.GetValues()))
+// claimTexts returns the texts of vs (nil for nil).
+func claimTexts(vs []policy.ClaimValue) []string {
+	if vs == nil {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Text
+	}
+	return out
+}
+
+// flattenList turns a claim's values into typed claim values: strings as
+// they are, numbers in their shortest form, booleans as true/false, nested
+// lists flattened in order, objects as compact JSON; nulls are dropped.
+func flattenList(l *structpb.ListValue) []policy.ClaimValue {
+	out := make([]policy.ClaimValue, 0, len(l.GetValues()))
 	for _, v := range l.GetValues() {
 		out = appendValue(out, v)
 	}
 	return out
 }
 
-func appendValue(out []string, v *structpb.Value) []string {
+func appendValue(out []policy.ClaimValue, v *structpb.Value) []policy.ClaimValue {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
-		return append(out, k.StringValue)
+		return append(out, policy.ClaimValue{Type: policy.JSONString, Text: k.StringValue})
 	case *structpb.Value_NumberValue:
-		return append(out, strconv.FormatFloat(k.NumberValue, 'f', -1, 64))
+		return append(out, policy.NumberClaim(k.NumberValue))
 	case *structpb.Value_BoolValue:
-		return append(out, strconv.FormatBool(k.BoolValue))
+		return append(out, policy.ClaimValue{Type: policy.JSONBool, Text: strconv.FormatBool(k.BoolValue)})
 	case *structpb.Value_ListValue:
 		for _, e := range k.ListValue.GetValues() {
 			out = appendValue(out, e)
@@ -492,7 +505,7 @@ func appendValue(out []string, v *structpb.Value) []string {
 		if err != nil {
 			return out
 		}
-		return append(out, compactJSON(b))
+		return append(out, policy.ClaimValue{Type: policy.JSONObject, Text: compactJSON(b)})
 	}
 	return out
 }
