@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -9,6 +10,29 @@ import (
 // A Policy is plain data; it is safe to share once built.
 type Policy struct {
 	Rules []Rule
+}
+
+// Warnings lists what the policy says that does not do what it reads as:
+// `accept: false` accepts and `reject: false` rejects, in Pomerium and
+// here, since those criteria take no value.
+func (p *Policy) Warnings() []*Error {
+	var out []*Error
+	for _, r := range p.Rules {
+		for _, a := range []*Action{r.Allow, r.Deny} {
+			if a == nil {
+				continue
+			}
+			for _, list := range [][]Criterion{a.And, a.Or, a.Not, a.Nor} {
+				for _, c := range list {
+					if c.IgnoredValue != "" {
+						out = append(out, &Error{Pos: c.Pos, Msg: fmt.Sprintf("%s: %s has the effect of %s: true; %s takes no value, "+
+							"as in Pomerium (to turn it off, remove the criterion)", c.Name, c.IgnoredValue, c.Name, c.Name)})
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Rule is one rule object of a PPL document. Allow and Deny are nil when
@@ -51,6 +75,11 @@ type Criterion struct {
 	Date      *DateMatcher      // date
 	DayOfWeek *DayOfWeekMatcher // day_of_week
 	TimeOfDay *TimeOfDayMatcher // time_of_day
+
+	// IgnoredValue is the value of a criterion without a matcher (accept,
+	// reject, ...) when it is not true: ignored, as Pomerium ignores it,
+	// and reported by Warnings.
+	IgnoredValue string
 }
 
 // StringMatcher holds string matcher operators; all of them must hold.

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -143,6 +144,14 @@ func compileCriterion(c *Criterion) (evalFunc, error) {
 // true). Like Pomerium, they ignore the value: "accept: false" accepts.
 type flagValue struct{}
 
-func (flagValue) parse(*Criterion, string, *yaml.Node) error { return nil }
+func (flagValue) parse(c *Criterion, _ string, n *yaml.Node) error {
+	// Pomerium reads any value as "on"; gatehouse does too, but says so
+	// when the value reads as "off", since `reject: false` that rejects
+	// everyone is the opposite of what its author meant.
+	if n != nil && n.Kind == yaml.ScalarNode && n.Value != "" && !strings.EqualFold(n.Value, "true") {
+		c.IgnoredValue = n.Value
+	}
+	return nil
+}
 
 func (flagValue) check(*Criterion) error { return nil }
