@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	// The record types, so that reflection (grpcurl) can print their Any data.
@@ -25,11 +24,6 @@ func buildDataBroker(ctx context.Context, p *process) error {
 	svc.Register(p.grpc)
 	p.closers = append(p.closers, func() { _ = svc.Close() })
 	p.runners = append(p.runners, svc.Run)
-	p.health.Add(config.ServiceDataBroker, func() error {
-		if !svc.Ready() {
-			return errors.New("storage unreachable")
-		}
-		return nil
-	})
+	p.health.Add(config.ServiceDataBroker, svc.Ready)
 	return nil
 }
