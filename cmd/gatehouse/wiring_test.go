@@ -22,9 +22,8 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/health"
 )
 
-// allInOneYAML is an all-in-one configuration with one public route per
-// host given, to upstream.
-func allInOneYAML(upstream string, routes ...string) string {
+// allInOneYAML is an all-in-one configuration with the given routes.
+func allInOneYAML(routes ...string) string {
 	y := fmt.Sprintf(`
 address: 127.0.0.1:1
 grpc_address: 127.0.0.1:1
@@ -88,7 +87,7 @@ func TestReloadRefusedByOneServiceSwitchesNone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(allInOneYAML(upstream.URL, publicRoute("one.localhost", upstream.URL)))
+	write(allInOneYAML(publicRoute("one.localhost", upstream.URL)))
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	src, err := config.NewSource(path, func(string) (string, bool) { return "", false }, logger)
@@ -115,7 +114,7 @@ func TestReloadRefusedByOneServiceSwitchesNone(t *testing.T) {
 
 	// The new file makes route one need a user (authorize's policy) and
 	// adds route two (the proxy's routes).
-	write(allInOneYAML(upstream.URL,
+	write(allInOneYAML(
 		strings.Replace(publicRoute("one.localhost", upstream.URL), "allow_public_unauthenticated_access", "allow_any_authenticated_user", 1),
 		publicRoute("two.localhost", upstream.URL)))
 	err = src.Reload(ctx)
@@ -155,7 +154,7 @@ func TestReloadRefusedByOneServiceSwitchesNone(t *testing.T) {
 func TestInProcessCheckMetrics(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
-	cfg, err := config.Parse([]byte(allInOneYAML(upstream.URL, publicRoute("one.localhost", upstream.URL))), "config.yaml", nil)
+	cfg, err := config.Parse([]byte(allInOneYAML(publicRoute("one.localhost", upstream.URL))), "config.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +180,9 @@ func TestInProcessCheckMetrics(t *testing.T) {
 }
 
 // panicAuthorizer is an authorize service whose Check panics.
-type panicAuthorizer struct{ authv3.UnimplementedAuthorizationServer }
+type panicAuthorizer struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (panicAuthorizer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	panic("authorize bug")
@@ -195,7 +196,7 @@ func TestInProcessCheckPanicIs503(t *testing.T) {
 		t.Error("a request reached the upstream")
 	}))
 	defer upstream.Close()
-	cfg, err := config.Parse([]byte(allInOneYAML(upstream.URL, publicRoute("one.localhost", upstream.URL))), "config.yaml", nil)
+	cfg, err := config.Parse([]byte(allInOneYAML(publicRoute("one.localhost", upstream.URL))), "config.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
