@@ -115,7 +115,8 @@ func BenchmarkCheckDenied(b *testing.B) {
 func BenchmarkCheckInProcess(b *testing.B) {
 	s, _ := benchSetup(b)
 	tok := signIn(b, s, alice, "sess-alice", 2)
-	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok), browser(),
+	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok),
+		header("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
 		header("user-agent", "Mozilla/5.0"), header("x-forwarded-for", "192.0.2.10"))
 	srv := grpcutil.NewServer(grpcutil.ServerOptions{Registerer: prometheus.NewRegistry(), Logger: discardLogger()})
 	for _, c := range []struct {
