@@ -22,6 +22,10 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/health"
 )
 
+// wiringCookieSecret is the cookie_secret of these tests' configs (it must
+// differ from shared_secret).
+const wiringCookieSecret = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+
 // allInOneYAML is an all-in-one configuration with the given routes.
 func allInOneYAML(routes ...string) string {
 	y := fmt.Sprintf(`
@@ -35,7 +39,7 @@ idp_provider_url: http://127.0.0.1:1
 idp_client_id: x
 idp_client_secret: y
 routes:
-`, testSecret, testSecret)
+`, testSecret, wiringCookieSecret)
 	for _, r := range routes {
 		y += r
 	}

@@ -47,12 +47,16 @@ type ReloaderFunc func(ctx context.Context, cfg *Config) (commit func(), err err
 // Prepare calls f.
 func (f ReloaderFunc) Prepare(ctx context.Context, cfg *Config) (func(), error) { return f(ctx, cfg) }
 
-// Notify returns a Reloader that never refuses and calls fn with each
-// configuration once every Reloader accepted it, when it is put in force.
-func Notify(fn func(context.Context, *Config)) Reloader {
-	return ReloaderFunc(func(ctx context.Context, cfg *Config) (func(), error) {
-		return func() { fn(ctx, cfg) }, nil
-	})
+// Notify returns a Reloader that only observes: it never refuses, and
+// calls fn with each new configuration once it is in force everywhere
+// and published as Current.
+func Notify(fn func(context.Context, *Config)) Reloader { return notifier(fn) }
+
+// notifier is Notify's Reloader. Switch.Apply calls it after publishing.
+type notifier func(context.Context, *Config)
+
+func (n notifier) Prepare(ctx context.Context, cfg *Config) (func(), error) {
+	return func() { n(ctx, cfg) }, nil
 }
 
 // RefusedError is the error of a configuration that a Reloader refused;
@@ -105,8 +109,9 @@ func (s *Switch) OnChange(name string, r Reloader) {
 }
 
 // Apply puts cfg in force in every Reloader, or in none: it prepares cfg
-// in each, and only when all succeeded commits them all, in order, and
-// publishes cfg as Current. The error of a refusal is a *RefusedError
+// in each, and only when all succeeded commits them all, in order,
+// publishes cfg as Current, and then calls the observers added with
+// Notify. The error of a refusal is a *RefusedError
 // naming the first Reloader that refused; the configuration in force
 // stays everywhere.
 func (s *Switch) Apply(ctx context.Context, cfg *Config) error {
@@ -115,13 +120,17 @@ func (s *Switch) Apply(ctx context.Context, cfg *Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	commits := make([]func(), 0, len(s.reloaders))
+	var commits, notes []func()
 	for _, nr := range s.reloaders {
 		commit, err := nr.r.Prepare(ctx, cfg)
 		if err != nil {
 			return &RefusedError{Reloader: nr.name, Err: err}
 		}
-		commits = append(commits, commit)
+		if _, ok := nr.r.(notifier); ok {
+			notes = append(notes, commit)
+		} else {
+			commits = append(commits, commit)
+		}
 	}
 	for _, commit := range commits {
 		if commit != nil {
@@ -129,6 +138,9 @@ func (s *Switch) Apply(ctx context.Context, cfg *Config) error {
 		}
 	}
 	s.current.Store(cfg)
+	for _, note := range notes {
+		note()
+	}
 	return nil
 }
 

@@ -70,3 +70,16 @@ func join(ss []string) string {
 	}
 	return out
 }
+
+// An observer added with Notify sees the new configuration as Current.
+func TestNotifyRunsAfterPublishing(t *testing.T) {
+	src := NewStaticSource(&Config{})
+	next := &Config{}
+	seen := false
+	src.OnChange("observer", Notify(func(_ context.Context, cfg *Config) {
+		seen = cfg == next && src.Current() == next
+	}))
+	if err := src.Apply(context.Background(), next); err != nil || !seen {
+		t.Fatalf("Apply = %v; the observer saw the configuration in force: %v", err, seen)
+	}
+}
