@@ -22,9 +22,9 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/health"
 )
 
-// wiringCookieSecret is the cookie_secret of these tests' configs (it must
-// differ from shared_secret).
-const wiringCookieSecret = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+// wiringCookieSecret is the cookie_secret of these tests' configs: random
+// bytes, distinct from shared_secret, as config validation asks.
+const wiringCookieSecret = "T8zOEAsRUS2JVIAAblfrmdsFYjFms4VwEE05jRK2xuA="
 
 // allInOneYAML is an all-in-one configuration with the given routes.
 func allInOneYAML(routes ...string) string {
