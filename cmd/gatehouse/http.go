@@ -60,18 +60,18 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	return srv.Shutdown(sctx)
 }
 
-// httpHandler returns the handler of the HTTP listener: requests for the
-// authenticate_service_url host go to authenticate, everything else to the
-// proxy; with only one of them here, it takes every request.
-func (p *process) httpHandler() http.Handler {
+// splitByHost returns the handler of the HTTP listener: requests for the
+// authenticate_service_url host (authURL) go to authn, everything else to
+// proxy; with only one of them (the other nil), it takes every request.
+// Nil when both are.
+func splitByHost(authURL *url.URL, authn, proxy http.Handler) http.Handler {
 	switch {
-	case p.authenticateHTTP == nil:
-		return p.proxyHTTP
-	case p.proxyHTTP == nil:
-		return p.authenticateHTTP
+	case authn == nil:
+		return proxy
+	case proxy == nil:
+		return authn
 	}
-	authHost := p.cfg.AuthenticateURLParsed.Hostname()
-	authn, proxy := p.authenticateHTTP, p.proxyHTTP
+	authHost := authURL.Hostname()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {

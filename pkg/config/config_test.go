@@ -239,7 +239,7 @@ func TestHotReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := make(chan *Config, 4)
-	src.OnChange(func(_ context.Context, c *Config) { changes <- c })
+	src.OnChange("test", Notify(func(_ context.Context, c *Config) { changes <- c }))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Watch(ctx)
