@@ -25,5 +25,9 @@ func (p *process) addDataBroker(ctx context.Context) error {
 	svc.Register(p.grpc)
 	p.closers = append(p.closers, func() { _ = svc.Close() })
 	p.add(config.ServiceDataBroker, svc)
+	// Ready means serving; whether the storage answers is reported apart
+	// (a Redis outage fails writes, not the service: Sync streams and the
+	// caches built from them go on).
+	p.health.AddDependency(config.ServiceDataBroker+" storage", svc.StorageHealth)
 	return nil
 }

@@ -50,6 +50,17 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	select {
 	case err := <-errc:
 		return err
+	case <-p.stopping:
+		// The shutdown grace period: new connections are still served,
+		// but every answer now closes its connection, so that clients
+		// that kept one open come back through their load balancer (to
+		// another replica) rather than meet a closed socket later.
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)

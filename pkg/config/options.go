@@ -100,6 +100,24 @@ type Options struct {
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
 	Routes []Route `yaml:"routes"`
+
+	// --- Reliability (gatehouse's own: Pomerium has no equivalent). ---
+	// Kept in one block; defaults and accessors are in reliability.go.
+
+	// ShutdownGracePeriod is how long a process, on SIGTERM, keeps
+	// accepting on every listener while /readyz fails (and gRPC health says
+	// NOT_SERVING), so that load balancers and clients stop sending before
+	// it drains. Unset: 5s; 0 drains at once.
+	ShutdownGracePeriod *Duration `yaml:"shutdown_grace_period"`
+	// AuthenticateDataBrokerTimeout bounds how long a sign-in, sign-out or
+	// user page waits for the databroker before answering with a clear
+	// page (sign-in: 503; sign-out: pending, retried). Unset: 3s.
+	AuthenticateDataBrokerTimeout Duration `yaml:"authenticate_databroker_timeout"`
+	// SignOutQueueDir is where authenticate keeps the sign-outs it could
+	// not write to the databroker yet, one file each, so that they survive
+	// a restart. Unset: kept in memory only (lost if the process ends
+	// before the databroker is back).
+	SignOutQueueDir string `yaml:"signout_queue_dir"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
