@@ -22,5 +22,8 @@ func (p *process) addAuthenticate(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	p.add(config.ServiceAuthenticate, svc)
+	// Sign-outs not written yet: reported (readyz detail, metric, logs),
+	// never unready.
+	p.health.AddDependency("authenticate sign-outs written", svc.PendingSignOuts)
 	return svc.Handler(), nil
 }

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,8 @@ type Service struct {
 	now        func() time.Time
 	handler    http.Handler
 	refresh    *refresher
+	// revocations are the sign-outs not written to the databroker yet.
+	revocations *revocationQueue
 }
 
 // state is everything derived from one configuration. It is replaced, never
@@ -106,6 +109,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, fmt.Errorf("authenticate: %w", st.err)
 	}
 	s.state.Store(st)
+	// signout_queue_dir is read once: a change takes a restart.
+	q, err := newRevocationQueue(st.cfg.SignOutQueueDir, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	s.revocations = q
 	s.refresh = newRefresher(s)
 	s.handler = s.routes()
 	o.Source.OnChange(config.ServiceAuthenticate, s)
@@ -184,15 +193,28 @@ func (s *Service) Ready() error {
 }
 
 // Run runs the service's background work until ctx ends: it warms up the
-// identity provider's discovery and runs the session refresher (one per
-// deployment, elected with the databroker lease "authenticate-refresher").
-// It returns nil when ctx ends.
+// identity provider's discovery, retries the pending sign-outs (see
+// revocationQueue) and runs the session refresher (one per deployment,
+// elected with the databroker lease "authenticate-refresher"). It returns
+// nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { defer close(done); s.warmUp(ctx) }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.warmUp(ctx) }()
+	go func() { defer wg.Done(); s.revocations.run(ctx, s.completeSignOut) }()
 	err := s.refresh.run(ctx)
-	<-done
+	wg.Wait()
 	return err
+}
+
+// PendingSignOuts reports nil when every sign-out has been written to the
+// databroker, else how many are still pending (for health detail: a
+// pending sign-out does not make the service unready).
+func (s *Service) PendingSignOuts() error {
+	if n := s.revocations.len(); n > 0 {
+		return fmt.Errorf("%d sign-out(s) not written to the databroker yet; retrying", n)
+	}
+	return nil
 }
 
 // warmUp discovers the identity provider in the background, retrying with

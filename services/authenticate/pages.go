@@ -60,6 +60,12 @@ var pages = template.Must(template.New("layout").Parse(`{{define "head"}}<!DOCTY
 </form>
 {{template "foot" .}}{{end}}
 
+{{define "signoutpending"}}{{template "head" .}}
+<h1>Sign-out pending</h1>
+<p>This browser is signed out, but gatehouse cannot reach its session store right now, so your session is not ended everywhere yet. gatehouse keeps trying and ends it as soon as the store is back.</p>
+<p class="muted">Until then, anyone holding a copy of this session (its cookie or token) can still use it.</p>
+{{template "foot" .}}{{end}}
+
 {{define "signedout"}}{{template "head" .}}
 <h1>Signed out</h1>
 <p>You have been signed out. Close this window, or go back to the application to sign in again.</p>
