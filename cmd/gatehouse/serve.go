@@ -418,8 +418,12 @@ func (p *process) serve(ctx context.Context) error {
 		g.Go(func() error { return p.serveHTTP(ctx, p.http) })
 	}
 	p.health.SetStarted()
-	if p.grpc != nil {
-		p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	select {
+	case <-p.stopping: // a SIGTERM already came: stay NOT_SERVING
+	default:
+		if p.grpc != nil {
+			p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		}
 	}
 	err := g.Wait()
 	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, http.ErrServerClosed) {
