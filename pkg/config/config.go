@@ -74,6 +74,7 @@ type Config struct {
 
 	lines    map[string]int
 	warnings []string
+	ignored  []ignoredKey       // Pomerium options accepted without effect
 	keySet   *signingkey.KeySet // see KeySet
 }
 
@@ -211,6 +212,7 @@ func (c *Config) validate(errs *Errors) {
 	o := &c.Options
 	at := func(key string) int { return c.lines[key] }
 
+	c.warnIgnored()
 	c.ServiceSet = map[string]bool{}
 	for _, s := range splitList(o.Services) {
 		switch s {

@@ -42,9 +42,9 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 		return nil, Errors{{Key: "(file)", Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	if len(doc.Content) > 0 {
-		decodeStrict(&doc, &cfg.Options, "", &errs, cfg.lines)
+		decodeStrictIgnoring(&doc, &cfg.Options, "", &errs, cfg.lines, &cfg.ignored)
 	}
-	applyEnv(&cfg.Options, env, &errs, cfg.lines)
+	applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)
@@ -57,7 +57,7 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 // applyEnv sets every option whose upper-cased name is in the environment.
 // Strings are taken as they are; everything else is read as YAML so that
 // lists (`a,b` or `[a, b]`), maps and booleans work.
-func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int) {
+func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignored *[]ignoredKey) {
 	v := reflect.ValueOf(o).Elem()
 	for name, i := range fieldIndex(v.Type()) {
 		val, ok := env(strings.ToUpper(name))
@@ -79,7 +79,7 @@ func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int) {
 		} else {
 			n = *n.Content[0]
 		}
-		if err := decodeField(&n, field, name, errs, lines); err != nil {
+		if err := decodeFieldIgnoring(&n, field, name, errs, lines, ignored); err != nil {
 			errs.add(name, 0, fmt.Sprintf("from environment variable %s: %v", strings.ToUpper(name), err))
 		}
 	}
