@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,12 +117,16 @@ func TestClaimsHeadersMapForm(t *testing.T) {
 	if cfg.JWTClaimsHeaders["X-Email"] != "email" || cfg.JWTClaimsHeaders["X-Groups"] != "groups" {
 		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
 	}
-	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name]\n"), "", nil)
+	// The list form names the header x-pomerium-claim-<claim> verbatim,
+	// as Pomerium does: the underscore stays.
+	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name, email_verified, a.b]\n"), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.JWTClaimsHeaders["X-Pomerium-Claim-Given-Name"] != "given_name" {
-		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
+	want := ClaimsHeaders{"X-Pomerium-Claim-Email": "email", "X-Pomerium-Claim-Given_name": "given_name",
+		"X-Pomerium-Claim-Email_verified": "email_verified", "X-Pomerium-Claim-A.b": "a.b"}
+	if !reflect.DeepEqual(cfg.JWTClaimsHeaders, want) {
+		t.Fatalf("got %v, want %v", cfg.JWTClaimsHeaders, want)
 	}
 }
 
