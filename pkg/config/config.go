@@ -574,6 +574,11 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 			errs.add(key("tls_client_cert"), line("tls_client_cert"), fmt.Sprintf("bad client certificate or key: %v", err))
 		}
 	}
+	for name, v := range r.SetRequestHeaders {
+		if _, err := ParseHeaderTemplate(v); err != nil {
+			errs.add(key("set_request_headers."+name), line("set_request_headers"), err.Error())
+		}
+	}
 	c.validatePolicy(errs, i, r, key, line)
 }
 

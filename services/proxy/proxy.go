@@ -351,7 +351,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	}
 
 	// 4. Authorization: one Check, fail closed.
-	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID})
+	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID, extraHeaders: rt.templateHeaders})
 	if d != decisionAllow {
 		return rt.cfg.ID, d
 	}
