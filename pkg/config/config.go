@@ -78,6 +78,24 @@ type Config struct {
 	keySet   *signingkey.KeySet // see KeySet
 }
 
+// IsAuthenticateHost reports whether a request's Host (with or without a
+// port) names the authenticate service: the host of
+// authenticate_service_url or of authenticate_internal_service_url (the
+// name an internal load balancer or the other services use, as in
+// Pomerium's split deployments).
+func (c *Config) IsAuthenticateHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	for _, u := range []*url.URL{c.AuthenticateURLParsed, c.AuthenticateInternalURLParsed} {
+		if u != nil && strings.EqualFold(host, u.Hostname()) {
+			return true
+		}
+	}
+	return false
+}
+
 // Runs reports whether this process runs the named service.
 func (c *Config) Runs(service string) bool { return c.ServiceSet[service] }
 
@@ -236,7 +254,12 @@ func (c *Config) validate(errs *Errors) {
 	c.URLKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSignedURL)
 	c.CookieSealKey = cryptutil.PurposeKey(c.CookieKey, cryptutil.PurposeCookieSealing)
 
-	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize))
+	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, false)
+	if o.AuthenticateURL == "" && (c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize)) {
+		errs.add("authenticate_service_url", 0, "required: gatehouse has no hosted authenticate service (Pomerium's default when this is unset); "+
+			"set it to the public URL where gatehouse's authenticate service answers, such as https://authenticate.example.com, "+
+			"and register https://<that host>/oauth2/callback with your identity provider")
+	}
 	c.AuthenticateInternalURLParsed = c.httpURL(errs, "authenticate_internal_service_url", o.AuthenticateInternalURL, false)
 	if c.AuthenticateInternalURLParsed == nil {
 		c.AuthenticateInternalURLParsed = c.AuthenticateURLParsed

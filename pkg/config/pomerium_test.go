@@ -237,3 +237,22 @@ func TestCompatibilityFigures(t *testing.T) {
 	sort.Strings(ks)
 	t.Logf("Pomerium options: %s", strings.Join(ks, " "))
 }
+
+// authenticate_service_url stays required, with a message that says why
+// (Pomerium would use its hosted authenticate service).
+func TestAuthenticateServiceURLRequiredSaysWhy(t *testing.T) {
+	_, err := config.Parse([]byte(base().Delete("authenticate_service_url").YAML()), "config.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "authenticate_service_url: required: gatehouse has no hosted authenticate service") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestIsAuthenticateHost(t *testing.T) {
+	cfg := base().Set("authenticate_internal_service_url", "http://authn.internal:8080").Config(t)
+	for host, want := range map[string]bool{"authenticate.localhost": true, "authenticate.localhost:443": true,
+		"authn.internal": true, "AUTHN.internal:1": true, "app.localhost": false, "": false} {
+		if got := cfg.IsAuthenticateHost(host); got != want {
+			t.Errorf("%q: %v", host, got)
+		}
+	}
+}
