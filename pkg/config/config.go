@@ -520,12 +520,16 @@ func maybeBase64PEM(s string) string {
 }
 
 func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
-	key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
+	where := r.where
+	if where == "" {
+		where = fmt.Sprintf("routes[%d]", i)
+	}
+	key := func(k string) string { return where + "." + k }
 	line := func(k string) int {
 		if l := c.lines[key(k)]; l > 0 {
 			return l
 		}
-		return c.lines[fmt.Sprintf("routes[%d]", i)]
+		return c.lines[where]
 	}
 	if r.From == "" {
 		errs.add(key("from"), line("from"), "required: the external URL of the route, such as https://app.example.com")

@@ -45,6 +45,7 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 		decodeStrictIgnoring(&doc, &cfg.Options, "", &errs, cfg.lines, &cfg.ignored)
 	}
 	applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
+	mergePolicy(&cfg.Options)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)
@@ -70,7 +71,7 @@ func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignor
 			field.SetString(val)
 			continue
 		}
-		if name == "routes" {
+		if name == "routes" || name == "policy" {
 			val = maybeBase64(val)
 		}
 		var n yaml.Node
@@ -135,7 +136,7 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 			if f.file == "" {
 				continue
 			}
-			key := fmt.Sprintf("routes[%d].%s", i, f.name)
+			key := r.where + "." + f.name
 			b, err := os.ReadFile(f.file)
 			if err != nil {
 				errs.add(key, lines[key], fmt.Sprintf("cannot read file: %v", err))
@@ -146,6 +147,24 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 	}
 	for i := range o.Certificates {
 		c := &o.Certificates[i]
+		// Pomerium reads certificates[].cert and .key as file paths (its
+		// OS packages install that shape); inline PEM and base64 PEM
+		// are taken as they are.
+		for _, f := range []struct {
+			name   string
+			target *string
+		}{{"cert", &c.Cert}, {"key", &c.Key}} {
+			if *f.target == "" || looksLikePEM(*f.target) {
+				continue
+			}
+			key := fmt.Sprintf("certificates[%d].%s", i, f.name)
+			b, err := os.ReadFile(*f.target)
+			if err != nil {
+				errs.add(key, lines[key], fmt.Sprintf("neither PEM, base64 of PEM nor a readable file: %v", err))
+				continue
+			}
+			*f.target = string(b)
+		}
 		for _, f := range []struct {
 			name   string
 			file   string
@@ -194,4 +213,26 @@ func LoadSharedSecret(path string, env Environ) (string, error) {
 		o.SharedSecret = strings.TrimSpace(string(b))
 	}
 	return o.SharedSecret, nil
+}
+
+// looksLikePEM reports whether a certificate option holds PEM or base64 of
+// PEM rather than a file path.
+func looksLikePEM(s string) bool {
+	return strings.Contains(maybeBase64PEM(s), "-----BEGIN")
+}
+
+// mergePolicy puts the routes of the top-level policy list (Pomerium's old
+// name for routes) before those of routes, as Pomerium does, naming each
+// by where it was written.
+func mergePolicy(o *Options) {
+	for i := range o.Policy {
+		o.Policy[i].where = fmt.Sprintf("policy[%d]", i)
+	}
+	for i := range o.Routes {
+		o.Routes[i].where = fmt.Sprintf("routes[%d]", i)
+	}
+	if len(o.Policy) > 0 {
+		o.Routes = append(o.Policy, o.Routes...)
+		o.Policy = nil
+	}
 }

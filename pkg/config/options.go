@@ -100,6 +100,10 @@ type Options struct {
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
 	Routes []Route `yaml:"routes"`
+	// Policy is the old name of routes. Its routes are put before those
+	// of routes when the configuration loads, as Pomerium does, and Policy
+	// is then empty.
+	Policy []Route `yaml:"policy"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
@@ -161,7 +165,14 @@ type Route struct {
 	RewriteRE *regexp.Regexp `yaml:"-"`
 	// Evaluator is the route's compiled policy (shorthands and policy).
 	Evaluator *policy.Evaluator `yaml:"-"`
+
+	// where names the route in messages: "routes[2]" or "policy[0]".
+	where string
 }
+
+// Where names the route in messages and for Config.Line: "routes[2]", or
+// "policy[0]" for a route of the top-level policy list.
+func (r *Route) Where() string { return r.where }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
 type WeightedURL struct {

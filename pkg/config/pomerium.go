@@ -185,7 +185,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "override_certificate_name", Support: Refused, Note: "not implemented: gRPC clients check the service URL's host name; use a service URL whose name the certificate carries"},
 	{Name: "pass_identity_headers", Support: Implemented},
 	{Name: "path_with_escaped_slashes_action", Support: Implemented},
-	{Name: "policy", Support: Refused, Note: whyPending},
+	{Name: "policy", Support: Implemented, Note: "the old name of routes; its routes come before those of routes, as in Pomerium"},
 	{Name: "policy_file", Support: Refused, Note: "removed from Pomerium; put the routes in the config file"},
 	{Name: "pomerium_debug", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
 	{Name: "primary_color", Support: Ignored, Note: whyBranding},

@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"bufio"
+	"encoding/base64"
+	"fmt"
 	"errors"
 	"flag"
 	"os"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/config/configtest"
+	"github.com/gatehouse/gatehouse/pkg/devcerts"
 )
 
 var updateCompat = flag.Bool("update-compat", false, "rewrite docs/pomerium-compatibility.md from the compatibility table")
@@ -254,5 +257,66 @@ func TestIsAuthenticateHost(t *testing.T) {
 		if got := cfg.IsAuthenticateHost(host); got != want {
 			t.Errorf("%q: %v", host, got)
 		}
+	}
+}
+
+// The top-level policy list (routes' old name) is read and merged with
+// routes as Pomerium does: policy's routes first. Errors name where the
+// route was written.
+func TestTopLevelPolicyMergedWithRoutes(t *testing.T) {
+	y := base().YAML() + `policy:
+  - from: http://old.localhost
+    to: http://127.0.0.1:1
+    allow_any_authenticated_user: true
+routes:
+  - from: http://new.localhost
+    to: http://127.0.0.1:2
+    allow_any_authenticated_user: true
+`
+	cfg, err := config.Parse([]byte(y), "config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[0].From != "http://old.localhost" || cfg.Routes[1].From != "http://new.localhost" {
+		t.Fatalf("routes %+v", cfg.Routes)
+	}
+	if cfg.Routes[0].Where() != "policy[0]" || cfg.Routes[1].Where() != "routes[0]" || len(cfg.Policy) != 0 {
+		t.Errorf("where %q %q, policy %d", cfg.Routes[0].Where(), cfg.Routes[1].Where(), len(cfg.Policy))
+	}
+	_, err = config.Parse([]byte(base().YAML()+"policy:\n  - from: http://old.localhost\n"), "config.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "policy[0].to: required") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// certificates: [{cert: <path>, key: <path>}] are file paths, as Pomerium
+// reads them; inline PEM and base64 PEM work too.
+func TestCertificatesAsPomeriumReadsThem(t *testing.T) {
+	dir := t.TempDir()
+	files, err := devcerts.Write(dir, "localhost.pomerium.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _ := os.ReadFile(files.Cert)
+	keyPEM, _ := os.ReadFile(files.Key)
+	for name, entry := range map[string]string{
+		"paths":  fmt.Sprintf("{cert: %q, key: %q}", files.Cert, files.Key),
+		"base64": fmt.Sprintf("{cert: %q, key: %q}", base64.StdEncoding.EncodeToString(certPEM), base64.StdEncoding.EncodeToString(keyPEM)),
+		"files":  fmt.Sprintf("{cert_file: %q, key_file: %q}", files.Cert, files.Key),
+	} {
+		b := base().Delete("insecure_server").Set("certificates", "["+entry+"]")
+		cfg, err := config.Parse([]byte(b.YAML()), "config.yaml", nil)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(cfg.TLSCertificates) != 1 {
+			t.Errorf("%s: %d certificates", name, len(cfg.TLSCertificates))
+		}
+	}
+	b := base().Delete("insecure_server").Set("certificates", `[{cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}]`)
+	_, err = config.Parse([]byte(b.YAML()), "config.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "certificates[0].cert: neither PEM, base64 of PEM nor a readable file") {
+		t.Errorf("got %v", err)
 	}
 }
