@@ -3,9 +3,9 @@ package config_test
 import (
 	"bufio"
 	"encoding/base64"
-	"fmt"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"reflect"
 	"sort"
