@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/logging"
 	"github.com/gatehouse/gatehouse/pkg/pathnorm"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -181,11 +182,7 @@ func (c *Config) CookieSameSiteMode() http.SameSite {
 }
 
 // LogLevel returns log_level as a slog level.
-func (c *Config) SlogLevel() slog.Level {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(c.LogLevel))
-	return l
-}
+func (c *Config) SlogLevel() slog.Level { return logging.Level(c.LogLevel) }
 
 func (o *Options) setDefaults() {
 	def := func(s *string, v string) {
@@ -302,9 +299,9 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("cookie_same_site", at("cookie_same_site"), fmt.Sprintf("expected lax, strict or none, got %q", o.CookieSameSite))
 	}
 	switch strings.ToLower(o.LogLevel) {
-	case "debug", "info", "warn", "warning", "error":
+	case "trace", "debug", "info", "warn", "warning", "error", "fatal", "panic", "off", "disabled":
 	default:
-		errs.add("log_level", at("log_level"), fmt.Sprintf("expected debug, info, warn or error, got %q", o.LogLevel))
+		errs.add("log_level", at("log_level"), fmt.Sprintf("expected trace, debug, info, warn, error, fatal or off, got %q", o.LogLevel))
 	}
 	switch o.LogFormat {
 	case "json", "text":

@@ -188,7 +188,7 @@ func TestValidationErrors(t *testing.T) {
 		{"redis needs connection string", base + "databroker_storage_type: redis\n", nil, []string{"databroker_storage_connection_string: required"}},
 		{"bad address", base + "grpc_address: 5443\n", nil, []string{"line 4: grpc_address: expected host:port"}},
 		{"same site", base + "cookie_same_site: sometimes\n", nil, []string{"cookie_same_site: expected lax, strict or none"}},
-		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected debug, info, warn or error"}},
+		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected trace, debug, info, warn, error, fatal or off"}},
 		{"not yaml", "services: [\n", nil, []string{"not valid YAML"}},
 		{"top level list", "- a\n", nil, []string{"expected a map of options"}},
 		{"key set twice", base + "services: proxy\n", nil, []string{"services: set twice"}},
