@@ -99,6 +99,11 @@ type Options struct {
 	DefaultUpstreamTimeout Duration `yaml:"default_upstream_timeout"`
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
+	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
+	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
+	// Pomerium's internals and are named in a warning.
+	RuntimeFlags map[string]bool `yaml:"runtime_flags"`
+
 	Routes []Route `yaml:"routes"`
 	// Policy is the old name of routes. Its routes are put before those
 	// of routes when the configuration loads, as Pomerium does, and Policy

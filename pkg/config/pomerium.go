@@ -192,7 +192,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "programmatic_redirect_domain_whitelist", Support: Implemented},
 	{Name: "proxy_log_level", Support: Ignored, Note: "the proxy logs at log_level; its successful requests are logged at debug"},
 	{Name: "routes", Support: Implemented},
-	{Name: "runtime_flags", Support: Refused, Note: whyPending},
+	{Name: "runtime_flags", Support: Implemented, Note: "pomerium_jwt_endpoint turns /.pomerium/jwt on; the other flags tune Pomerium's internals and are ignored with a warning"},
 	{Name: "secondary_color", Support: Ignored, Note: whyBranding},
 	{Name: "services", Support: Implemented},
 	{Name: "set_response_headers", Support: Implemented},
@@ -411,9 +411,28 @@ func CompatibilityMarkdown() string {
 	return b.String()
 }
 
+// RuntimeFlagJWTEndpoint is the runtime flag that turns /.pomerium/jwt on.
+const RuntimeFlagJWTEndpoint = "pomerium_jwt_endpoint"
+
+// JWTEndpointEnabled reports whether /.pomerium/jwt is served: off unless
+// runtime_flags sets pomerium_jwt_endpoint, as in current Pomerium (the
+// raw JWT in a page any script on the route's origin can fetch is a
+// credential for every upstream that trusts it).
+func (c *Config) JWTEndpointEnabled() bool { return c.RuntimeFlags[RuntimeFlagJWTEndpoint] }
+
 // warnIgnored adds the one warning that names every Pomerium option this
 // configuration sets that gatehouse accepts without effect.
 func (c *Config) warnIgnored() {
+	var flags []string
+	for f := range c.RuntimeFlags {
+		if f != RuntimeFlagJWTEndpoint {
+			flags = append(flags, "runtime_flags."+f)
+		}
+	}
+	sort.Strings(flags)
+	for _, f := range flags {
+		c.ignored = append(c.ignored, ignoredKey{key: f, line: c.lines["runtime_flags"]})
+	}
 	if len(c.ignored) == 0 {
 		return
 	}

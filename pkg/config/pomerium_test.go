@@ -320,3 +320,20 @@ func TestCertificatesAsPomeriumReadsThem(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// runtime_flags: pomerium_jwt_endpoint is read; Pomerium's other flags are
+// named in the one warning about ignored options.
+func TestRuntimeFlags(t *testing.T) {
+	cfg := base().Config(t)
+	if cfg.JWTEndpointEnabled() {
+		t.Error("/.pomerium/jwt on by default")
+	}
+	cfg = base().Set("runtime_flags", "{pomerium_jwt_endpoint: true, legacy_identity_manager: false}").Config(t)
+	if !cfg.JWTEndpointEnabled() {
+		t.Error("pomerium_jwt_endpoint not read")
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	if !strings.Contains(w, "runtime_flags.legacy_identity_manager") || strings.Contains(w, "runtime_flags.pomerium_jwt_endpoint") {
+		t.Errorf("warnings %q", w)
+	}
+}

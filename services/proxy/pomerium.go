@@ -48,7 +48,16 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		s.serveProgrammaticLogin(w, r, st, reqID)
 		return routeID, decisionInternal
-	case handoff.UserPagePath, handoff.UserJSONPath, handoff.JWTPath:
+	case handoff.JWTPath:
+		if !st.cfg.JWTEndpointEnabled() {
+			// Off unless runtime_flags turns it on, as in Pomerium.
+			writeError(w, r, http.StatusNotFound, "There is no such page.", reqID)
+			return routeID, decisionInternal
+		}
+		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
+			return routeID, decisionInvalid
+		}
+	case handoff.UserPagePath, handoff.UserJSONPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, decisionInvalid
 		}
@@ -99,6 +108,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			return routeID, decisionAllow
 		}
 		page := newUserPage(claims, reqID)
+		page.JWTEndpoint = st.cfg.JWTEndpointEnabled()
 		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
 		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
 		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
