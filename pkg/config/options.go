@@ -124,6 +124,7 @@ type Route struct {
 	ID          string     `yaml:"id"`
 	Name        string     `yaml:"name"`
 	Description string     `yaml:"description"`
+	LogoURL     string     `yaml:"logo_url"`
 	From        string     `yaml:"from"`
 	To          StringList `yaml:"to"`
 	Prefix      string     `yaml:"prefix"`

@@ -255,7 +255,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "kubernetes_service_account_token", Support: Refused, Note: whyPending},
 	{Route: true, Name: "kubernetes_service_account_token_file", Support: Refused, Note: whyPending},
 	{Route: true, Name: "load_balancing_policy", Support: Refused, Note: whyPending},
-	{Route: true, Name: "logo_url", Support: Refused, Note: whyPending},
+	{Route: true, Name: "logo_url", Support: Implemented, Note: "shown on /.pomerium/routes"},
 	{Route: true, Name: "mcp", Support: Refused, Note: whyMCP},
 	{Route: true, Name: "name", Support: Implemented, Note: "shown on /.pomerium/routes"},
 	{Route: true, Name: "outlier_detection", Support: Ignored, Note: whyCluster},

@@ -57,7 +57,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, decisionInvalid
 		}
-	case handoff.UserPagePath, handoff.UserJSONPath:
+	case handoff.UserPagePath, handoff.UserJSONPath, portalPath, portalAPIPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, decisionInvalid
 		}
@@ -70,6 +70,10 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 	answer, d := s.checkRequest(w, r, st, cr, nil, &checkInput{r: r, requestID: reqID, credential: credential, routeID: routeID, internal: true})
 	if d != decisionAllow {
 		return routeID, d
+	}
+	if p == portalPath || p == portalAPIPath {
+		s.servePortal(w, r, st, credential, reqID)
+		return routeID, decisionAllow
 	}
 	var jwt string
 	for _, o := range answer.GetHeaders() {
