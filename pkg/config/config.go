@@ -490,7 +490,7 @@ func (c *Config) validateCertificates(errs *Errors) {
 	for i, crt := range o.Certificates {
 		add(fmt.Sprintf("certificates[%d]", i), crt.Cert, crt.Key)
 	}
-	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 {
+	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" {
 		errs.add("certificate", 0, "required unless insecure_server is true: set certificate_file and certificate_key_file, or certificates")
 	}
 	if o.CertificateAuthority != "" {

@@ -161,6 +161,7 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 			b, err := os.ReadFile(*f.target)
 			if err != nil {
 				errs.add(key, lines[key], fmt.Sprintf("neither PEM, base64 of PEM nor a readable file: %v", err))
+				*f.target = "" // reported once, here
 				continue
 			}
 			*f.target = string(b)
