@@ -169,7 +169,7 @@ func (p *process) build(ctx context.Context) error {
 		}
 		proxyHTTP = h
 	}
-	p.http = splitByHost(cfg.AuthenticateURLParsed, authenticateHTTP, proxyHTTP)
+	p.http = splitByHost(cfg.IsAuthenticateHost, authenticateHTTP, proxyHTTP)
 	return nil
 }
 

@@ -99,7 +99,16 @@ type Options struct {
 	DefaultUpstreamTimeout Duration `yaml:"default_upstream_timeout"`
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
+	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
+	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
+	// Pomerium's internals and are named in a warning.
+	RuntimeFlags map[string]bool `yaml:"runtime_flags"`
+
 	Routes []Route `yaml:"routes"`
+	// Policy is the old name of routes. Its routes are put before those
+	// of routes when the configuration loads, as Pomerium does, and Policy
+	// is then empty.
+	Policy []Route `yaml:"policy"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
@@ -115,6 +124,7 @@ type Route struct {
 	ID          string     `yaml:"id"`
 	Name        string     `yaml:"name"`
 	Description string     `yaml:"description"`
+	LogoURL     string     `yaml:"logo_url"`
 	From        string     `yaml:"from"`
 	To          StringList `yaml:"to"`
 	Prefix      string     `yaml:"prefix"`
@@ -161,7 +171,14 @@ type Route struct {
 	RewriteRE *regexp.Regexp `yaml:"-"`
 	// Evaluator is the route's compiled policy (shorthands and policy).
 	Evaluator *policy.Evaluator `yaml:"-"`
+
+	// where names the route in messages: "routes[2]" or "policy[0]".
+	where string
 }
+
+// Where names the route in messages and for Config.Line: "routes[2]", or
+// "policy[0]" for a route of the top-level policy list.
+func (r *Route) Where() string { return r.where }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
 type WeightedURL struct {

@@ -280,6 +280,13 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 				return nil, s.signError(err)
 			}
 		}
+		if len(r.dynHeaders) > 0 {
+			var err error
+			ans, err = st.withDynamicHeaders(r, ans, ident, req, audience, now)
+			if err != nil {
+				return nil, s.signError(err)
+			}
+		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
 		return ans.pick(fromAuthorization), nil
 	case d.NeedsSignIn || (ident == nil && d.Reasons.Has(policy.ReasonUserUnauthenticated)):

@@ -96,7 +96,7 @@ var userTemplate = template.Must(template.New("user").Parse(`<!DOCTYPE html>
 <tr><th>Groups</th><td>{{range $i, $g := .Groups}}{{if $i}}, {{end}}{{$g}}{{else}}none{{end}}</td></tr>
 </table>
 <h2 style="font-size:1.05rem;margin-top:1.5rem">Claims of the identity JWT</h2>
-<p class="status">What this route's upstream receives in <code>X-Pomerium-Jwt-Assertion</code> (<a href="/.pomerium/jwt">raw</a>, <a href="/.pomerium/user">JSON</a>).</p>
+<p class="status">What this route's upstream receives in <code>X-Pomerium-Jwt-Assertion</code> ({{if .JWTEndpoint}}<a href="/.pomerium/jwt">raw</a>, {{end}}<a href="/.pomerium/user">JSON</a>).</p>
 <table>
 {{range .Claims}}<tr><th><code>{{.Name}}</code></th><td><code>{{.Value}}</code></td></tr>
 {{end}}</table>
@@ -112,6 +112,7 @@ type userPage struct {
 	Groups                       []string
 	Claims                       []claimRow
 	CSRF                         string // the sign-out form's token
+	JWTEndpoint                  bool   // /.pomerium/jwt is served
 }
 
 func newUserPage(claims map[string]any, requestID string) userPage {

@@ -48,7 +48,16 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		s.serveProgrammaticLogin(w, r, st, reqID)
 		return routeID, decisionInternal
-	case handoff.UserPagePath, handoff.UserJSONPath, handoff.JWTPath:
+	case handoff.JWTPath:
+		if !st.cfg.JWTEndpointEnabled() {
+			// Off unless runtime_flags turns it on, as in Pomerium.
+			writeError(w, r, http.StatusNotFound, "There is no such page.", reqID)
+			return routeID, decisionInternal
+		}
+		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
+			return routeID, decisionInvalid
+		}
+	case handoff.UserPagePath, handoff.UserJSONPath, portalPath, portalAPIPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, decisionInvalid
 		}
@@ -61,6 +70,10 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 	answer, d := s.checkRequest(w, r, st, cr, nil, &checkInput{r: r, requestID: reqID, credential: credential, routeID: routeID, internal: true})
 	if d != decisionAllow {
 		return routeID, d
+	}
+	if p == portalPath || p == portalAPIPath {
+		s.servePortal(w, r, st, credential, reqID)
+		return routeID, decisionAllow
 	}
 	var jwt string
 	for _, o := range answer.GetHeaders() {
@@ -99,6 +112,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			return routeID, decisionAllow
 		}
 		page := newUserPage(claims, reqID)
+		page.JWTEndpoint = st.cfg.JWTEndpointEnabled()
 		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
 		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
 		h.Set("Content-Security-Policy", "frame-ancestors 'none'")

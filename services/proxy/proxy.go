@@ -309,6 +309,14 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("OK\n"))
 		return "", decisionInternal
+	case p == "/robots.txt" && st.servesRobots(r.Host):
+		// Pomerium answers a route host's robots.txt itself, unless a
+		// public route serves it: no crawler indexes what sits behind
+		// sign-in.
+		st.setResponseHeaders(w, r)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("User-agent: *\nDisallow: /\n"))
+		return "", decisionInternal
 	case p == signingkey.WellKnownPath || p == signingkey.JWKSPath:
 		if st.table.MatchHost(r.Host) == nil {
 			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
@@ -351,7 +359,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	}
 
 	// 4. Authorization: one Check, fail closed.
-	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID})
+	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID, extraHeaders: rt.templateHeaders})
 	if d != decisionAllow {
 		return rt.cfg.ID, d
 	}
@@ -371,6 +379,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, decisionAllow
+}
+
+// servesRobots reports whether the proxy answers /robots.txt on host
+// itself: the host has a route, and no route open to the public serves
+// /robots.txt there.
+func (st *state) servesRobots(host string) bool {
+	if st.table.MatchHost(host) == nil {
+		return false
+	}
+	cr := st.table.Match(host, "/robots.txt")
+	return cr == nil || !cr.AllowPublicUnauthenticatedAccess
 }
 
 // setResponseHeaders sets the route's response headers on a response the
