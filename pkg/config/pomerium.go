@@ -340,7 +340,7 @@ var pomeriumEndpoints = []PomeriumEndpoint{
 	{"/.well-known/pomerium/jwks.json", Implemented, "on every route host and the authenticate host"},
 	{"/ping, /healthz", Implemented, "on every host"},
 	{"/robots.txt", Implemented, "disallows every crawler on every route host, as Pomerium does"},
-	{"X-Pomerium-Jwt-Assertion-For", Implemented, "a request that arrives with an identity JWT this deployment signed passes it upstream in this header"},
+	{"X-Pomerium-Jwt-Assertion-For", Refused, "not implemented yet: an identity JWT a client sends (X-Pomerium-Jwt-Assertion) is removed, never passed upstream under any name"},
 	{"/.pomerium/webauthn, /.pomerium/device-enrolled", Refused, "device identity (WebAuthn) is not implemented"},
 }
 
