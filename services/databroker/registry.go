@@ -4,6 +4,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
 	"github.com/gatehouse/gatehouse/services/databroker/storage/memory"
+	"github.com/gatehouse/gatehouse/services/databroker/storage/postgres"
 	"github.com/gatehouse/gatehouse/services/databroker/storage/redis"
 )
 
@@ -11,7 +12,7 @@ import (
 // opens them, configuration validation checks databroker_storage_type and
 // its connection string against it, and the README's storage table is
 // tested against it. A new backend is a storage.Type added here.
-var StorageTypes = storage.NewRegistry(memory.Type, redis.Type)
+var StorageTypes = storage.NewRegistry(memory.Type, redis.Type, postgres.Type)
 
 // ConfigStorageTypes returns the registry in the form pkg/config reads.
 func ConfigStorageTypes() []config.StorageType {
