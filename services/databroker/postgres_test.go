@@ -140,7 +140,7 @@ func testPostgresRestartAndOutage(t *testing.T, pg *testutil.Postgres, url strin
 		t.Errorf("Put took %v with PostgreSQL down; timeout is %v", d, opts.Timeout)
 	}
 	wantCode(t, err, codes.Unavailable)
-	if svcB.Ready() {
+	if svcB.Ready() == nil {
 		t.Error("Ready with PostgreSQL down")
 	}
 	testutil.WaitFor(t, 10*time.Second, "a sweep of B to fail with PostgreSQL down", func() bool {
@@ -180,8 +180,8 @@ func testPostgresRestartAndOutage(t *testing.T, pg *testutil.Postgres, url strin
 	if err != nil || r.GetRecord().GetVersion() != put.GetRecords()[42].GetVersion() {
 		t.Fatalf("Get u42 = %v, %v", r, err)
 	}
-	if !svcB.Ready() {
-		t.Error("not Ready after PostgreSQL came back")
+	if err := svcB.Ready(); err != nil {
+		t.Errorf("not Ready after PostgreSQL came back: %v", err)
 	}
 }
 
