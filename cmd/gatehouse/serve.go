@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,7 +56,7 @@ type process struct {
 }
 
 func runCommand(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlagSet("run")
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
