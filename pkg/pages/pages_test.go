@@ -26,7 +26,7 @@ func TestPageShowsWhatEveryPageCarries(t *testing.T) {
 	for _, want := range []string{
 		"403 Forbidden", "Access denied", "Signed in as <b>alice@example.com</b>", "You &lt;b&gt;may&lt;/b&gt; not.",
 		"grafana", "email-unauthorized", "Ask the administrator.", `<form method="post" action="/.pomerium/sign_out">`,
-		`value="t&#34;k"`, `href="/"`, "Request ID <code>rid-1</code>", `name="viewport"`, ">gatehouse<",
+		`value="t&#34;k"`, `href="/"`, "Request ID: <code>rid-1</code>", `name="viewport"`, ">gatehouse<",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q:\n%s", want, body)
