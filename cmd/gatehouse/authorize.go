@@ -5,19 +5,17 @@ import (
 	"log/slog"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
-	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/services/authorize"
 )
 
-func init() { serviceBuilders[config.ServiceAuthorize] = buildAuthorize }
-
-// buildAuthorize adds the authorize service to the gRPC server and, for a
-// proxy in the same process, an in-process client: the same Check, without
-// the network hop.
-func buildAuthorize(ctx context.Context, p *process) error {
+// addAuthorize serves the authorize service on the process's gRPC server,
+// its caches synced from the databroker of this process or of
+// databroker_service_url(s). It returns the service, for a proxy in the
+// same process to call without the network.
+func (p *process) addAuthorize(ctx context.Context) (*authorize.Service, error) {
 	cc, err := p.conn(config.ServiceDataBroker)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc, err := authorize.New(ctx, authorize.Options{
 		Source:     p.src,
@@ -28,11 +26,9 @@ func buildAuthorize(ctx context.Context, p *process) error {
 		DecisionLogLevel: slog.LevelDebug,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	svc.Register(p.grpc)
-	p.runners = append(p.runners, svc.Run)
-	p.health.Add(config.ServiceAuthorize, svc.Ready)
-	p.localAuthorizer = extauthz.LocalClient{Server: svc}
-	return nil
+	p.add(config.ServiceAuthorize, svc)
+	return svc, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	// The record types, so that reflection (grpcurl) can print their Any data.
@@ -11,9 +10,10 @@ import (
 	"github.com/gatehouse/gatehouse/services/databroker"
 )
 
-func init() { serviceBuilders[config.ServiceDataBroker] = buildDataBroker }
-
-func buildDataBroker(ctx context.Context, p *process) error {
+// addDataBroker serves the databroker service on the process's gRPC
+// server, with the storage of databroker_storage_type. A change of storage
+// in the config file takes a restart.
+func (p *process) addDataBroker(ctx context.Context) error {
 	svc, err := databroker.New(ctx, databroker.Options{
 		StorageType:      p.cfg.DataBrokerStorageType,
 		ConnectionString: p.cfg.DataBrokerStorageConnectionString,
@@ -24,12 +24,6 @@ func buildDataBroker(ctx context.Context, p *process) error {
 	}
 	svc.Register(p.grpc)
 	p.closers = append(p.closers, func() { _ = svc.Close() })
-	p.runners = append(p.runners, svc.Run)
-	p.health.Add(config.ServiceDataBroker, func() error {
-		if !svc.Ready() {
-			return errors.New("storage unreachable")
-		}
-		return nil
-	})
+	p.add(config.ServiceDataBroker, svc)
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -60,24 +59,20 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	return srv.Shutdown(sctx)
 }
 
-// httpHandler returns the handler of the HTTP listener: requests for the
-// authenticate_service_url host go to authenticate, everything else to the
-// proxy; with only one of them here, it takes every request.
-func (p *process) httpHandler() http.Handler {
+// splitByHost returns the handler of the HTTP listener: requests for an
+// authenticate host (isAuthHost: authenticate_service_url's or
+// authenticate_internal_service_url's, config.Config.IsAuthenticateHost)
+// go to authn, everything else to proxy; with only one of them (the other
+// nil), it takes every request. Nil when both are.
+func splitByHost(isAuthHost func(host string) bool, authn, proxy http.Handler) http.Handler {
 	switch {
-	case p.authenticateHTTP == nil:
-		return p.proxyHTTP
-	case p.proxyHTTP == nil:
-		return p.authenticateHTTP
+	case authn == nil:
+		return proxy
+	case proxy == nil:
+		return authn
 	}
-	authHost := p.cfg.AuthenticateURLParsed.Hostname()
-	authn, proxy := p.authenticateHTTP, p.proxyHTTP
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if strings.EqualFold(host, authHost) {
+		if isAuthHost(r.Host) {
 			authn.ServeHTTP(w, r)
 			return
 		}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"time"
+	"net/http"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -10,36 +10,30 @@ import (
 	"github.com/gatehouse/gatehouse/services/proxy"
 )
 
-func init() { serviceBuilders[config.ServiceProxy] = buildProxy }
-
-// buildProxy adds the proxy service: its HTTP handler (every host but
-// authenticate's), its runner and readiness check. Every request's Check
-// goes over gRPC to the authorize replicas of authorize_service_url(s), or
-// in-process to the authorize service when this process runs it too.
-func buildProxy(ctx context.Context, p *process) error {
-	authz := p.localAuthorizer
-	// In process, authorize bounds its own work (a fresh session is
-	// waited for at most authorize.SessionWait), so no deadline is added.
-	checkTimeout := time.Duration(-1)
-	if authz == nil {
-		checkTimeout = 0 // proxy.DefaultCheckTimeout over the network
+// addProxy adds the proxy service and returns its HTTP handler (every host
+// but authenticate's). Every request's Check goes to local, the authorize
+// service of this process, when it runs here (nil when not), else over
+// gRPC to the replicas of authorize_service_url(s).
+func (p *process) addProxy(ctx context.Context, local authv3.AuthorizationClient) (http.Handler, error) {
+	opts := proxy.Options{
+		Source: p.src,
+		Logger: p.logger.With("service", config.ServiceProxy),
+		// In process, authorize bounds its own work (a fresh session is
+		// waited for at most authorize.SessionWait): no deadline is added.
+		Authorizer:          local,
+		InProcessAuthorizer: local != nil,
+	}
+	if local == nil {
 		cc, err := p.conn(config.ServiceAuthorize)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		authz = authv3.NewAuthorizationClient(cc)
+		opts.Authorizer = authv3.NewAuthorizationClient(cc) // proxy.DefaultCheckTimeout
 	}
-	svc, err := proxy.New(ctx, proxy.Options{
-		Source:       p.src,
-		Logger:       p.logger.With("service", config.ServiceProxy),
-		Authorizer:   authz,
-		CheckTimeout: checkTimeout,
-	})
+	svc, err := proxy.New(ctx, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.proxyHTTP = svc.Handler()
-	p.runners = append(p.runners, svc.Run)
-	p.health.Add(config.ServiceProxy, svc.Ready)
-	return nil
+	p.add(config.ServiceProxy, svc)
+	return svc.Handler(), nil
 }

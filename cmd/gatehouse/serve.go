@@ -26,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/health"
 	"github.com/gatehouse/gatehouse/pkg/logging"
@@ -36,23 +37,20 @@ import (
 const drainTimeout = 10 * time.Second
 
 // process is everything one gatehouse process runs, assembled from the
-// services named in the config.
+// services named in the config by build.
 type process struct {
-	src     *config.Source
-	cfg     *config.Config
+	src     config.Source
+	cfg     *config.Config // the configuration the process started with
 	logger  *slog.Logger
 	health  *health.Registry
 	metrics *prometheus.Registry
 	grpc    *grpcutil.Server // nil when no gRPC service runs here
-	// authenticateHTTP and proxyHTTP are the HTTP services run here (nil
-	// when not). One listener serves both, split by Host.
-	authenticateHTTP http.Handler
-	proxyHTTP        http.Handler
-	// localAuthorizer is set when authorize runs in this process.
-	localAuthorizer authv3.AuthorizationClient
-	runners         []func(context.Context) error
-	closers         []func()
-	grpcConn        map[string]*grpc.ClientConn
+	// http serves the HTTP listener: authenticate and proxy, split by
+	// Host. Nil when neither runs here.
+	http     http.Handler
+	runners  []func(context.Context) error
+	closers  []func()
+	grpcConn map[string]*grpc.ClientConn
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -74,7 +72,7 @@ func runCommand(args []string, stderr io.Writer) error {
 	}
 	cfg := src.Current()
 	logs.Set(cfg.LogLevel, cfg.LogFormat)
-	src.OnChange(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) })
+	src.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
 	logger := logs.Logger()
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
@@ -86,47 +84,124 @@ func runCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer p.close()
+	// The file is read again when it changes and on SIGHUP.
+	p.runners = append(p.runners, src.Watch, reloadOnHangup(src))
 	return p.run(ctx)
 }
 
-func newProcess(ctx context.Context, src *config.Source, logger *slog.Logger) (*process, error) {
-	cfg := src.Current()
+// reloadOnHangup returns a runner that reloads src on every SIGHUP. The
+// signal is caught from now on, not only once the runner runs: a SIGHUP
+// must never end the process.
+func reloadOnHangup(src *config.FileSource) func(context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return func(ctx context.Context) error {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				_ = src.Reload(ctx)
+			}
+		}
+	}
+}
+
+// newProcess builds the services that src's configuration names (see
+// build). Each service follows src's changes: a new configuration is
+// built by every one of them before any switches to it (config.Switch).
+func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*process, error) {
 	p := &process{
-		src: src, cfg: cfg, logger: logger,
+		src: src, cfg: src.Current(), logger: logger,
 		health:   health.NewRegistry(),
 		metrics:  prometheus.NewRegistry(),
 		grpcConn: map[string]*grpc.ClientConn{},
 	}
 	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
-		var creds credentials.TransportCredentials
-		if !cfg.GRPCInsecureOrDefault() {
-			creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
-		}
-		p.grpc = grpcutil.NewServer(grpcutil.ServerOptions{
-			SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: p.metrics,
-		})
-	}
-	for _, name := range config.AllServices {
-		if !cfg.Runs(name) {
-			continue
-		}
-		build, ok := serviceBuilders[name]
-		if !ok {
-			p.close()
-			return nil, fmt.Errorf("service %q is not available in this build of gatehouse yet; remove it from services", name)
-		}
-		if err := build(ctx, p); err != nil {
-			p.close()
-			return nil, fmt.Errorf("start %s: %w", name, err)
-		}
-		logger.Info("service configured", "service", name)
+	if err := p.build(ctx); err != nil {
+		p.close()
+		return nil, err
 	}
 	return p, nil
 }
 
-// serviceBuilders adds each service to a process.
-var serviceBuilders = map[string]func(context.Context, *process) error{}
+// build builds the services this process runs, each from what the ones
+// before it built:
+//
+//  1. the gRPC server, when databroker or authorize runs here;
+//  2. databroker, served on it;
+//  3. authorize, served on it, syncing from the databroker (this
+//     process's, over its own gRPC listener, or databroker_service_url);
+//  4. authenticate, writing to the databroker;
+//  5. proxy, asking authorize: this process's in process (same
+//     interceptors, no network hop), else authorize_service_url over gRPC;
+//  6. the HTTP handler of authenticate and proxy.
+func (p *process) build(ctx context.Context) error {
+	cfg := p.cfg
+	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
+		p.grpc = newGRPCServer(cfg, p.logger, p.metrics)
+	}
+	if cfg.Runs(config.ServiceDataBroker) {
+		if err := p.addDataBroker(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", config.ServiceDataBroker, err)
+		}
+	}
+	// localAuthorizer is this process's authorize service, when it runs
+	// here, behind the interface of a gRPC client.
+	var localAuthorizer authv3.AuthorizationClient
+	if cfg.Runs(config.ServiceAuthorize) {
+		svc, err := p.addAuthorize(ctx)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", config.ServiceAuthorize, err)
+		}
+		localAuthorizer = extauthz.NewLocalClient(svc, p.grpc.LocalInterceptor())
+	}
+	var authenticateHTTP, proxyHTTP http.Handler
+	if cfg.Runs(config.ServiceAuthenticate) {
+		h, err := p.addAuthenticate(ctx)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", config.ServiceAuthenticate, err)
+		}
+		authenticateHTTP = h
+	}
+	if cfg.Runs(config.ServiceProxy) {
+		h, err := p.addProxy(ctx, localAuthorizer)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", config.ServiceProxy, err)
+		}
+		proxyHTTP = h
+	}
+	p.http = splitByHost(cfg.IsAuthenticateHost, authenticateHTTP, proxyHTTP)
+	return nil
+}
+
+// service is what the process runs of every service.
+type service interface {
+	// Run does the service's background work until ctx ends.
+	Run(ctx context.Context) error
+	// Ready reports nil when the service can serve (/readyz).
+	Ready() error
+}
+
+// add runs svc with the process and makes its readiness part of /readyz.
+func (p *process) add(name string, svc service) {
+	p.runners = append(p.runners, svc.Run)
+	p.health.Add(name, svc.Ready)
+	p.logger.Info("service configured", "service", name)
+}
+
+// newGRPCServer returns the gRPC server of the databroker and authorize
+// services: service tokens, health, reflection, panic recovery, metrics.
+func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer) *grpcutil.Server {
+	var creds credentials.TransportCredentials
+	if !cfg.GRPCInsecureOrDefault() {
+		creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
+	}
+	return grpcutil.NewServer(grpcutil.ServerOptions{
+		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics,
+	})
+}
 
 // conn returns the shared client connection to a service's replicas.
 func (p *process) conn(service string) (*grpc.ClientConn, error) {
@@ -192,20 +267,6 @@ func (p *process) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	cfg := p.cfg
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	g.Go(func() error {
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-hup:
-				_ = p.src.Reload(ctx)
-			}
-		}
-	})
-	g.Go(func() error { return p.src.Watch(ctx) })
 	g.Go(func() error {
 		return health.Serve(ctx, cfg.HealthCheckAddr, p.health.Handler(), p.logger, drainTimeout)
 	})
@@ -246,8 +307,8 @@ func (p *process) run(ctx context.Context) error {
 			return nil
 		})
 	}
-	if h := p.httpHandler(); h != nil {
-		g.Go(func() error { return p.serveHTTP(ctx, h) })
+	if p.http != nil {
+		g.Go(func() error { return p.serveHTTP(ctx, p.http) })
 	}
 	g.Go(func() error {
 		<-ctx.Done()

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,12 +117,16 @@ func TestClaimsHeadersMapForm(t *testing.T) {
 	if cfg.JWTClaimsHeaders["X-Email"] != "email" || cfg.JWTClaimsHeaders["X-Groups"] != "groups" {
 		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
 	}
-	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name]\n"), "", nil)
+	// The list form names the header x-pomerium-claim-<claim> verbatim,
+	// as Pomerium does: the underscore stays.
+	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name, email_verified, a.b]\n"), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.JWTClaimsHeaders["X-Pomerium-Claim-Given-Name"] != "given_name" {
-		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
+	want := ClaimsHeaders{"X-Pomerium-Claim-Email": "email", "X-Pomerium-Claim-Given_name": "given_name",
+		"X-Pomerium-Claim-Email_verified": "email_verified", "X-Pomerium-Claim-A.b": "a.b"}
+	if !reflect.DeepEqual(cfg.JWTClaimsHeaders, want) {
+		t.Fatalf("got %v, want %v", cfg.JWTClaimsHeaders, want)
 	}
 }
 
@@ -170,7 +175,7 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"unknown key with line", base + "shraed_secret: x\n", nil, []string{"line 4: shraed_secret: unknown option", `did you mean "shared_secret"`}},
 		{"removed pomerium key", base + "cache_service_url: http://x\n", nil, []string{"line 4: cache_service_url: was removed from Pomerium"}},
-		{"unsupported key", base + "autocert: true\n", nil, []string{"autocert: is a Pomerium option that gatehouse does not support"}},
+		{"unsupported key", base + "autocert: true\n", nil, []string{"autocert: is a Pomerium option that gatehouse refuses: automatic ACME"}},
 		{"short shared secret", "services: databroker\nshared_secret: MDEyMzQ1Njc4OQ==\n", nil, []string{"line 2: shared_secret: expected base64 of 32 random bytes, got 10 bytes"}},
 		{"secret not base64", "services: databroker\nshared_secret: '!!!'\n", nil, []string{"shared_secret: expected base64 of 32 random bytes, got text that is not base64"}},
 		{"missing shared secret", "services: databroker\n", nil, []string{"shared_secret: required"}},
@@ -183,7 +188,7 @@ func TestValidationErrors(t *testing.T) {
 		{"redis needs connection string", base + "databroker_storage_type: redis\n", nil, []string{"databroker_storage_connection_string: required"}},
 		{"bad address", base + "grpc_address: 5443\n", nil, []string{"line 4: grpc_address: expected host:port"}},
 		{"same site", base + "cookie_same_site: sometimes\n", nil, []string{"cookie_same_site: expected lax, strict or none"}},
-		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected debug, info, warn or error"}},
+		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected trace, debug, info, warn, error, fatal or off"}},
 		{"not yaml", "services: [\n", nil, []string{"not valid YAML"}},
 		{"top level list", "- a\n", nil, []string{"expected a map of options"}},
 		{"key set twice", base + "services: proxy\n", nil, []string{"services: set twice"}},
@@ -239,7 +244,7 @@ func TestHotReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := make(chan *Config, 4)
-	src.OnChange(func(_ context.Context, c *Config) { changes <- c })
+	src.OnChange("test", Notify(func(_ context.Context, c *Config) { changes <- c }))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Watch(ctx)

@@ -28,10 +28,16 @@ var removedKeys = map[string]string{
 	"databroker_storage_ca_file":     "use rediss:// in databroker_storage_connection_string",
 }
 
-// unsupportedKeys are Pomerium options gatehouse does not implement yet.
-var unsupportedKeys = map[string]bool{
-	"autocert": true, "autocert_dir": true, "autocert_use_staging": true, "autocert_must_staple": true,
-	"tracing_provider": true, "envoy_admin_address": true, "codec_type": true,
+// removedRouteKeys are route options Pomerium no longer has.
+var removedRouteKeys = map[string]string{
+	"set_authorization_header": "removed in Pomerium v0.24; use set_request_headers with Authorization: Bearer ${pomerium.id_token} (or ${pomerium.access_token})",
+}
+
+// ignoredKey is a Pomerium option accepted without effect, for the one
+// warning that names them all.
+type ignoredKey struct {
+	key  string
+	line int
 }
 
 // fieldIndex maps the yaml names of a struct type to field indexes.
@@ -51,6 +57,13 @@ func fieldIndex(t reflect.Type) map[string]int {
 // unknown key is reported rather than ignored. what names the object for
 // messages ("routes[2]").
 func decodeStrict(n *yaml.Node, dst any, what string, errs *Errors, lines map[string]int) {
+	decodeStrictIgnoring(n, dst, what, errs, lines, nil)
+}
+
+// decodeStrictIgnoring is decodeStrict that accepts the options the
+// compatibility table marks Ignored, appending them to ignored (when nil,
+// they are errors too).
+func decodeStrictIgnoring(n *yaml.Node, dst any, what string, errs *Errors, lines map[string]int, ignored *[]ignoredKey) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
@@ -75,30 +88,65 @@ func decodeStrict(n *yaml.Node, dst any, what string, errs *Errors, lines map[st
 		seen[k.Value] = true
 		fi, ok := idx[k.Value]
 		if !ok {
-			switch {
-			case removedKeys[k.Value] != "" && what == "":
-				errs.add(key, k.Line, "was removed from Pomerium: "+removedKeys[k.Value])
-			case unsupportedKeys[k.Value]:
-				errs.add(key, k.Line, "is a Pomerium option that gatehouse does not support")
-			default:
-				errs.add(key, k.Line, "unknown option"+suggest(k.Value, idx))
-			}
+			unknownKey(k, key, what, idx, errs, ignored)
 			continue
 		}
 		field := v.Field(fi)
-		if err := decodeField(val, field, key, errs, lines); err != nil {
+		if err := decodeFieldIgnoring(val, field, key, errs, lines, ignored); err != nil {
 			errs.add(key, val.Line, withoutLine(err.Error(), val.Line))
 		}
 	}
 }
 
+// unknownKey reports a key that is no field of the object being decoded:
+// a Pomerium option the compatibility table accepts and ignores (noted in
+// ignored), one it refuses (with the reason), a removed one, or a typo.
+func unknownKey(k *yaml.Node, key, what string, idx map[string]int, errs *Errors, ignored *[]ignoredKey) {
+	isRoute := strings.HasPrefix(what, "routes[") || strings.HasPrefix(what, "policy[")
+	if what == "" || isRoute {
+		if o := pomeriumOption(k.Value, isRoute); o != nil {
+			switch {
+			case o.Support == Ignored && ignored != nil:
+				*ignored = append(*ignored, ignoredKey{key, k.Line})
+				return
+			case o.Support == Refused:
+				errs.add(key, k.Line, "is a Pomerium option that gatehouse refuses: "+o.Note)
+				return
+			}
+		}
+	}
+	switch {
+	case removedKeys[k.Value] != "" && what == "":
+		errs.add(key, k.Line, "was removed from Pomerium: "+removedKeys[k.Value])
+	case removedRouteKeys[k.Value] != "" && isRoute:
+		errs.add(key, k.Line, "was removed from Pomerium: "+removedRouteKeys[k.Value])
+	default:
+		known := make(map[string]int, len(idx))
+		for name := range idx {
+			known[name] = 0
+		}
+		if what == "" || isRoute {
+			for _, o := range pomeriumOptions {
+				if o.Route == isRoute {
+					known[o.Name] = 0
+				}
+			}
+		}
+		errs.add(key, k.Line, "unknown option"+suggest(k.Value, known))
+	}
+}
+
 // decodeField decodes one value; nested option structs are decoded strictly.
 func decodeField(val *yaml.Node, field reflect.Value, key string, errs *Errors, lines map[string]int) error {
+	return decodeFieldIgnoring(val, field, key, errs, lines, nil)
+}
+
+func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *Errors, lines map[string]int, ignored *[]ignoredKey) error {
 	switch field.Interface().(type) {
 	case []Route:
 		return decodeList(val, field, key, errs, func(n *yaml.Node, what string) reflect.Value {
 			var r Route
-			decodeStrict(n, &r, what, errs, lines)
+			decodeStrictIgnoring(n, &r, what, errs, lines, ignored)
 			lines[what] = n.Line
 			return reflect.ValueOf(r)
 		})

@@ -111,7 +111,16 @@ type Options struct {
 	DarkmodeSecondaryColor     string `yaml:"darkmode_secondary_color"`
 	ErrorMessageFirstParagraph string `yaml:"error_message_first_paragraph"`
 
+	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
+	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
+	// Pomerium's internals and are named in a warning.
+	RuntimeFlags map[string]bool `yaml:"runtime_flags"`
+
 	Routes []Route `yaml:"routes"`
+	// Policy is the old name of routes. Its routes are put before those
+	// of routes when the configuration loads, as Pomerium does, and Policy
+	// is then empty.
+	Policy []Route `yaml:"policy"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
@@ -179,7 +188,14 @@ type Route struct {
 	RewriteRE *regexp.Regexp `yaml:"-"`
 	// Evaluator is the route's compiled policy (shorthands and policy).
 	Evaluator *policy.Evaluator `yaml:"-"`
+
+	// where names the route in messages: "routes[2]" or "policy[0]".
+	where string
 }
+
+// Where names the route in messages and for Config.Line: "routes[2]", or
+// "policy[0]" for a route of the top-level policy list.
+func (r *Route) Where() string { return r.where }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
 type WeightedURL struct {

@@ -30,6 +30,9 @@ func (c *Config) validatePolicy(errs *Errors, i int, r *Route, key func(string) 
 				}
 				return
 			}
+			for _, w := range p.Warnings() {
+				c.warnings = append(c.warnings, fmt.Sprintf("line %d: %s: %s", w.Pos.Line, key("policy"), w.Msg))
+			}
 			policies = append(policies, p)
 		default:
 			errs.add(key("policy"), line("policy"), fmt.Sprintf("expected a rule ({allow: ..., deny: ...}) or a list of rules, got %s", kindName(r.Policy)))

@@ -128,3 +128,23 @@ idp_client_secret: y
 		})
 	}
 }
+
+// `accept: false` accepts, as in Pomerium; gatehouse loads it but says so.
+func TestPolicyValueWarnings(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(guide+`
+  - from: https://a.example.com
+    to: http://127.0.0.1:1
+    policy:
+      - allow:
+          or:
+            - accept: false
+`), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	if !strings.Contains(w, "routes[1].policy: accept: false has the effect of accept: true") {
+		t.Fatalf("warnings %q do not explain accept: false", w)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -102,5 +103,30 @@ func TestLocalClient(t *testing.T) {
 	})}
 	if _, err := nothing.Check(context.Background(), req); status.Code(err) != codes.Internal {
 		t.Errorf("nil response: %v", err)
+	}
+}
+
+// NewLocalClient calls the server through the interceptor, as the gRPC
+// server would call the Check method.
+func TestLocalClientInterceptor(t *testing.T) {
+	want := extauthz.OK(nil, nil)
+	server := serverFunc(func(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) { return want, nil })
+	var method string
+	c := extauthz.NewLocalClient(server, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		method = info.FullMethod
+		return h(ctx, req)
+	})
+	if resp, err := c.Check(context.Background(), httpReq(&authv3.AttributeContext_HttpRequest{Host: "a"})); err != nil || resp != want {
+		t.Fatalf("Check: %v %v", resp, err)
+	}
+	if method != "/envoy.service.auth.v3.Authorization/Check" {
+		t.Errorf("interceptor saw method %q", method)
+	}
+
+	refuse := extauthz.NewLocalClient(server, func(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+		return nil, status.Error(codes.Internal, "internal error")
+	})
+	if _, err := refuse.Check(context.Background(), httpReq(&authv3.AttributeContext_HttpRequest{})); status.Code(err) != codes.Internal {
+		t.Errorf("interceptor's error: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +41,10 @@ type Server struct {
 	*grpc.Server
 	// Health is the grpc.health.v1 server; services set their status on it.
 	Health *health.Server
+
+	// local and localInterceptor serve LocalInterceptor.
+	local            localChain
+	localInterceptor grpc.UnaryServerInterceptor
 
 	// streams is cancelled by Drain so that long-lived streams (Sync)
 	// end and GracefulStop does not wait on them.
@@ -80,6 +83,31 @@ type drainableStream struct {
 
 func (d *drainableStream) Context() context.Context { return d.ctx }
 
+// LocalInterceptor returns the interceptors of the server's unary calls
+// that apply to a call made in this process, without the network (such as
+// extauthz.LocalClient's): the metrics (the same series as calls over the
+// network) around panic recovery (a panic becomes codes.Internal, and the
+// process lives on). It leaves out the service-token check: the caller is
+// this process. An interceptor added to the server's chain that applies
+// in process too (tracing) belongs here as well. The interceptor is safe
+// for concurrent use and allocates nothing per call once a method has
+// been called.
+func (s *Server) LocalInterceptor() grpc.UnaryServerInterceptor { return s.localInterceptor }
+
+// localChain is the in-process chain of LocalInterceptor: one function
+// rather than grpc's chaining, which builds a closure per call and level.
+type localChain struct {
+	metrics *serverMetrics // nil without a Registerer
+	rec     *recoverer
+}
+
+func (l *localChain) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if l.metrics == nil {
+		return l.rec.unary(ctx, req, info, h)
+	}
+	return l.metrics.unaryThen(ctx, req, info, h, l.rec)
+}
+
 // openMethods are reachable without a service token.
 func openMethod(fullMethod string) bool {
 	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
@@ -96,15 +124,20 @@ func NewServer(o ServerOptions) *Server {
 	rec := &recoverer{logger: logger}
 	s := &Server{Health: health.NewServer()}
 	s.streams, s.cancelStreams = context.WithCancel(context.Background())
+	s.local.rec = rec
+	// The chains, outermost first: metrics, panic recovery, service token.
+	// LocalInterceptor runs the first two of them for in-process calls.
 	unary := []grpc.UnaryServerInterceptor{rec.unary, a.unary}
 	stream := []grpc.StreamServerInterceptor{rec.stream, a.stream, s.stream}
 	if o.Registerer != nil {
-		m := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+		m := newServerMetrics()
 		if err := o.Registerer.Register(m); err == nil {
-			unary = append([]grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}, unary...)
-			stream = append([]grpc.StreamServerInterceptor{m.StreamServerInterceptor()}, stream...)
+			s.local.metrics = m
+			unary = append([]grpc.UnaryServerInterceptor{m.unary}, unary...)
+			stream = append([]grpc.StreamServerInterceptor{m.stream}, stream...)
 		}
 	}
+	s.localInterceptor = s.local.intercept
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),

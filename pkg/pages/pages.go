@@ -102,7 +102,9 @@ func imageURL(raw string) string {
 // set, is shown on hover (the raw value behind a readable one).
 type Row struct {
 	Label, Value, Title string
-	Code                bool // the value is an identifier: monospace
+	Code                bool   // the value is an identifier: monospace
+	Href                string // the label links here (the routes portal)
+	Icon                string // a small image before the label (a route's logo_url)
 }
 
 // Field is a hidden form field.

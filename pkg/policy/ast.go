@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -9,6 +10,29 @@ import (
 // A Policy is plain data; it is safe to share once built.
 type Policy struct {
 	Rules []Rule
+}
+
+// Warnings lists what the policy says that does not do what it reads as:
+// `accept: false` accepts and `reject: false` rejects, in Pomerium and
+// here, since those criteria take no value.
+func (p *Policy) Warnings() []*Error {
+	var out []*Error
+	for _, r := range p.Rules {
+		for _, a := range []*Action{r.Allow, r.Deny} {
+			if a == nil {
+				continue
+			}
+			for _, list := range [][]Criterion{a.And, a.Or, a.Not, a.Nor} {
+				for _, c := range list {
+					if c.IgnoredValue != "" {
+						out = append(out, &Error{Pos: c.Pos, Msg: fmt.Sprintf("%s: %s has the effect of %s: true; %s takes no value, "+
+							"as in Pomerium (to turn it off, remove the criterion)", c.Name, c.IgnoredValue, c.Name, c.Name)})
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Rule is one rule object of a PPL document. Allow and Deny are nil when
@@ -51,10 +75,17 @@ type Criterion struct {
 	Date      *DateMatcher      // date
 	DayOfWeek *DayOfWeekMatcher // day_of_week
 	TimeOfDay *TimeOfDayMatcher // time_of_day
+
+	// IgnoredValue is the value of a criterion without a matcher (accept,
+	// reject, ...) when it is not true: ignored, as Pomerium ignores it,
+	// and reported by Warnings.
+	IgnoredValue string
 }
 
 // StringMatcher holds string matcher operators; all of them must hold.
-// A bare string in the document is {is: value}; a bare list is {in: list}.
+// A bare string in the document is {is: value}. Only in and not_in take a
+// list; parsing refuses a list anywhere else, since Pomerium would compare
+// it as one value and never match.
 type StringMatcher struct {
 	Ops []StringOp
 }
@@ -67,20 +98,26 @@ type StringOp struct {
 }
 
 // ListMatcher holds list matcher operators for a list of strings (groups,
-// claim values); all of them must hold. A bare string is {has: value}; a
-// bare list means has any of its values.
+// claim values); all of them must hold. A bare string is {has: value}.
+// Every operator compares one value: parsing refuses a list operand, which
+// Pomerium would compare whole (has never true, exclude always true).
 type ListMatcher struct {
 	Ops []ListOp
 }
 
 // ListOp is one list matcher operator.
 //
-//	has      the list contains one of Values
+//	has      the list contains Values[0]
 //	is       the list is exactly [Values[0]]
-//	exclude  the list contains none of Values
+//	exclude  the list does not contain Values[0]
+//
+// claim/<name> compares Values[0] with Type: a YAML true is the JSON
+// boolean, 30 the number, "true" (quoted) the string. groups compares the
+// text only.
 type ListOp struct {
 	Op     string
-	Values []string
+	Values []string // exactly one value, as text (see ClaimValue.Text)
+	Type   JSONType // the value's JSON type; JSONString when unset
 }
 
 // DateMatcher matches the request time against absolute instants. A zero

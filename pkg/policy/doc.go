@@ -5,13 +5,14 @@
 //
 // Compilation happens once, when the configuration is loaded: every
 // criterion and matcher becomes a Go closure with its constants
-// pre-processed (lower-cased emails and domains, parsed CIDR ranges, loaded
-// time zones, hashed sets for long `in` lists). Evaluation walks those
-// closures only; it does not interpret YAML, does not run Rego and does not
-// allocate.
+// pre-processed (parsed CIDR ranges, loaded time zones, hashed sets for long
+// `in` lists). Evaluation walks those closures only; it does not interpret
+// YAML, does not run Rego and does not allocate.
 //
 // Semantics follow Pomerium:
 //
+//   - String matchers compare exactly, case included, for every criterion
+//     (email, domain and http_method too), as Pomerium's Rego does.
 //   - A policy is a rule object or a list of rule objects; each rule has an
 //     `allow` and/or a `deny` action; each action holds logical operators
 //     `and` (all true), `or` (any true), `not` (none true, ¬A ∧ ¬B) and

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -21,10 +22,48 @@ type Input struct {
 type Subject struct {
 	SessionID string
 	UserID    string // the IdP's subject; matched by `user`
-	Email     string // matched case-insensitively by `email` and `domain`
+	Email     string // matched exactly (case included) by `email` and `domain`
 	Name      string
-	Groups    []string            // the IdP's groups claim; matched by `groups`
-	Claims    map[string][]string // every claim of session and user, values flattened to strings; matched by claim/<name>
+	Groups    []string                // the IdP's groups claim; matched by `groups`
+	Claims    map[string][]ClaimValue // every claim of session and user, typed as JSON; matched by claim/<name>
+}
+
+// JSONType is the JSON type of a claim value. The zero value is
+// JSONString.
+type JSONType uint8
+
+// The JSON types a claim value may have (nulls are dropped).
+const (
+	JSONString JSONType = iota
+	JSONNumber
+	JSONBool
+	JSONObject
+)
+
+// ClaimValue is one value of a claim, typed as the ID token's JSON has
+// it, so that claim/<name> compares as Pomerium does: `claim/x: true`
+// matches the JSON boolean true and not the string "true". A claim that
+// is a list has one ClaimValue per element (nested lists flattened).
+type ClaimValue struct {
+	Type JSONType
+	// Text is the string itself; for a number its shortest decimal form
+	// (strconv.FormatFloat(f, 'f', -1, 64), so 30 and 30.0 are "30"); for a
+	// bool "true" or "false"; for an object its compact JSON.
+	Text string
+}
+
+// StringClaims returns vs as string claim values.
+func StringClaims(vs ...string) []ClaimValue {
+	out := make([]ClaimValue, len(vs))
+	for i, v := range vs {
+		out[i] = ClaimValue{Type: JSONString, Text: v}
+	}
+	return out
+}
+
+// NumberClaim returns f as a number claim value in its canonical text.
+func NumberClaim(f float64) ClaimValue {
+	return ClaimValue{Type: JSONNumber, Text: strconv.FormatFloat(f, 'f', -1, 64)}
 }
 
 // Result is the value of one action (allow or deny) with its reasons.

@@ -12,25 +12,27 @@ var testNow = time.Date(2024, 6, 5, 14, 30, 0, 0, time.UTC)
 
 var (
 	alice = &Subject{
-		SessionID: "s-alice", UserID: "u-alice", Email: "Alice@Example.com", Name: "Alice",
+		SessionID: "s-alice", UserID: "u-alice", Email: "alice@example.com", Name: "Alice",
 		Groups: []string{"admin", "dev"},
-		Claims: map[string][]string{
-			"family_name": {"Smith"},
-			"groups":      {"admin", "dev"},
-			"department":  {"eng"},
-			"age":         {"30"},
-			"verified":    {"true"},
+		Claims: map[string][]ClaimValue{ // typed as the ID token's JSON
+			"family_name": StringClaims("Smith"),
+			"groups":      StringClaims("admin", "dev"),
+			"department":  StringClaims("eng"),
+			"age":         {NumberClaim(30)},
+			"verified":    {{Type: JSONBool, Text: "true"}},
 		},
 	}
 	bob = &Subject{
 		SessionID: "s-bob", UserID: "u-bob", Email: "bob@other.org", Name: "Bob",
 		Groups: []string{"dev"},
-		Claims: map[string][]string{"family_name": {"Jones"}, "groups": {"dev"}},
+		Claims: map[string][]ClaimValue{"family_name": StringClaims("Jones"), "groups": StringClaims("dev")},
 	}
 	carol = &Subject{ // signed in, no email, no groups
 		SessionID: "s-carol", UserID: "u-carol",
 	}
-	anonymous = &Subject{SessionID: "s-anon"} // a session without a user id
+	anonymous = &Subject{SessionID: "s-anon"}                                                                                                               // a session without a user id
+	stringly  = &Subject{SessionID: "s-str", UserID: "u-str", Claims: map[string][]ClaimValue{"verified": StringClaims("true"), "age": StringClaims("30")}} // an IdP that sends strings
+	mixedCase = &Subject{SessionID: "s-mixed", UserID: "u-mixed", Email: "Alice@Example.com"}                                                               // an IdP that keeps the case of addresses
 )
 
 type req struct {
@@ -105,6 +107,9 @@ func TestCriteria(t *testing.T) {
 		{name: "accept anonymous", policy: "allow: {or: [{accept: true}]}", req: req{}, allow: true, reasons: "accept"},
 		{name: "accept signed in", policy: "allow: {or: [{accept: 1}]}", req: req{session: bob}, allow: true, reasons: "accept"},
 		{name: "reject", policy: "allow: {or: [{reject: true}]}", req: req{session: alice}, reasons: "reject"},
+		{name: "accept false accepts (Pomerium ignores the value)", policy: "allow: {or: [{accept: false}]}", req: req{}, allow: true, reasons: "accept"},
+		{name: "reject false rejects (Pomerium ignores the value)", policy: "allow: {or: [{reject: false}]}", req: req{session: alice}, reasons: "reject"},
+		{name: "authenticated_user false still needs a user (Pomerium)", policy: "allow: {or: [{authenticated_user: false}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
 		{name: "reject anonymous is 403 not sign-in", policy: "allow: {or: [{reject: true}]}", req: req{}, reasons: "reject"},
 
 		// authenticated_user
@@ -125,7 +130,8 @@ func TestCriteria(t *testing.T) {
 
 		// domain
 		{name: "domain is", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
-		{name: "domain is case-insensitive", policy: "allow: {or: [{domain: {is: EXAMPLE.com}}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
+		{name: "domain is case-sensitive (Pomerium)", policy: "allow: {or: [{domain: {is: EXAMPLE.com}}]}", req: req{session: alice}, reasons: "domain-unauthorized"},
+		{name: "domain of a mixed-case email is case-sensitive (Pomerium)", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: mixedCase}, reasons: "domain-unauthorized"},
 		{name: "domain bare string", policy: "allow: {or: [{domain: example.com}]}", req: req{session: alice}, allow: true, reasons: "domain-ok"},
 		{name: "domain other", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{session: bob}, reasons: "domain-unauthorized"},
 		{name: "domain anonymous", policy: "allow: {or: [{domain: {is: example.com}}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
@@ -138,21 +144,28 @@ func TestCriteria(t *testing.T) {
 
 		// email
 		{name: "email is", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email is case-insensitive", policy: "allow: {or: [{email: {is: ALICE@EXAMPLE.COM}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {is: ALICE@EXAMPLE.COM}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email is case-sensitive on the user's side (Pomerium)", policy: "allow: {or: [{email: {is: Alice@Example.com}}]}", req: req{session: mixedCase}, allow: true, reasons: "email-ok"},
+		{name: "email mixed case does not admit lower case (Pomerium)", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: mixedCase}, reasons: "email-unauthorized"},
 		{name: "email is other", policy: "allow: {or: [{email: {is: alice@example.com}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
 		{name: "email bare", policy: "allow: {or: [{email: bob@other.org}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email not", policy: "allow: {or: [{email: {not: bob@other.org}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email not self", policy: "allow: {or: [{email: {not: BOB@other.org}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
+		{name: "email not self", policy: "allow: {or: [{email: {not: bob@other.org}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
+		{name: "email not is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {not: BOB@other.org}}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email starts_with", policy: "allow: {or: [{email: {starts_with: 'alice@'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
 		{name: "email starts_with miss", policy: "allow: {or: [{email: {starts_with: 'admin@'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email ends_with", policy: "allow: {or: [{email: {ends_with: '@example.com'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
 		{name: "email ends_with longer than value", policy: "allow: {or: [{email: {ends_with: 'xxxxxxxxxxxxxxxxxxxxxxx@example.com'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
-		{name: "email contains", policy: "allow: {or: [{email: {contains: 'CE@EX'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email contains", policy: "allow: {or: [{email: {contains: 'ce@ex'}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email contains is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {contains: 'CE@EX'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email starts_with is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {starts_with: 'Alice@'}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email contains miss", policy: "allow: {or: [{email: {contains: bob}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email in", policy: "allow: {or: [{email: {in: [x@y.z, alice@example.com]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
-		{name: "email in long list (hashed)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, Alice@example.COM]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email in long list (hashed)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, alice@example.com]}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
+		{name: "email in long list is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, Alice@example.COM]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
+		{name: "email in short list is case-sensitive (Pomerium)", policy: "allow: {or: [{email: {in: [x@y.z, ALICE@example.com]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
 		{name: "email in long list miss", policy: "allow: {or: [{email: {in: [a@x, b@x, c@x, d@x, e@x, f@x, g@x, h@x, i@x, j@x]}}]}", req: req{session: alice}, reasons: "email-unauthorized"},
-		{name: "email bare list is in", policy: "allow: {or: [{email: [x@y.z, bob@other.org]}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
+		{name: "email any of several with in", policy: "allow: {or: [{email: {in: [x@y.z, bob@other.org]}}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email not_in", policy: "allow: {or: [{email: {not_in: [x@y.z]}}]}", req: req{session: bob}, allow: true, reasons: "email-ok"},
 		{name: "email not_in hit", policy: "allow: {or: [{email: {not_in: [bob@other.org]}}]}", req: req{session: bob}, reasons: "email-unauthorized"},
 		{name: "email several matchers all hold", policy: "allow: {or: [{email: {starts_with: alice, ends_with: example.com}}]}", req: req{session: alice}, allow: true, reasons: "email-ok"},
@@ -172,12 +185,12 @@ func TestCriteria(t *testing.T) {
 		{name: "groups has", policy: "allow: {or: [{groups: {has: admin}}]}", req: req{session: alice}, allow: true, reasons: "groups-ok"},
 		{name: "groups has miss", policy: "allow: {or: [{groups: {has: admin}}]}", req: req{session: bob}, reasons: "groups-unauthorized"},
 		{name: "groups bare is has", policy: "allow: {or: [{groups: dev}]}", req: req{session: alice}, allow: true, reasons: "groups-ok"},
-		{name: "groups bare list is has any", policy: "allow: {or: [{groups: [ops, dev]}]}", req: req{session: bob}, allow: true, reasons: "groups-ok"},
+		{name: "groups any of several with or", policy: "allow: {or: [{groups: ops}, {groups: dev}]}", req: req{session: bob}, allow: true, reasons: "groups-ok"},
 		{name: "groups is one group", policy: "allow: {or: [{groups: {is: dev}}]}", req: req{session: bob}, allow: true, reasons: "groups-ok"},
 		{name: "groups is fails with more groups", policy: "allow: {or: [{groups: {is: dev}}]}", req: req{session: alice}, reasons: "groups-unauthorized"},
 		{name: "groups exclude", policy: "allow: {or: [{groups: {exclude: admin}}]}", req: req{session: bob}, allow: true, reasons: "groups-ok"},
 		{name: "groups exclude hit", policy: "allow: {or: [{groups: {exclude: admin}}]}", req: req{session: alice}, reasons: "groups-unauthorized"},
-		{name: "groups exclude list", policy: "allow: {or: [{groups: {exclude: [ops, admin]}}]}", req: req{session: alice}, reasons: "groups-unauthorized"},
+		{name: "groups exclude several with and", policy: "allow: {and: [{groups: {exclude: ops}}, {groups: {exclude: admin}}]}", req: req{session: alice}, reasons: "groups-unauthorized"},
 		{name: "groups has and exclude", policy: "allow: {or: [{groups: {has: dev, exclude: admin}}]}", req: req{session: bob}, allow: true, reasons: "groups-ok"},
 		{name: "groups case-sensitive", policy: "allow: {or: [{groups: {has: Admin}}]}", req: req{session: alice}, reasons: "groups-unauthorized"},
 		{name: "groups none", policy: "allow: {or: [{groups: {has: admin}}]}", req: req{session: carol}, reasons: "groups-unauthorized"},
@@ -195,13 +208,21 @@ func TestCriteria(t *testing.T) {
 		{name: "claim exclude missing claim", policy: "allow: {and: [{claim/nope: {exclude: x}}]}", req: req{session: bob}, allow: true, reasons: "claim-ok"},
 		{name: "claim number value", policy: "allow: {and: [{claim/age: 30}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "claim bool value", policy: "allow: {and: [{claim/verified: true}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim bool does not match the string true (Pomerium)", policy: "allow: {and: [{claim/verified: true}]}", req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "claim quoted true matches the string", policy: "allow: {and: [{claim/verified: 'true'}]}", req: req{session: stringly}, allow: true, reasons: "claim-ok"},
+		{name: "claim quoted true does not match the bool (Pomerium)", policy: "allow: {and: [{claim/verified: 'true'}]}", req: req{session: alice}, reasons: "claim-unauthorized"},
+		{name: "claim bool False is the bool", policy: "allow: {and: [{claim/verified: {exclude: False}}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim number does not match the string (Pomerium)", policy: "allow: {and: [{claim/age: 30}]}", req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "claim quoted number matches the string", policy: "allow: {and: [{claim/age: {is: '30'}}]}", req: req{session: stringly}, allow: true, reasons: "claim-ok"},
+		{name: "claim 30.0 is the number 30", policy: "allow: {and: [{claim/age: 30.0}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "claim hex int is the number", policy: "allow: {and: [{claim/age: 0x1E}]}", req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "claim anonymous", policy: "allow: {and: [{claim/family_name: Smith}]}", req: req{}, signIn: true, reasons: "user-unauthenticated"},
-		{name: "claim name with slash", policy: "allow: {and: [{claim/https://example.com/role: admin}]}", req: req{session: &Subject{UserID: "u", Claims: map[string][]string{"https://example.com/role": {"admin"}}}}, allow: true, reasons: "claim-ok"},
+		{name: "claim name with slash", policy: "allow: {and: [{claim/https://example.com/role: admin}]}", req: req{session: &Subject{UserID: "u", Claims: map[string][]ClaimValue{"https://example.com/role": StringClaims("admin")}}}, allow: true, reasons: "claim-ok"},
 
 		// http_method
 		{name: "http_method is", policy: "allow: {or: [{http_method: {is: GET}}]}", req: req{method: "GET"}, allow: true, reasons: "http-method-ok"},
 		{name: "http_method is other", policy: "allow: {or: [{http_method: {is: GET}}]}", req: req{method: "POST"}, reasons: "http-method-unauthorized"},
-		{name: "http_method case-insensitive", policy: "allow: {or: [{http_method: get}]}", req: req{method: "GET"}, allow: true, reasons: "http-method-ok"},
+		{name: "http_method is case-sensitive (Pomerium)", policy: "allow: {or: [{http_method: get}]}", req: req{method: "GET"}, reasons: "http-method-unauthorized"},
 		{name: "http_method in", policy: "allow: {or: [{http_method: {in: [GET, HEAD]}}]}", req: req{method: "HEAD"}, allow: true, reasons: "http-method-ok"},
 		{name: "http_method not_in", policy: "allow: {or: [{http_method: {not_in: [POST, PUT, DELETE]}}]}", req: req{method: "DELETE"}, reasons: "http-method-unauthorized"},
 		{name: "http_method needs no session", policy: "allow: {or: [{http_method: GET}]}", req: req{}, allow: true, reasons: "http-method-ok"},
@@ -361,6 +382,8 @@ func TestShorthands(t *testing.T) {
 		{name: "allowed idp claims", sh: Shorthands{AllowedIDPClaims: map[string][]any{"family_name": {"Smith"}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims number", sh: Shorthands{AllowedIDPClaims: map[string][]any{"age": {30}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims float", sh: Shorthands{AllowedIDPClaims: map[string][]any{"age": {30.0}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
+		{name: "allowed idp claims bool is not the string (Pomerium)", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {true}}}, req: req{session: stringly}, reasons: "claim-unauthorized"},
+		{name: "allowed idp claims string true is not the bool (Pomerium)", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {"true"}}}, req: req{session: alice}, reasons: "claim-unauthorized"},
 		{name: "allowed idp claims bool", sh: Shorthands{AllowedIDPClaims: map[string][]any{"verified": {true}}}, req: req{session: alice}, allow: true, reasons: "claim-ok"},
 		{name: "allowed idp claims miss", sh: Shorthands{AllowedIDPClaims: map[string][]any{"family_name": {"Smith", "Doe"}}}, req: req{session: bob}, reasons: "claim-unauthorized"},
 		{name: "cors preflight shorthand", sh: Shorthands{CORSAllowPreflight: true}, req: req{method: "OPTIONS", headers: cors}, allow: true, reasons: "cors-request"},

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -34,53 +33,6 @@ func posOf(n *yaml.Node) Pos {
 		return Pos{}
 	}
 	return Pos{Line: n.Line, Column: n.Column}
-}
-
-// criterionKind says what data a criterion takes.
-type criterionKind int
-
-const (
-	kindFlag      criterionKind = iota // anything but false ("accept: true")
-	kindString                         // string matcher
-	kindList                           // list matcher
-	kindIP                             // IP or CIDR, or a list of them
-	kindDate                           // date matcher
-	kindDayOfWeek                      // day of week matcher
-	kindTimeOfDay                      // time of day matcher
-)
-
-type criterionSpec struct {
-	kind    criterionKind
-	subPath bool // requires name/subpath (claim/<name>)
-}
-
-// knownCriteria lists every criterion gatehouse evaluates.
-var knownCriteria = map[string]criterionSpec{
-	"accept":             {kind: kindFlag},
-	"reject":             {kind: kindFlag},
-	"authenticated_user": {kind: kindFlag},
-	"cors_preflight":     {kind: kindFlag},
-	"pomerium_routes":    {kind: kindFlag},
-	"domain":             {kind: kindString},
-	"email":              {kind: kindString},
-	"user":               {kind: kindString},
-	"http_method":        {kind: kindString},
-	"http_path":          {kind: kindString},
-	"groups":             {kind: kindList},
-	"claim":              {kind: kindList, subPath: true},
-	"source_ip":          {kind: kindIP},
-	"date":               {kind: kindDate},
-	"day_of_week":        {kind: kindDayOfWeek},
-	"time_of_day":        {kind: kindTimeOfDay},
-}
-
-// unsupportedCriteria are Pomerium criteria that need features gatehouse
-// does not have (device identity, mTLS, external data, MCP, SSH). They get
-// their own error so that nobody mistakes them for a typo.
-var unsupportedCriteria = []string{
-	"client_certificate", "device", "invalid_client_certificate", "mcp_method",
-	"mcp_tool", "record", "ssh_access_request", "ssh_publickey", "ssh_username",
-	"ssh_username_matches_claim", "ssh_username_matches_email",
 }
 
 // ParseYAML parses a PPL document from YAML source. Empty input and a YAML
@@ -255,8 +207,6 @@ func parseRule(n *yaml.Node) (Rule, error) {
 	return r, nil
 }
 
-var operators = []string{"and", "or", "not", "nor"}
-
 func parseAction(name string, n *yaml.Node) (*Action, error) {
 	a := &Action{Pos: posOf(n)}
 	if isNull(n) {
@@ -272,13 +222,13 @@ func parseAction(name string, n *yaml.Node) (*Action, error) {
 	for _, p := range ps {
 		var dst *[]Criterion
 		switch p.key {
-		case "and":
+		case logicAnd:
 			dst = &a.And
-		case "or":
+		case logicOr:
 			dst = &a.Or
-		case "not":
+		case logicNot:
 			dst = &a.Not
-		case "nor":
+		case logicNor:
 			dst = &a.Nor
 		case "action":
 			// Pomerium's parser tolerates an "action" key in the body and
@@ -286,10 +236,10 @@ func parseAction(name string, n *yaml.Node) (*Action, error) {
 			continue
 		default:
 			msg := "operator %q is unknown%s; an action holds and, or, not, nor"
-			if _, ok := knownCriteria[p.key]; ok || slices.Contains(unsupportedCriteria, p.key) {
+			if _, ok := lookupCriterion(p.key); ok || slices.Contains(unsupportedCriteria, p.key) {
 				msg = "operator %q is unknown%s; criteria go in a list under and, or, not or nor"
 			}
-			return nil, errorf(p.keyN, msg, p.key, suggest(p.key, operators))
+			return nil, errorf(p.keyN, msg, p.key, suggest(p.key, logicalOperators))
 		}
 		cs, err := parseCriteria(p.key, p.value)
 		if err != nil {
@@ -335,67 +285,27 @@ func parseCriteria(op string, n *yaml.Node) ([]Criterion, error) {
 	return out, nil
 }
 
-func criterionNames() []string {
-	names := make([]string, 0, len(knownCriteria))
-	for k := range knownCriteria {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
-}
-
 func parseCriterion(p pair) (Criterion, error) {
 	name, sub, hasSub := strings.Cut(p.key, "/")
 	c := Criterion{Name: name, SubPath: sub, Pos: posOf(p.keyN)}
-	spec, ok := knownCriteria[name]
+	cr, ok := lookupCriterion(name)
 	if !ok {
 		if slices.Contains(unsupportedCriteria, name) {
 			return c, errorf(p.keyN, "criterion %q is not supported by gatehouse", name)
 		}
-		if slices.Contains(operators, name) {
+		if slices.Contains(logicalOperators, name) {
 			return c, errorf(p.keyN, "criterion %q is unknown; logical operators do not nest in PPL, use separate rules", name)
 		}
-		return c, errorf(p.keyN, "criterion %q is unknown%s", name, suggest(name, criterionNames()))
+		return c, errorf(p.keyN, "criterion %q is unknown%s", name, suggest(name, criterionNames))
 	}
+	sp, takesSub := cr.(subPathCriterion)
 	switch {
-	case spec.subPath && (!hasSub || sub == ""):
-		return c, errorf(p.keyN, "criterion %q needs a claim name: %s/<name>", name, name)
-	case !spec.subPath && hasSub:
+	case takesSub && (!hasSub || sub == ""):
+		return c, errorf(p.keyN, "criterion %q needs %s: %s/<name>", name, sp.subPath(), name)
+	case !takesSub && hasSub:
 		return c, errorf(p.keyN, "criterion %q takes no sub-path (%q)", name, p.key)
 	}
-	v := p.value
-	var err error
-	switch spec.kind {
-	case kindFlag:
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" && strings.EqualFold(v.Value, "false") {
-			// Pomerium ignores the value, so "accept: false" would still
-			// accept. Refuse it instead of silently granting access.
-			return c, errorf(v, "criterion %q takes true; false would not negate it, use %s", name, negationHint(name))
-		}
-	case kindString:
-		c.String, err = parseStringMatcher(name, v)
-	case kindList:
-		c.List, err = parseListMatcher(p.key, v)
-	case kindIP:
-		c.IPs, err = parseIPs(v)
-	case kindDate:
-		c.Date, err = parseDate(v)
-	case kindDayOfWeek:
-		c.DayOfWeek, err = parseDayOfWeekMatcher(v)
-	case kindTimeOfDay:
-		c.TimeOfDay, err = parseTimeOfDay(v)
-	}
-	return c, err
-}
-
-func negationHint(name string) string {
-	switch name {
-	case "accept":
-		return "reject"
-	case "reject":
-		return "accept"
-	}
-	return "the not operator"
+	return c, cr.takes().parse(&c, p.key, p.value)
 }
 
 // scalar returns the text of a scalar value; null, lists and objects are
@@ -415,19 +325,27 @@ func scalars(n *yaml.Node, what string) ([]string, error) {
 	if len(n.Content) == 0 {
 		return nil, errorf(n, "%s takes a list of strings, not an empty list", what)
 	}
-	out := make([]string, 0, len(n.Content))
-	for _, item := range n.Content {
+	out, _, err := texts(n.Content, what)
+	return out, err
+}
+
+// texts returns the text of each scalar of items (aliases resolved) and the
+// resolved nodes, for errors that point at one item.
+func texts(items []*yaml.Node, what string) ([]string, []*yaml.Node, error) {
+	out := make([]string, 0, len(items))
+	nodes := make([]*yaml.Node, 0, len(items))
+	for _, item := range items {
 		item, err := resolve(item)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s, err := scalar(item, what)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, s)
+		out, nodes = append(out, s), append(nodes, item)
 	}
-	return out, nil
+	return out, nodes, nil
 }
 
 // scalarOrList accepts a string or a list of strings.
@@ -440,153 +358,6 @@ func scalarOrList(n *yaml.Node, what string) ([]string, error) {
 		return nil, err
 	}
 	return []string{s}, nil
-}
-
-var stringOps = []string{"is", "not", "in", "not_in", "contains", "starts_with", "ends_with"}
-
-func parseStringMatcher(name string, n *yaml.Node) (*StringMatcher, error) {
-	what := fmt.Sprintf("criterion %q", name)
-	switch n.Kind {
-	case yaml.ScalarNode:
-		s, err := scalar(n, what)
-		if err != nil {
-			return nil, err
-		}
-		return &StringMatcher{Ops: []StringOp{{Op: "is", Value: s}}}, nil
-	case yaml.SequenceNode:
-		vs, err := scalars(n, what)
-		if err != nil {
-			return nil, err
-		}
-		return &StringMatcher{Ops: []StringOp{{Op: "in", Values: vs}}}, nil
-	}
-	ps, err := pairs(n, what)
-	if err != nil {
-		return nil, err
-	}
-	if len(ps) == 0 {
-		return nil, errorf(n, "%s has no matcher; use one of %s", what, strings.Join(stringOps, ", "))
-	}
-	m := &StringMatcher{}
-	for _, p := range ps {
-		opWhat := fmt.Sprintf("matcher %q of criterion %q", p.key, name)
-		switch p.key {
-		case "is", "not", "contains", "starts_with", "ends_with":
-			s, err := scalar(p.value, opWhat)
-			if err != nil {
-				return nil, err
-			}
-			m.Ops = append(m.Ops, StringOp{Op: p.key, Value: s})
-		case "in", "not_in":
-			vs, err := scalars(p.value, opWhat)
-			if err != nil {
-				return nil, err
-			}
-			m.Ops = append(m.Ops, StringOp{Op: p.key, Values: vs})
-		default:
-			return nil, errorf(p.keyN, "matcher %q of criterion %q is unknown%s; string matchers are %s",
-				p.key, name, suggest(p.key, stringOps), strings.Join(stringOps, ", "))
-		}
-	}
-	return m, nil
-}
-
-var listOps = []string{"has", "is", "exclude"}
-
-func parseListMatcher(name string, n *yaml.Node) (*ListMatcher, error) {
-	what := fmt.Sprintf("criterion %q", name)
-	switch n.Kind {
-	case yaml.ScalarNode, yaml.SequenceNode:
-		vs, err := scalarOrList(n, what)
-		if err != nil {
-			return nil, err
-		}
-		return &ListMatcher{Ops: []ListOp{{Op: "has", Values: vs}}}, nil
-	}
-	ps, err := pairs(n, what)
-	if err != nil {
-		return nil, err
-	}
-	if len(ps) == 0 {
-		return nil, errorf(n, "%s has no matcher; use one of %s", what, strings.Join(listOps, ", "))
-	}
-	m := &ListMatcher{}
-	for _, p := range ps {
-		opWhat := fmt.Sprintf("matcher %q of criterion %q", p.key, name)
-		switch p.key {
-		case "has", "exclude":
-			vs, err := scalarOrList(p.value, opWhat)
-			if err != nil {
-				return nil, err
-			}
-			m.Ops = append(m.Ops, ListOp{Op: p.key, Values: vs})
-		case "is":
-			s, err := scalar(p.value, opWhat)
-			if err != nil {
-				return nil, err
-			}
-			m.Ops = append(m.Ops, ListOp{Op: p.key, Values: []string{s}})
-		default:
-			return nil, errorf(p.keyN, "matcher %q of criterion %q is unknown%s; list matchers are %s",
-				p.key, name, suggest(p.key, listOps), strings.Join(listOps, ", "))
-		}
-	}
-	return m, nil
-}
-
-func parseIPs(n *yaml.Node) ([]netip.Prefix, error) {
-	const what = `criterion "source_ip"`
-	var items []*yaml.Node
-	switch n.Kind {
-	case yaml.SequenceNode:
-		if len(n.Content) == 0 {
-			return nil, errorf(n, "%s takes an IP address, a CIDR range or a list of them, not an empty list", what)
-		}
-		items = n.Content
-	case yaml.ScalarNode:
-		items = []*yaml.Node{n}
-	default:
-		return nil, errorf(n, "%s takes an IP address, a CIDR range or a list of them, not %s", what, describe(n))
-	}
-	out := make([]netip.Prefix, 0, len(items))
-	for _, item := range items {
-		item, err := resolve(item)
-		if err != nil {
-			return nil, err
-		}
-		s, err := scalar(item, what)
-		if err != nil {
-			return nil, err
-		}
-		pfx, ok := parseIPOrCIDR(strings.TrimSpace(s))
-		if !ok {
-			return nil, errorf(item, "%s: %q is not an IP address or CIDR range", what, s)
-		}
-		out = append(out, pfx)
-	}
-	return out, nil
-}
-
-// parseIPOrCIDR parses "10.0.0.0/8" or "10.1.2.3" (a /32) into a prefix.
-// IPv4-mapped IPv6 addresses become IPv4, as source addresses do at
-// evaluation, so "::ffff:10.0.0.1" and "10.0.0.1" are the same address.
-func parseIPOrCIDR(s string) (netip.Prefix, bool) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, false
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), true
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
 // suggest returns `; did you mean "x"?` for the closest of names within

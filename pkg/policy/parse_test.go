@@ -28,6 +28,14 @@ func TestParseErrors(t *testing.T) {
 		{"in empty list", "allow: {or: [{email: {in: []}}]}", `matcher "in" of criterion "email" takes a list of strings, not an empty list`},
 		{"is needs string", "allow:\n  or:\n    - email: {is: [a, b]}\n", `line 3: matcher "is" of criterion "email" takes a string, not a list`},
 		{"list is needs one", "allow: {or: [{groups: {is: [a, b]}}]}", `matcher "is" of criterion "groups" takes a string, not a list`},
+		// Pomerium compares a list operand as one value (never equal): refused, with what to write instead
+		{"string bare list", "allow:\n  or:\n    - email: [x@y.z, bob@other.org]\n", `line 3: criterion "email" takes a string, not a list; PPL compares one value: for any of several write {email: {in: [x@y.z, bob@other.org]}}, or an or: with one criterion per value (column 14)`},
+		{"string not list", "allow: {or: [{http_path: {not: [/a, /b]}}]}", `matcher "not" of criterion "http_path" takes a string, not a list; PPL compares one value: to exclude several write {http_path: {not_in: [/a, /b]}}`},
+		{"string starts_with list", "allow: {or: [{http_path: {starts_with: [/a, /b]}}]}", `matcher "starts_with" of criterion "http_path" takes a string, not a list; PPL compares one value: for any of several write one criterion per value under or: {http_path: {starts_with: /a}}, {http_path: {starts_with: /b}}`},
+		{"list bare list", "allow: {or: [{groups: [ops, dev]}]}", `criterion "groups" takes a string, not a list; PPL compares one value: for any of several write one criterion per value under or: {groups: {has: ops}}, {groups: {has: dev}}`},
+		{"list has list", "allow: {or: [{groups: {has: [ops, dev]}}]}", `matcher "has" of criterion "groups" takes a string, not a list; PPL compares one value: for any of several write one criterion per value under or: {groups: {has: ops}}, {groups: {has: dev}}`},
+		{"list exclude list", "allow: {or: [{groups: {exclude: [ops, admin]}}]}", `matcher "exclude" of criterion "groups" takes a string, not a list; PPL compares one value: to exclude several write one criterion per value under and: {groups: {exclude: ops}}, {groups: {exclude: admin}}`},
+		{"claim has long list", "allow: {or: [{claim/role: {has: [a, b, c, d]}}]}", `matcher "has" of criterion "claim/role" takes a string, not a list; PPL compares one value: for any of several write one criterion per value under or: {claim/role: {has: a}}, {claim/role: {has: b}}, ...`},
 		{"null matcher value", "allow: {or: [{email: {is: null}}]}", `matcher "is" of criterion "email" takes a string, not null`},
 		{"null criterion value", "allow: {or: [{email: }]}", `criterion "email" takes a string, not null`},
 		{"empty matcher", "allow:\n  or:\n    - email: {}\n", `line 3: criterion "email" has no matcher; use one of is, not`},
@@ -44,8 +52,6 @@ func TestParseErrors(t *testing.T) {
 		{"list of scalars", "- allow: {}\n- hello\n", `line 2: a policy list holds rule objects`},
 		{"duplicate operator", "allow:\n  or: []\n  or: []\n", `line 3: key "or" appears twice in action "allow"`},
 		{"duplicate action", "allow: {}\nallow: {}\n", `line 2: key "allow" appears twice in a rule`},
-		{"accept false", "allow:\n  or:\n    - accept: false\n", `line 3: criterion "accept" takes true; false would not negate it, use reject (column 15)`},
-		{"authenticated_user false", "allow: {or: [{authenticated_user: false}]}", `criterion "authenticated_user" takes true; false would not negate it, use the not operator`},
 		{"bad ip", "allow:\n  or:\n    - source_ip: 10.0.0.300\n", `line 3: criterion "source_ip": "10.0.0.300" is not an IP address or CIDR range`},
 		{"bad cidr", "allow: {or: [{source_ip: [10.0.0.0/8, 10.0.0.0/33]}]}", `criterion "source_ip": "10.0.0.0/33" is not an IP address or CIDR range`},
 		{"source_ip object", "allow: {or: [{source_ip: {is: 1.2.3.4}}]}", `criterion "source_ip" takes an IP address, a CIDR range or a list of them, not an object`},
@@ -173,7 +179,7 @@ deny:
 		t.Fatalf("shape: %+v", r)
 	}
 	c := r.Allow.And[1]
-	if c.Name != "claim" || c.SubPath != "groups" || c.Pos != (Pos{6, 7}) || c.List.Ops[0].Op != "has" || c.List.Ops[0].Values[0] != "admin" {
+	if c.Name != "claim" || c.SubPath != "groups" || c.Pos != (Pos{6, 7}) || c.List.Ops[0].Op != "has" || c.List.Ops[0].Values[0] != "admin" || c.List.Ops[0].Type != JSONString {
 		t.Errorf("claim criterion: %+v", c)
 	}
 	if ips := r.Allow.Nor[0].IPs; len(ips) != 2 || ips[1].String() != "192.0.2.1/32" {
@@ -216,7 +222,7 @@ func FuzzParse(f *testing.F) {
 		"- allow: {or: [{accept: true}]}\n- deny: {or: [{reject: true}]}",
 		"allow: {and: [{claim/family_name: Smith}], not: [{http_method: GET}], nor: [{source_ip: [10.0.0.0/8]}]}",
 		"allow: {and: [{date: {after: 2020-01-02T16:20:00, before: 2150-01-02T16:20:00}}, {day_of_week: tue-fri}, {time_of_day: {timezone: UTC, after: '2:20:00', before: 4:30PM}}]}",
-		"allow: {or: [{email: {in: [a, b, c, d, e, f, g, h, i]}}, {groups: {has: a, exclude: [b], is: c}}]}",
+		"allow: {or: [{email: {in: [a, b, c, d, e, f, g, h, i]}}, {groups: {has: a, exclude: b, is: c}}]}",
 		"deny: {or: [{cors_preflight: true}, {pomerium_routes: true}, {authenticated_user: true}]}",
 		"- allow: {or: &c [{accept: true}]}\n- deny: {or: *c}",
 		"a: &a [*a]",

@@ -46,8 +46,9 @@ const MaxStateAge = 10 * time.Minute
 
 // Options configures New.
 type Options struct {
-	// Source is the running configuration; the service follows its reloads.
-	Source *config.Source
+	// Source is the running configuration. New builds from its current one
+	// and adds the service to its Reloaders (see Prepare). Required.
+	Source config.Source
 	// Logger receives the service's logs (default: discard).
 	Logger *slog.Logger
 	// DataBroker is a connection to the databroker service.
@@ -81,7 +82,7 @@ type state struct {
 }
 
 // New builds the authenticate service from the current configuration and
-// follows the configuration's reloads. It starts no goroutine: Run does the
+// adds it to the Source's Reloaders. It starts no goroutine: Run does the
 // background work.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Source == nil {
@@ -107,15 +108,21 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s.state.Store(st)
 	s.refresh = newRefresher(s)
 	s.handler = s.routes()
-	o.Source.OnChange(func(_ context.Context, cfg *config.Config) {
-		next := newState(cfg, s.state.Load())
-		if next.err != nil {
-			s.log.Error("authenticate: new configuration refused; keeping the running one", "error", next.err)
-			return
-		}
-		s.state.Store(next)
-	})
+	o.Source.OnChange(config.ServiceAuthenticate, s)
 	return s, nil
+}
+
+var _ config.Reloader = (*Service)(nil)
+
+// Prepare derives the service's state from cfg (keys, identity provider,
+// route hosts) without serving it; commit swaps it in. It implements
+// config.Reloader.
+func (s *Service) Prepare(_ context.Context, cfg *config.Config) (commit func(), err error) {
+	next := newState(cfg, s.state.Load())
+	if next.err != nil {
+		return nil, fmt.Errorf("authenticate: %w", next.err)
+	}
+	return func() { s.state.Store(next) }, nil
 }
 
 // newState derives the service's state from cfg, reusing prev's identity

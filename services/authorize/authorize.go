@@ -46,8 +46,9 @@ var ErrNotSynced = errors.New("authorize: session and user caches not synced fro
 
 // Options configures New.
 type Options struct {
-	// Source is the configuration; its changes are applied at once.
-	Source *config.Source
+	// Source is the configuration. New builds from its current one and
+	// adds the service to its Reloaders (see Prepare). Required.
+	Source config.Source
 	// Logger receives the service's logs and the decision log; nil uses
 	// slog.Default().
 	Logger *slog.Logger
@@ -65,7 +66,6 @@ type Options struct {
 type Service struct {
 	logger   *slog.Logger
 	logLevel slog.Level
-	source   *config.Source
 	store    *store
 	// syncer keeps store current (nil without a databroker).
 	syncer *databroker.Syncer
@@ -76,8 +76,8 @@ type Service struct {
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
 
-// New builds the service from the current configuration and subscribes to
-// its changes. It starts no goroutines: call Run.
+// New builds the service from the current configuration and adds it to
+// the Source's Reloaders. It starts no goroutines: call Run.
 func New(_ context.Context, o Options) (*Service, error) {
 	if o.Source == nil {
 		return nil, errors.New("authorize: Options.Source is required")
@@ -85,7 +85,6 @@ func New(_ context.Context, o Options) (*Service, error) {
 	s := &Service{
 		logger:   o.Logger,
 		logLevel: o.DecisionLogLevel,
-		source:   o.Source,
 		store:    newStore(),
 
 		sessionWait: SessionWait,
@@ -105,21 +104,25 @@ func New(_ context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s.state.Store(st)
-	o.Source.OnChange(s.applyConfig)
+	o.Source.OnChange(config.ServiceAuthorize, s)
 	return s, nil
 }
 
-// applyConfig swaps in the state of a new configuration. The JWT and
-// handle caches start empty with it, so no answer built for the old
-// configuration (other keys, claims or headers) is served.
-func (s *Service) applyConfig(_ context.Context, cfg *config.Config) {
+var _ config.Reloader = (*Service)(nil)
+
+// Prepare compiles cfg (routes, policies, keys) without serving it; commit
+// swaps it in. The JWT and handle caches start empty with it, so no
+// answer built for the old configuration (other keys, claims or headers)
+// is served. It implements config.Reloader.
+func (s *Service) Prepare(_ context.Context, cfg *config.Config) (commit func(), err error) {
 	st, err := compile(cfg)
 	if err != nil {
-		s.logger.Error("authorize: new configuration refused; keeping the running one", "error", err.Error())
-		return
+		return nil, err
 	}
-	s.state.Store(st)
-	s.logger.Info("authorize: configuration applied", "routes", len(st.routes))
+	return func() {
+		s.state.Store(st)
+		s.logger.Info("authorize: configuration applied", "routes", len(st.routes))
+	}, nil
 }
 
 // Register registers the Authorization service on r.
@@ -273,6 +276,13 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		if ident != nil && r.passIdentity {
 			var err error
 			ans, err = st.identityOK(r, false, ident, audience, now)
+			if err != nil {
+				return nil, s.signError(err)
+			}
+		}
+		if len(r.dynHeaders) > 0 {
+			var err error
+			ans, err = st.withDynamicHeaders(r, ans, ident, req, audience, now)
 			if err != nil {
 				return nil, s.signError(err)
 			}

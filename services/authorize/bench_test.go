@@ -6,7 +6,11 @@ import (
 	"log/slog"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 )
 
 // benchSetup returns a service with alice signed in, and a func that
@@ -100,5 +104,37 @@ func BenchmarkCheckDenied(b *testing.B) {
 		if err != nil || extauthz.DeniedStatus(resp) != 403 {
 			b.Fatal("not denied")
 		}
+	}
+}
+
+// BenchmarkCheckInProcess is BenchmarkCheck as all-in-one's proxy calls
+// it: through extauthz.LocalClient, directly ("direct") or, as
+// cmd/gatehouse wires it, through the gRPC server's in-process
+// interceptors, panic recovery and metrics ("interceptors"). The
+// interceptors must add no allocation.
+func BenchmarkCheckInProcess(b *testing.B) {
+	s, _ := benchSetup(b)
+	tok := signIn(b, s, alice, "sess-alice", 2)
+	req := newReq("GET", "https://grafana.localhost.pomerium.io/d/abc?orgId=1", cookie(tok),
+		header("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+		header("user-agent", "Mozilla/5.0"), header("x-forwarded-for", "192.0.2.10"))
+	srv := grpcutil.NewServer(grpcutil.ServerOptions{Registerer: prometheus.NewRegistry(), Logger: discardLogger()})
+	for _, c := range []struct {
+		name   string
+		client authv3.AuthorizationClient
+	}{
+		{"direct", extauthz.LocalClient{Server: s}},
+		{"interceptors", extauthz.NewLocalClient(s, srv.LocalInterceptor())},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.client.Check(ctx, req)
+				if err != nil || !extauthz.Allowed(resp) {
+					b.Fatal("not allowed", err)
+				}
+			}
+		})
 	}
 }

@@ -24,6 +24,10 @@ import (
 type identity struct {
 	subject   policy.Subject
 	expiresAt time.Time // zero: the session record has no expiry
+	// idToken and accessToken are the identity provider's tokens, for
+	// set_request_headers' ${pomerium.id_token} and ${pomerium.access_token}
+	// (never gatehouse's session handle).
+	idToken, accessToken string
 }
 
 // expired reports whether the session has passed its expires_at.
@@ -65,13 +69,14 @@ type store struct {
 }
 
 // sessionEntry and userEntry are the parts of the session and user records
-// that authorize reads, flattened once. Authorize never needs the IdP's
-// tokens, so they are not kept: a cached session costs a few hundred bytes,
-// not the whole record.
+// that authorize reads, flattened once. Of the IdP's tokens only the raw
+// ID token and the access token are kept (set_request_headers may pass
+// them upstream); the refresh token is not.
 type sessionEntry struct {
-	userID    string
-	claims    claimSet
-	expiresAt time.Time
+	userID               string
+	claims               claimSet
+	expiresAt            time.Time
+	idToken, accessToken string
 }
 
 type userEntry struct {
@@ -79,10 +84,11 @@ type userEntry struct {
 	claims      claimSet
 }
 
-// claimSet is a record's claims flattened to strings. Sets are immutable
-// once built, so identical ones are shared rather than copied: the session
-// and user records of one sign-in carry the same claims.
-type claimSet map[string][]string
+// claimSet is a record's claims, typed as JSON (policy.ClaimValue) so that
+// claim/<name> compares as Pomerium does. Sets are immutable once built,
+// so identical ones are shared rather than copied: the session and user
+// records of one sign-in carry the same claims.
+type claimSet map[string][]policy.ClaimValue
 
 func newStore() *store {
 	return &store{
@@ -247,7 +253,8 @@ func (s *store) setSessionLocked(sess *sessionv1.Session) {
 		s.byUser[uid] = append(s.byUser[uid], id)
 	}
 	u := s.users[uid]
-	e := &sessionEntry{userID: uid, claims: flattenClaims(sess.GetClaims())}
+	e := &sessionEntry{userID: uid, claims: flattenClaims(sess.GetClaims()),
+		idToken: sess.GetIdToken().GetRaw(), accessToken: sess.GetOauthToken().GetAccessToken()}
 	if u != nil && e.claims.equal(u.claims) {
 		e.claims = u.claims
 	}
@@ -363,7 +370,8 @@ func (s *store) behindLocked(serverVersion, recordVersion uint64) bool {
 // buildIdentity merges a session and its user (which may be nil) into the
 // Subject that policies and identity headers read.
 func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
-	e := &sessionEntry{userID: sess.GetUserId(), claims: flattenClaims(sess.GetClaims())}
+	e := &sessionEntry{userID: sess.GetUserId(), claims: flattenClaims(sess.GetClaims()),
+		idToken: sess.GetIdToken().GetRaw(), accessToken: sess.GetOauthToken().GetAccessToken()}
 	if ts := sess.GetExpiresAt(); ts != nil {
 		e.expiresAt = ts.AsTime()
 	}
@@ -375,7 +383,7 @@ func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
 }
 
 // newIdentity merges a session and its user (which may be nil). Claims of
-// both are flattened to strings; the session's win over the user's of the
+// both are flattened (typed as JSON); the session's win over the user's of the
 // same name, as they are the fresher (refreshed with the IdP). When the
 // session adds nothing to the user's claims, the user's set is shared.
 func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
@@ -400,7 +408,7 @@ func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
 	sub := policy.Subject{
 		SessionID: sid,
 		UserID:    e.userID,
-		Groups:    claims["groups"],
+		Groups:    claimTexts(claims["groups"]),
 		Claims:    claims,
 	}
 	if u != nil {
@@ -415,12 +423,12 @@ func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
 	if sub.Groups == nil {
 		sub.Groups = []string{}
 	}
-	return &identity{subject: sub, expiresAt: e.expiresAt}
+	return &identity{subject: sub, expiresAt: e.expiresAt, idToken: e.idToken, accessToken: e.accessToken}
 }
 
-// flattenClaims flattens a record's claims; claim names and values are
-// interned, because most of them (issuer, audience, groups, true) repeat
-// across every user.
+// flattenClaims flattens a record's claims; claim names and value texts
+// are interned, because most of them (issuer, audience, groups, true)
+// repeat across every user.
 func flattenClaims(c map[string]*structpb.ListValue) claimSet {
 	if len(c) == 0 {
 		return nil
@@ -428,8 +436,8 @@ func flattenClaims(c map[string]*structpb.ListValue) claimSet {
 	out := make(claimSet, len(c))
 	for k, v := range c {
 		vals := flattenList(v)
-		for i, s := range vals {
-			vals[i] = unique.Make(s).Value()
+		for i := range vals {
+			vals[i].Text = unique.Make(vals[i].Text).Value()
 		}
 		out[unique.Make(k).Value()] = vals
 	}
@@ -456,32 +464,44 @@ func (c claimSet) subsetOf(o claimSet) bool {
 	return true
 }
 
-func first(l []string) string {
+func first(l []policy.ClaimValue) string {
 	if len(l) == 0 {
 		return ""
 	}
-	return l[0]
+	return l[0].Text
 }
 
-// flattenList turns a claim's values into strings: strings as they are,
-// numbers in their shortest form, booleans as true/false, nested lists
-// flattened in order, objects as JSON; nulls are dropped.
-func flattenList(l *structpb.ListValue) []string {
-	out := make([]string, 0, len(l.GetValues()))
+// claimTexts returns the texts of vs (nil for nil).
+func claimTexts(vs []policy.ClaimValue) []string {
+	if vs == nil {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Text
+	}
+	return out
+}
+
+// flattenList turns a claim's values into typed claim values: strings as
+// they are, numbers in their shortest form, booleans as true/false, nested
+// lists flattened in order, objects as compact JSON; nulls are dropped.
+func flattenList(l *structpb.ListValue) []policy.ClaimValue {
+	out := make([]policy.ClaimValue, 0, len(l.GetValues()))
 	for _, v := range l.GetValues() {
 		out = appendValue(out, v)
 	}
 	return out
 }
 
-func appendValue(out []string, v *structpb.Value) []string {
+func appendValue(out []policy.ClaimValue, v *structpb.Value) []policy.ClaimValue {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
-		return append(out, k.StringValue)
+		return append(out, policy.ClaimValue{Type: policy.JSONString, Text: k.StringValue})
 	case *structpb.Value_NumberValue:
-		return append(out, strconv.FormatFloat(k.NumberValue, 'f', -1, 64))
+		return append(out, policy.NumberClaim(k.NumberValue))
 	case *structpb.Value_BoolValue:
-		return append(out, strconv.FormatBool(k.BoolValue))
+		return append(out, policy.ClaimValue{Type: policy.JSONBool, Text: strconv.FormatBool(k.BoolValue)})
 	case *structpb.Value_ListValue:
 		for _, e := range k.ListValue.GetValues() {
 			out = appendValue(out, e)
@@ -492,7 +512,7 @@ func appendValue(out []string, v *structpb.Value) []string {
 		if err != nil {
 			return out
 		}
-		return append(out, compactJSON(b))
+		return append(out, policy.ClaimValue{Type: policy.JSONObject, Text: compactJSON(b)})
 	}
 	return out
 }

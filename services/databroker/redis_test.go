@@ -164,7 +164,7 @@ func TestRedisOutage(t *testing.T) {
 	wantCode(t, err, codes.Unavailable)
 	_, err = b.Get(ctx, &databrokerv1.GetRequest{Type: userType, Id: "before"})
 	wantCode(t, err, codes.Unavailable)
-	if svcB.Ready() {
+	if svcB.Ready() == nil {
 		t.Error("Ready with Redis down")
 	}
 	// The outage lasts until B's background work has met it.
@@ -195,8 +195,8 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("after restart the stream got %v, want %s at version %d", r, id, first.GetRecords()[0].GetVersion()+uint64(i)+1)
 		}
 	}
-	if !svcB.Ready() {
-		t.Error("not Ready after Redis came back")
+	if err := svcB.Ready(); err != nil {
+		t.Errorf("not Ready after Redis came back: %v", err)
 	}
 }
 

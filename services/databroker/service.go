@@ -117,11 +117,19 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether the storage answers (within a second).
-func (s *Service) Ready() bool {
+// ErrStorageUnreachable is the error of Ready while the storage does not
+// answer.
+var ErrStorageUnreachable = errors.New("databroker: storage unreachable")
+
+// Ready reports nil when the storage answers (within a second), else an
+// error wrapping ErrStorageUnreachable.
+func (s *Service) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return s.backend.Ping(ctx) == nil
+	if err := s.backend.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrStorageUnreachable, err)
+	}
+	return nil
 }
 
 // Close releases the storage.

@@ -102,8 +102,8 @@ func TestRPCs(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, opts databroker.Options) {
 		svc, c := newService(t, opts)
 		ctx := ctxT(t)
-		if !svc.Ready() {
-			t.Fatal("not ready")
+		if err := svc.Ready(); err != nil {
+			t.Fatal(err)
 		}
 
 		// Put and Get.

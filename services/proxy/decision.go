@@ -2,11 +2,16 @@ package proxy
 
 import (
 	"net/http"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 )
+
+// checkErrorLogInterval is how often an identical authorize failure is
+// logged; the access log still has a line for every refused request.
+const checkErrorLogInterval = 5 * time.Second
 
 // decision is what the proxy did with a request, for the access log's
 // "decision" key.
@@ -43,7 +48,12 @@ func (s *Service) checkRequest(w http.ResponseWriter, r *http.Request, st *state
 		if r.Context().Err() != nil {
 			return nil, decisionClientGone
 		}
-		s.logger.Error("authorize check failed; refusing the request", "route", route.ID, "request_id", in.requestID, "error", err.Error())
+		if ok, held := s.checkErrors.Allow(err.Error()); ok {
+			// One line per kind of failure per interval: under load a
+			// down authorize would otherwise log every request twice.
+			s.logger.Error("authorize check failed; refusing the request", "route", route.ID, "request_id", in.requestID,
+				"error", err.Error(), "identical_errors_not_logged", held)
+		}
 		if rt != nil {
 			rt.setResponseHeaders(w, r, st.hops)
 		}

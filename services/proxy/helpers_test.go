@@ -207,7 +207,7 @@ func (u *recordingUpstream) count() int {
 // harness is a proxy service behind a loopback HTTP server.
 type harness struct {
 	svc   *Service
-	src   *config.Source
+	src   config.Source
 	authz *fakeAuthz
 	front *httptest.Server
 }
@@ -217,7 +217,7 @@ func newHarness(t testing.TB, cfg *config.Config, authz *fakeAuthz, opts ...func
 	return newHarnessWithSource(t, config.NewStaticSource(cfg), authz, opts...)
 }
 
-func newHarnessWithSource(t testing.TB, src *config.Source, authz *fakeAuthz, opts ...func(*Options)) *harness {
+func newHarnessWithSource(t testing.TB, src config.Source, authz *fakeAuthz, opts ...func(*Options)) *harness {
 	t.Helper()
 	o := Options{
 		Source: src, Authorizer: authz, CheckTimeout: 2 * time.Second,

@@ -113,7 +113,7 @@ func requestPathOrSlash(r *http.Request) string {
 
 // userPage is the route host's /.pomerium/ page for the identity JWT jwt
 // with claims.
-func userPage(brand pages.Branding, claims map[string]any, jwt, csrf, requestID string) *pages.Page {
+func userPage(brand pages.Branding, claims map[string]any, jwt, csrf, requestID string, jwtEndpoint bool) *pages.Page {
 	str := func(k string) string { s, _ := claims[k].(string); return s }
 	email, name := str("email"), str("name")
 	var groups []string
@@ -150,13 +150,21 @@ func userPage(brand pages.Branding, claims map[string]any, jwt, csrf, requestID 
 			{Label: "Sign out", Post: handoff.SignOutPath, Fields: []pages.Field{{Name: handoff.QueryCSRFToken, Value: csrf}}},
 		},
 		ClaimsTitle: "Claims of the identity JWT",
-		ClaimsHint: "What this route's application receives in the X-Pomerium-Jwt-Assertion header " +
-			"(also as JSON at /.pomerium/user). Hover over a date for its raw value.",
-		Claims: pages.ClaimRows(claims),
+		ClaimsHint:  claimsHint(jwtEndpoint),
+		Claims:      pages.ClaimRows(claims),
 		Raw: &pages.Raw{Title: "The identity JWT", Value: jwt,
 			Hint: "Signed by gatehouse; it expires " + expiresIn(claims) + ". Select it to copy; verify it with the keys at /.well-known/pomerium/jwks.json."},
 		RequestID: requestID,
 	}
+}
+
+// claimsHint says where else the claims and the JWT are served.
+func claimsHint(jwtEndpoint bool) string {
+	also := "also as JSON at /.pomerium/user"
+	if jwtEndpoint {
+		also += ", and the raw JWT at /.pomerium/jwt"
+	}
+	return "What this route's application receives in the X-Pomerium-Jwt-Assertion header (" + also + "). Hover over a date for its raw value."
 }
 
 func joinComma(s []string) string {

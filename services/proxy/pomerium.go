@@ -57,7 +57,16 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		}
 		s.serveProgrammaticLogin(w, r, st, reqID)
 		return routeID, decisionInternal
-	case handoff.UserPagePath, handoff.UserJSONPath, handoff.JWTPath:
+	case handoff.JWTPath:
+		if !st.cfg.JWTEndpointEnabled() {
+			// Off unless runtime_flags turns it on, as in Pomerium.
+			writeError(w, r, http.StatusNotFound, "There is no such page.", reqID)
+			return routeID, decisionInternal
+		}
+		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
+			return routeID, decisionInvalid
+		}
+	case handoff.UserPagePath, handoff.UserJSONPath, portalPath, portalAPIPath:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
 			return routeID, decisionInvalid
 		}
@@ -70,6 +79,10 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 	answer, d := s.checkRequest(w, r, st, cr, nil, &checkInput{r: r, requestID: reqID, credential: credential, routeID: routeID, internal: true})
 	if d != decisionAllow {
 		return routeID, d
+	}
+	if p == portalPath || p == portalAPIPath {
+		s.servePortal(w, r, st, credential, reqID)
+		return routeID, decisionAllow
 	}
 	jwt := identityJWT(answer)
 	payload, ok := jwtPayload(jwt)
@@ -105,7 +118,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		// The page's sign-out button must not be clickjacked: pages.Write
 		// forbids framing.
 		csrf := handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
-		pages.Write(w, r, http.StatusOK, userPage(st.brand, claims, jwt, csrf, reqID))
+		pages.Write(w, r, http.StatusOK, userPage(st.brand, claims, jwt, csrf, reqID, st.cfg.JWTEndpointEnabled()))
 	}
 	return routeID, decisionAllow
 }

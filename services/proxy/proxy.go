@@ -7,8 +7,9 @@
 // and the JWKS on every route host.
 //
 // The service reads its configuration from a config.Source and recompiles
-// it on every reload: new requests use the new routes, requests in flight
-// finish on the old ones, and pooled upstream connections survive.
+// it on every reload (build, then swap when every service of the process
+// built it): new requests use the new routes, requests in flight finish
+// on the old ones, and pooled upstream connections survive.
 package proxy
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/logging"
 	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/requestid"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
@@ -34,41 +36,49 @@ import (
 )
 
 // DefaultCheckTimeout bounds one Check call to authorize when
-// Options.CheckTimeout is zero. Authorize answers from memory, so a Check
+// Options.CheckTimeout is zero (and the authorizer is not in process).
+// Authorize answers from memory, so a Check
 // that takes longer means it is unreachable or overloaded: the request
 // fails closed with a 503.
 const DefaultCheckTimeout = 5 * time.Second
 
 // Options configure the proxy service.
 type Options struct {
-	// Source supplies the configuration and its reloads. Required.
-	Source *config.Source
+	// Source supplies the configuration. New builds from its current one
+	// and adds the service to its Reloaders (see Prepare). Required.
+	Source config.Source
 	// Logger receives the access log and errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Authorizer answers the Check for every request: a gRPC client of
 	// the authorize service, or an in-process adapter. Required.
 	Authorizer authv3.AuthorizationClient
-	// CheckTimeout bounds each Check; zero means DefaultCheckTimeout, and a
-	// negative value sets no deadline of the proxy's own, for an in-process
-	// Authorizer that bounds its work itself (a deadline costs a timer and
-	// a context per request).
+	// InProcessAuthorizer says that Authorizer is the authorize service of
+	// this process (extauthz.LocalClient), which bounds its own work: the
+	// proxy then sets no deadline of its own on a Check (a deadline costs
+	// a timer and a context per request) and CheckTimeout must be zero.
+	InProcessAuthorizer bool
+	// CheckTimeout bounds each Check to a remote Authorizer; zero means
+	// DefaultCheckTimeout. It must not be negative.
 	CheckTimeout time.Duration
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
 type Service struct {
-	src          *config.Source
-	logger       *slog.Logger
-	authz        authv3.AuthorizationClient
+	logger *slog.Logger
+	authz  authv3.AuthorizationClient
+	// checkTimeout bounds a Check; zero sets no deadline (in-process
+	// authorizer).
 	checkTimeout time.Duration
 	now          func() time.Time
 
 	transports *transportCache
 	state      atomic.Pointer[state]
-	reloadMu   sync.Mutex // serialises compiles
 
 	// usedBindings holds the sign-in bindings whose callback was opened.
 	usedBindings *handoff.UsedSet
+	// checkErrors keeps a failing authorize from writing an error line
+	// per request.
+	checkErrors *logging.Limiter
 }
 
 // state is everything compiled from one configuration. It is never
@@ -86,8 +96,8 @@ type state struct {
 	brand     pages.Branding // the look of the proxy's own pages
 }
 
-// New builds the proxy service from the current configuration and
-// subscribes to reloads. It starts no goroutines.
+// New builds the proxy service from the current configuration and adds it
+// to the Source's Reloaders. It starts no goroutines.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Source == nil {
 		return nil, errors.New("proxy: Options.Source is required")
@@ -95,41 +105,59 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Authorizer == nil {
 		return nil, errors.New("proxy: Options.Authorizer is required")
 	}
+	switch {
+	case o.CheckTimeout < 0:
+		return nil, errors.New("proxy: Options.CheckTimeout is negative")
+	case o.InProcessAuthorizer && o.CheckTimeout != 0:
+		return nil, errors.New("proxy: Options.CheckTimeout is set for an in-process authorizer, which bounds its own work")
+	}
 	s := &Service{
-		src:          o.Source,
 		logger:       o.Logger,
 		authz:        o.Authorizer,
 		checkTimeout: o.CheckTimeout,
 		now:          time.Now,
 		transports:   newTransportCache(),
 		usedBindings: handoff.NewUsedSet(maxUsedBindings),
+		checkErrors:  logging.NewLimiter(checkErrorLogInterval),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	if s.checkTimeout == 0 {
+	if s.checkTimeout == 0 && !o.InProcessAuthorizer {
 		s.checkTimeout = DefaultCheckTimeout
 	}
-	if err := s.reload(o.Source.Current()); err != nil {
+	commit, err := s.build(o.Source.Current())
+	if err != nil {
 		return nil, err
 	}
-	o.Source.OnChange(func(ctx context.Context, cfg *config.Config) {
-		if err := s.reload(cfg); err != nil {
-			s.logger.Error("proxy: new configuration refused; keeping the running routes", "error", err.Error())
-			return
-		}
-		s.logger.Info("proxy: routes reloaded", "routes", len(cfg.Routes))
-	})
+	commit()
+	o.Source.OnChange(config.ServiceProxy, s)
 	return s, nil
 }
 
-// reload compiles cfg and makes it the running state.
-func (s *Service) reload(cfg *config.Config) error {
-	if cfg == nil {
-		return errors.New("proxy: no configuration")
+var _ config.Reloader = (*Service)(nil)
+
+// Prepare compiles cfg (routes, upstream transports, keys) without
+// serving it; commit makes it the running state and lets go of the
+// upstream transports no route uses any more. It implements
+// config.Reloader.
+func (s *Service) Prepare(_ context.Context, cfg *config.Config) (commit func(), err error) {
+	swap, err := s.build(cfg)
+	if err != nil {
+		return nil, err
 	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	return func() {
+		swap()
+		s.logger.Info("proxy: routes reloaded", "routes", len(cfg.Routes))
+	}, nil
+}
+
+// build compiles cfg into a state and returns the commit that makes it the
+// running one.
+func (s *Service) build(cfg *config.Config) (commit func(), err error) {
+	if cfg == nil {
+		return nil, errors.New("proxy: no configuration")
+	}
 	st := &state{
 		cfg:    cfg,
 		table:  routematch.New(cfg.Routes),
@@ -145,7 +173,7 @@ func (s *Service) reload(cfg *config.Config) error {
 		}
 		rt, key, err := s.newRoute(cfg, r, claimHeaders)
 		if err != nil {
-			return fmt.Errorf("proxy: route %s: %w", r.ID, err)
+			return nil, fmt.Errorf("proxy: route %s: %w", r.ID, err)
 		}
 		st.routes[r] = rt
 		keep[key] = true
@@ -153,14 +181,14 @@ func (s *Service) reload(cfg *config.Config) error {
 	if len(cfg.CookieSealKey) > 0 {
 		c, err := cryptutil.NewCipher(cfg.CookieSealKey)
 		if err != nil {
-			return fmt.Errorf("proxy: cookie_secret: %w", err)
+			return nil, fmt.Errorf("proxy: cookie_secret: %w", err)
 		}
 		st.cipher = c
 	}
 	if len(cfg.SharedKey) > 0 || cfg.SigningKey != "" {
 		ks, err := cfg.KeySet()
 		if err != nil {
-			return fmt.Errorf("proxy: signing key: %w", err)
+			return nil, fmt.Errorf("proxy: signing key: %w", err)
 		}
 		st.jwks = ks.JWKSHandler()
 	}
@@ -169,16 +197,17 @@ func (s *Service) reload(cfg *config.Config) error {
 	}
 	st.respHTTP, st.respHTTPS = responseHeaders(cfg, &config.Route{})
 	st.brand = pages.BrandingFor(cfg)
-	s.state.Store(st)
-	s.transports.retain(keep)
-	return nil
+	return func() {
+		s.state.Store(st)
+		s.transports.retain(keep)
+	}, nil
 }
 
 // Handler returns the HTTP handler serving every route host.
 func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Run waits for ctx to end, then closes idle upstream connections. The
-// proxy has no other background work: reloads arrive through the Source.
+// proxy has no other background work: reloads arrive through Prepare.
 func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.transports.closeIdle()
@@ -283,6 +312,14 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("OK\n"))
 		return "", decisionInternal
+	case p == "/robots.txt" && st.servesRobots(r.Host):
+		// Pomerium answers a route host's robots.txt itself, unless a
+		// public route serves it: no crawler indexes what sits behind
+		// sign-in.
+		st.setResponseHeaders(w, r)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("User-agent: *\nDisallow: /\n"))
+		return "", decisionInternal
 	case p == signingkey.WellKnownPath || p == signingkey.JWKSPath:
 		if st.table.MatchHost(r.Host) == nil {
 			writeError(w, r, http.StatusNotFound, msgNotFound, reqID)
@@ -325,7 +362,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	}
 
 	// 4. Authorization: one Check, fail closed.
-	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID})
+	ok, d := s.checkRequest(w, r, st, rt.cfg, rt, &checkInput{r: r, requestID: reqID, credential: credential, routeID: rt.cfg.ID, extraHeaders: rt.templateHeaders})
 	if d != decisionAllow {
 		return rt.cfg.ID, d
 	}
@@ -345,6 +382,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, decisionAllow
+}
+
+// servesRobots reports whether the proxy answers /robots.txt on host
+// itself: the host has a route, and no route open to the public serves
+// /robots.txt there.
+func (st *state) servesRobots(host string) bool {
+	if st.table.MatchHost(host) == nil {
+		return false
+	}
+	cr := st.table.Match(host, "/robots.txt")
+	return cr == nil || !cr.AllowPublicUnauthenticatedAccess
 }
 
 // setResponseHeaders sets the route's response headers on a response the

@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,7 +220,7 @@ func TestCheckErrorFailsClosedAndRecovers(t *testing.T) {
 		t.Fatal("request passed while authorize was down")
 	}
 	// The user pages ask authorize through the same step, and fail closed alike.
-	for _, p := range []string{"/.pomerium/user", "/.pomerium/jwt"} {
+	for _, p := range []string{"/.pomerium/user", "/.pomerium/"} {
 		if resp, body := h.get(t, "app.test", p); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("%s: status %d, want 503\n%s", p, resp.StatusCode, body)
 		}
@@ -530,7 +534,17 @@ func TestUserPages(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &claims) != nil || claims["email"] != "ada@example.com" {
 		t.Errorf("user JSON: %d %s", resp.StatusCode, body)
 	}
+	// /.pomerium/jwt is off unless runtime_flags turns it on, as in Pomerium.
 	resp, body = h.get(t, "app.test", "/.pomerium/jwt", "Cookie", "_pomerium=h")
+	if resp.StatusCode != 404 || strings.Contains(body, jwt) {
+		t.Errorf("jwt without the runtime flag: %d %q", resp.StatusCode, body)
+	}
+	if _, body := h.get(t, "app.test", "/.pomerium/", "Cookie", "_pomerium=h"); strings.Contains(body, `href="/.pomerium/jwt"`) {
+		t.Error("the user page links to a disabled /.pomerium/jwt")
+	}
+	hj := newHarness(t, parseConfig(t, "runtime_flags: {pomerium_jwt_endpoint: true}",
+		routeYAML("id: app", "from: http://app.test", "prefix: /app", "to: "+up.URL)), authz)
+	resp, body = hj.get(t, "app.test", "/.pomerium/jwt", "Cookie", "_pomerium=h")
 	if resp.StatusCode != 200 || body != jwt || resp.Header.Get("Content-Type") != "application/jwt" {
 		t.Errorf("jwt: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
@@ -621,4 +635,39 @@ func TestHelpers(t *testing.T) {
 	if got, _ := clientIP(r, 1); got != "10.0.0.1" {
 		t.Errorf("clientIP with a bad entry = %q", got)
 	}
+}
+
+// A down authorize refuses every request, but writes one error line per
+// kind of failure per interval, not one per request (issue 13: 6,718 lines
+// in 11 s under load).
+func TestCheckErrorsAreLoggedOncePerInterval(t *testing.T) {
+	up := newUpstream(t, "app")
+	cfg := parseConfig(t, "", routeYAML("id: app", "from: http://app.test", "to: "+up.URL))
+	authz := newFakeAuthz(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return nil, errUnavailable })
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := newHarness(t, cfg, authz, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	})
+	for range 50 {
+		if resp, _ := h.get(t, "app.test", "/", "Accept", "application/json"); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "authorize check failed"); n != 1 {
+		t.Fatalf("%d error lines for 50 identical failures, want 1:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -59,14 +59,14 @@ var testNow = time.Date(2024, 6, 5, 14, 30, 0, 0, time.UTC)
 
 var (
 	alice = &policy.Subject{
-		SessionID: "s-alice", UserID: "u-alice", Email: "Alice@Example.com", Name: "Alice",
+		SessionID: "s-alice", UserID: "u-alice", Email: "alice@example.com", Name: "Alice",
 		Groups: []string{"admin", "dev"},
-		Claims: map[string][]string{"family_name": {"Smith"}, "groups": {"admin", "dev"}, "department": {"eng"}},
+		Claims: map[string][]policy.ClaimValue{"family_name": policy.StringClaims("Smith"), "groups": policy.StringClaims("admin", "dev"), "department": policy.StringClaims("eng")},
 	}
 	bob = &policy.Subject{
 		SessionID: "s-bob", UserID: "u-bob", Email: "bob@other.org", Name: "Bob",
 		Groups: []string{"dev"},
-		Claims: map[string][]string{"family_name": {"Jones"}, "groups": {"dev"}},
+		Claims: map[string][]policy.ClaimValue{"family_name": policy.StringClaims("Jones"), "groups": policy.StringClaims("dev")},
 	}
 	users = []struct {
 		name string
@@ -139,7 +139,7 @@ func regoInput(in *policy.Input) map[string]any {
 		for k, vs := range s.Claims {
 			l := make([]any, len(vs))
 			for i, v := range vs {
-				l[i] = v
+				l[i] = v.Text // every claim of these fixtures is a string
 			}
 			claims[k] = l
 		}
@@ -182,7 +182,7 @@ func regoResult(tb testing.TB, v any) policy.Result {
 func TestEquivalence(t *testing.T) {
 	evil := &policy.Subject{UserID: "u-evil", Email: "mallory@EVIL.example", Groups: []string{"dev"}}
 	suspended := &policy.Subject{UserID: "u-root", Email: "root@example.com", Groups: []string{"dev", "suspended"}}
-	contractor := &policy.Subject{UserID: "u-c", Email: "c@else.com", Claims: map[string][]string{"department": {"eng", "contractors"}}}
+	contractor := &policy.Subject{UserID: "u-c", Email: "c@else.com", Claims: map[string][]policy.ClaimValue{"department": policy.StringClaims("eng", "contractors")}}
 	listed := &policy.Subject{UserID: "u-root", Email: "J@X.COM"}
 	noEmail := &policy.Subject{UserID: "u-n"}
 	var inputs []*policy.Input

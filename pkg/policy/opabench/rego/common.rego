@@ -30,5 +30,6 @@ default allow := [false, set()]
 
 default deny := [false, set()]
 
-# email_domain is the part of the session's email after '@', lower-cased.
-email_domain := lower(split(input.session.email, "@")[1])
+# email_domain is the part of the session's email after '@' (compared
+# exactly, as Pomerium does).
+email_domain := split(input.session.email, "@")[1]

@@ -22,14 +22,14 @@ groups_0 := [true, {"groups-ok"}] if {
 } else := [false, {"user-unauthenticated"}]
 
 http_method_0 := [true, {"http-method-ok"}] if {
-	upper(input.http.method) in methods_0
+	input.http.method in methods_0
 } else := [false, {"http-method-unauthorized"}]
 
 and_0 := merge_with_and([domain_0, groups_0, http_method_0])
 
 # rule 2: allow or [email in list, claim/department {has: eng, exclude: contractors}]
 email_1 := [true, {"email-ok"}] if {
-	lower(input.session.email) in emails_1
+	input.session.email in emails_1
 } else := [false, {"email-unauthorized"}] if {
 	input.session
 } else := [false, {"user-unauthenticated"}]
@@ -63,7 +63,7 @@ groups_3 := [true, {"groups-ok"}] if {
 } else := [false, {"user-unauthenticated"}]
 
 email_3 := [true, {"email-ok"}] if {
-	endswith(lower(input.session.email), "@evil.example")
+	endswith(input.session.email, "@evil.example")
 } else := [false, {"email-unauthorized"}] if {
 	input.session
 } else := [false, {"user-unauthenticated"}]
