@@ -53,7 +53,7 @@ func startChaos(t *testing.T) *chaos {
 	t.Helper()
 	// A short grace period, so the rolling restart exercises it without
 	// making the suite slow.
-	d := startDeployment(t, func(b *configtest.Builder) { b.Set("shutdown_grace_period", "1s") })
+	d := startDeployment(t, "redis", func(b *configtest.Builder) { b.Set("shutdown_grace_period", "1s") })
 	c := &chaos{deployment: d, alice: d.browser()}
 	resp := d.signIn(c.alice, d.proxyURL("proxy-a", "/api/user"), "alice@example.com", "Alice Liddell", "admins")
 	resp.Body.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,13 +64,15 @@ type process struct {
 }
 
 func runCommand(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlagSet("run")
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	boot := logging.New(stderr, "info", "json")
-	src, err := config.NewSource(*path, os.LookupEnv, boot)
+	// One format for every line of the process, the configuration's
+	// (log_format, log_level), from the first line on, reloads included.
+	logs := logging.NewSwitch(stderr)
+	src, err := config.NewSource(*path, os.LookupEnv, logs.Logger())
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -80,7 +81,9 @@ func runCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg := src.Current()
-	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	logs.Set(cfg.LogLevel, cfg.LogFormat)
+	src.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
+	logger := logs.Logger()
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
 	}
@@ -222,7 +225,7 @@ func (p *process) build(ctx context.Context) error {
 		}
 		proxyHTTP = h
 	}
-	p.http = splitByHost(cfg.AuthenticateURLParsed, authenticateHTTP, proxyHTTP)
+	p.http = splitByHost(cfg.IsAuthenticateHost, authenticateHTTP, proxyHTTP)
 	return nil
 }
 
@@ -344,7 +347,7 @@ func (p *process) run(stop context.Context, now <-chan struct{}) error {
 		if p.grpc != nil {
 			p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 		}
-		p.logger.Info("shutting down: not ready, still serving during the grace period", "grace_period", grace.String())
+		p.logger.Info("gatehouse stopping: not ready, still serving during the grace period", "grace_period", grace.String())
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
@@ -352,8 +355,8 @@ func (p *process) run(stop context.Context, now <-chan struct{}) error {
 		case <-now:
 		case <-serving.Done():
 		}
-		p.logger.Info("shutting down: draining", "drain_timeout", drainTimeout.String())
-		endServing()
+		endServing() // serve logs "gatehouse shutting down; draining ..."
+
 	}()
 	return p.serve(serving)
 }
@@ -417,6 +420,11 @@ func (p *process) serve(ctx context.Context) error {
 	if p.http != nil {
 		g.Go(func() error { return p.serveHTTP(ctx, p.http) })
 	}
+	g.Go(func() error {
+		<-ctx.Done()
+		p.logger.Info("gatehouse shutting down; draining requests and streams", "drain_timeout", drainTimeout.String())
+		return nil
+	})
 	p.health.SetStarted()
 	select {
 	case <-p.stopping: // a SIGTERM already came: stay NOT_SERVING
