@@ -300,6 +300,10 @@ var gatehouseOnlyOptions = map[string]string{
 	"log_format":    "json (default) or text",
 	"cookie_secure": "kept for older Pomerium configs; the cookie is Secure whenever the browser's URL is https",
 	"routes[].id":   "a stable route id for logs and the ext_authz context (derived when unset)",
+	// Reliability (issue 13): Pomerium has no equivalent of these.
+	"shutdown_grace_period":           "on SIGTERM, how long /readyz fails while every listener keeps serving, before draining (default 5s)",
+	"authenticate_databroker_timeout": "how long a sign-in, sign-out or user page waits for the databroker before its clear page (default 3s)",
+	"signout_queue_dir":               "where authenticate keeps sign-outs not yet written to the databroker, retried across restarts (default: memory)",
 }
 
 // pomeriumOption returns the table's row for a key, or nil.

@@ -123,7 +123,8 @@ func TestPomeriumCompatibility(t *testing.T) {
 		}
 	}
 	// Every option gatehouse reads is Pomerium's or listed as gatehouse's own.
-	only := map[string]bool{"log_format": true, "cookie_secure": true}
+	only := map[string]bool{"log_format": true, "cookie_secure": true,
+		"shutdown_grace_period": true, "authenticate_databroker_timeout": true, "signout_queue_dir": true}
 	for name := range globalKeys {
 		if !list["global "+name] && !only[name] {
 			t.Errorf("gatehouse reads global option %q that is not Pomerium's: add it to gatehouseOnlyOptions and this test", name)
