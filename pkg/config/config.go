@@ -71,6 +71,9 @@ type Config struct {
 	// path_with_escaped_slashes_action: the rules the proxy and authorize
 	// apply to every request path.
 	PathNormalization pathnorm.Options
+	// MTLS is downstream mTLS, derived from downstream_mtls and the
+	// routes' tls_downstream_client_ca; nil when no client CA is set.
+	MTLS *MTLS
 
 	lines    map[string]int
 	warnings []string
@@ -301,6 +304,7 @@ func (c *Config) validate(errs *Errors) {
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)
+	c.validateDownstreamMTLS(errs)
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}

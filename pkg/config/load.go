@@ -45,6 +45,7 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 		decodeStrict(&doc, &cfg.Options, "", &errs, cfg.lines)
 	}
 	applyEnv(&cfg.Options, env, &errs, cfg.lines)
+	applyNestedEnv(&cfg.Options, env, &errs, cfg.lines)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)

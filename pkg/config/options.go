@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse/gatehouse/pkg/clientcert"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 )
 
@@ -100,6 +101,12 @@ type Options struct {
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
 	Routes []Route `yaml:"routes"`
+
+	// ---- TLS: downstream mTLS and autocert (validated in tls.go) ----
+
+	// DownstreamMTLS asks clients for certificates (Pomerium's
+	// downstream_mtls group).
+	DownstreamMTLS DownstreamMTLS `yaml:"downstream_mtls"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
@@ -153,6 +160,16 @@ type Route struct {
 	AllowedIDPClaims                 map[string][]any `yaml:"allowed_idp_claims"`
 	CORSAllowPreflight               bool             `yaml:"cors_allow_preflight"`
 	Policy                           *yaml.Node       `yaml:"policy"`
+
+	// ---- Downstream mTLS (validated in tls.go) ----
+
+	// TLSDownstreamClientCA (PEM or base64 PEM) or its file replaces
+	// downstream_mtls.ca for this route (Pomerium's deprecated option).
+	TLSDownstreamClientCA     string `yaml:"tls_downstream_client_ca"`
+	TLSDownstreamClientCAFile string `yaml:"tls_downstream_client_ca_file"`
+	// ClientCA verifies client certificates on this route: its own CA,
+	// else downstream_mtls's; nil when neither is set. Derived.
+	ClientCA *clientcert.Verifier `yaml:"-"`
 
 	// Derived by validation.
 	FromURL   *url.URL       `yaml:"-"`
