@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse/gatehouse/services/proxy"
 )
 
 // serveHTTP runs the HTTP(S) listener of the proxy and authenticate
@@ -28,11 +30,8 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 		return fmt.Errorf("listen address %s: %w", cfg.Address, err)
 	}
 	if !cfg.InsecureServer {
-		srv.TLSConfig = &tls.Config{
-			Certificates: cfg.TLSCertificates,
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"},
-		}
+		srv.TLSConfig = p.serverTLSConfig()
+		srv.ConnContext = proxy.ConnContext
 		lis = tls.NewListener(lis, srv.TLSConfig)
 	}
 	p.logger.Info("http listener started", "address", lis.Addr().String(), "tls", !cfg.InsecureServer)

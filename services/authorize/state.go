@@ -61,6 +61,9 @@ type route struct {
 	// okPlain is the allowed answer without identity headers, shared by
 	// every such response (read-only).
 	okPlain *okAnswer
+	// usesFingerprint is true when a set_request_headers value holds
+	// ${pomerium.client_cert_fingerprint}.
+	usesFingerprint bool
 }
 
 // setsHeader reports whether the route's set_request_headers writes the
@@ -115,6 +118,7 @@ func compile(cfg *config.Config) (*state, error) {
 		sort.Strings(names)
 		for _, k := range names {
 			r.setHeaders = append(r.setHeaders, extauthz.NewHeader(strings.ToLower(k), cr.SetRequestHeaders[k]))
+			r.usesFingerprint = r.usesFingerprint || strings.Contains(cr.SetRequestHeaders[k], fingerprintVar)
 		}
 		r.okPlain = newOKAnswer(&authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders})
 		st.routes = append(st.routes, r)

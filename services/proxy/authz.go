@@ -64,6 +64,9 @@ type checkInput struct {
 	credential string // X-Pomerium-Authorization, already stripped from r
 	routeID    string
 	internal   bool
+	// clientCert is the TLS client certificate chain, URL-encoded PEM
+	// (clientCertificate); "" without one.
+	clientCert string
 }
 
 // checkHeaders are the request headers a Check carries: the credentials
@@ -117,6 +120,9 @@ func (b *checkBuf) fill(in *checkInput) {
 		h.Headers["x-pomerium-authorization"] = in.credential
 	}
 	b.sock.Address = in.clientIP
+	// Envoy's attributes.source.certificate: from the TLS stack only,
+	// never from a request header.
+	b.source.Certificate = in.clientCert
 	b.attrs.ContextExtensions[extRouteID] = in.routeID
 	if in.internal {
 		b.attrs.ContextExtensions[extInternal] = "true"
@@ -131,6 +137,7 @@ func (b *checkBuf) release() {
 	clear(b.attrs.ContextExtensions)
 	b.http.Id, b.http.Method, b.http.Host, b.http.Path, b.http.Scheme, b.http.Protocol = "", "", "", "", "", ""
 	b.sock.Address = ""
+	b.source.Certificate = ""
 	checkPool.Put(b)
 }
 

@@ -170,6 +170,12 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		rt.idleTimeout = r.IdleTimeout.Std()
 	}
 	for k, v := range r.SetRequestHeaders {
+		if strings.Contains(v, "${pomerium.") {
+			// A value with a request variable
+			// (${pomerium.client_cert_fingerprint}) comes from authorize,
+			// filled in; the template itself never goes upstream.
+			continue
+		}
 		rt.setRequest = append(rt.setRequest, headerKV{textproto.CanonicalMIMEHeaderKey(k), v})
 	}
 	for _, k := range r.RemoveRequestHeaders {
