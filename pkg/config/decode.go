@@ -28,7 +28,6 @@ var removedKeys = map[string]string{
 
 // unsupportedKeys are Pomerium options gatehouse does not implement yet.
 var unsupportedKeys = map[string]bool{
-	"autocert": true, "autocert_dir": true, "autocert_use_staging": true, "autocert_must_staple": true,
 	"tracing_provider": true, "envoy_admin_address": true, "codec_type": true,
 }
 

@@ -107,6 +107,29 @@ type Options struct {
 	// DownstreamMTLS asks clients for certificates (Pomerium's
 	// downstream_mtls group).
 	DownstreamMTLS DownstreamMTLS `yaml:"downstream_mtls"`
+
+	// Autocert obtains and renews certificates from an ACME CA for the
+	// authenticate host and every route's from host.
+	Autocert bool `yaml:"autocert"`
+	// AutocertCA is the ACME directory URL (default Let's Encrypt).
+	AutocertCA string `yaml:"autocert_ca"`
+	// AutocertEmail is the ACME account's contact.
+	AutocertEmail string `yaml:"autocert_email"`
+	// AutocertUseStaging uses Let's Encrypt's staging directory.
+	AutocertUseStaging bool `yaml:"autocert_use_staging"`
+	// AutocertMustStaple asks for certificates with OCSP must-staple.
+	AutocertMustStaple bool `yaml:"autocert_must_staple"`
+	// AutocertDir stores account, keys and certificates (a process that
+	// does not run the databroker stores them in the databroker instead).
+	AutocertDir string `yaml:"autocert_dir"`
+	// AutocertEABKeyID and AutocertEABMACKey are the CA's external
+	// account binding (base64url MAC key).
+	AutocertEABKeyID  string `yaml:"autocert_eab_key_id"`
+	AutocertEABMACKey string `yaml:"autocert_eab_mac_key"`
+	// AutocertTrustedCA (PEM or base64 PEM) or its file is trusted for
+	// the ACME CA's own TLS certificate, besides the system roots.
+	AutocertTrustedCA     string `yaml:"autocert_trusted_ca"`
+	AutocertTrustedCAFile string `yaml:"autocert_trusted_ca_file"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.

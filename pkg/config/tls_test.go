@@ -138,3 +138,54 @@ func TestDownstreamMTLSErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAutocert(t *testing.T) {
+	const proxyBase = `services: proxy
+shared_secret: ` + secret + `
+cookie_secret: ` + cookieSecret + `
+authenticate_service_url: https://auth.example.com
+authorize_service_url: http://authorize:5443
+autocert: true
+`
+	routes := `routes:
+  - from: https://a.example.com
+    to: http://up
+  - from: https://*.b.example.com
+    to: http://up
+`
+	cfg, err := Parse([]byte(proxyBase+"autocert_use_staging: true\nautocert_dir: /var/lib/x\n"+routes), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Autocert
+	if a == nil || a.DirectoryURL != LetsEncryptStagingDirectory || a.Dir != "/var/lib/x" || strings.Join(a.Hosts, ",") != "a.example.com" {
+		t.Fatalf("autocert %+v", a)
+	}
+	if cfg.HTTPRedirectAddr != ":80" {
+		t.Errorf("http_redirect_addr %q, want :80 for HTTP-01", cfg.HTTPRedirectAddr)
+	}
+	if w := strings.Join(cfg.Warnings(), "\n"); !strings.Contains(w, "*.b.example.com") {
+		t.Errorf("no warning about the wildcard route: %s", w)
+	}
+	cfg, err = Parse([]byte(proxyBase+"autocert_ca: https://acme.example.com/dir\nautocert_use_staging: true\n"+routes), "c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Autocert.DirectoryURL != "https://acme.example.com/dir" || !strings.Contains(strings.Join(cfg.Warnings(), "\n"), "autocert_use_staging is ignored") {
+		t.Errorf("autocert_ca: %+v %v", cfg.Autocert, cfg.Warnings())
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"autocert_ca: http://acme.example.com\n", "line 7: autocert_ca: expected the https:// URL of an ACME directory"},
+		{"autocert_email: nobody\n", "line 7: autocert_email: expected an email address"},
+		{"autocert_eab_key_id: kid\n", "line 7: autocert_eab_key_id: autocert_eab_key_id and autocert_eab_mac_key go together"},
+		{"autocert_eab_key_id: kid\nautocert_eab_mac_key: '!!'\n", "line 8: autocert_eab_mac_key: expected the base64url MAC key"},
+		{"autocert_trusted_ca: nope\n", "line 7: autocert_trusted_ca: expected PEM certificates"},
+		{"autocert_trusted_ca_file: /nonexistent\n", "line 7: autocert_trusted_ca_file: cannot read file"},
+		{"insecure_server: true\n", "autocert: autocert needs gatehouse to terminate TLS"},
+	} {
+		_, err := Parse([]byte(proxyBase+tc.yaml+routes), "c.yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s\nerror: %v\nwant: %s", tc.yaml, err, tc.want)
+		}
+	}
+}
