@@ -37,7 +37,11 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	p.logger.Info("http listener started", "address", lis.Addr().String(), "tls", !cfg.InsecureServer)
 	var redirect *http.Server
 	if cfg.HTTPRedirectAddr != "" {
-		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: redirectToHTTPS(cfg.Address)}
+		var h http.Handler = redirectToHTTPS(cfg.Address)
+		if p.autocert != nil {
+			h = p.autocert.HTTPHandler(h) // HTTP-01 challenges
+		}
+		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: h}
 		go func() {
 			if err := redirect.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 				p.logger.Error("http redirect listener failed", "error", err)

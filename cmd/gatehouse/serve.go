@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/gatehouse/gatehouse/pkg/autocert"
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
@@ -52,6 +53,8 @@ type process struct {
 	runners  []func(context.Context) error
 	closers  []func()
 	grpcConn map[string]*grpc.ClientConn
+	// autocert obtains the HTTPS listener's certificates (nil when off).
+	autocert *autocert.Manager
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -170,6 +173,11 @@ func (p *process) build(ctx context.Context) error {
 		proxyHTTP = h
 	}
 	p.http = splitByHost(cfg.AuthenticateURLParsed, authenticateHTTP, proxyHTTP)
+	if cfg.Autocert != nil && p.http != nil {
+		if err := p.addAutocert(); err != nil {
+			return fmt.Errorf("start autocert: %w", err)
+		}
+	}
 	return nil
 }
 
