@@ -499,16 +499,9 @@ func settle(ctx context.Context, statsURL string) (upstreamStats, error) {
 // checks every run must pass listed in Problems.
 func measure(ctx context.Context, s settings, sys *system, conns, round int, d time.Duration, statsURL string, hz int64) (runResult, error) {
 	r := runResult{System: sys.Name, Connections: conns, Round: round, CPUSeconds: map[string]float64{}, RSSBytes: map[string]int64{}}
-	before := make([]procTimes, len(sys.Procs))
-	for i, p := range sys.Procs {
-		if err := p.exited(); err != nil {
-			return r, err
-		}
-		t, err := readProcTimes(p.PID())
-		if err != nil {
-			return r, err
-		}
-		before[i] = t
+	before, err := readAllProcTimes(sys.Procs)
+	if err != nil {
+		return r, err
 	}
 	st0, err := getStats(ctx, statsURL)
 	if err != nil {
@@ -548,15 +541,12 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 	if err != nil {
 		return r, err
 	}
+	after, err := readAllProcTimes(sys.Procs)
+	if err != nil {
+		return r, err
+	}
 	for i, p := range sys.Procs {
-		if err := p.exited(); err != nil {
-			return r, err
-		}
-		t, err := readProcTimes(p.PID())
-		if err != nil {
-			return r, err
-		}
-		r.CPUSeconds[p.Name] = ticksToDuration(t.Total()-before[i].Total(), hz).Seconds()
+		r.CPUSeconds[p.Name] = ticksToDuration(after[i].Total()-before[i].Total(), hz).Seconds()
 	}
 	r.Wrk, r.WrkCPU, r.Upstream = out.wrkResult, out.CPU.Seconds(), st1.sub(st0)
 	for _, p := range sys.Procs {

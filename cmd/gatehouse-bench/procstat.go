@@ -170,3 +170,20 @@ func readRSS(pid int) (int64, error) {
 	}
 	return parseVmRSS(data)
 }
+
+// readAllProcTimes reads the CPU times of every process, failing when one
+// has exited (a run whose process died measures nothing).
+func readAllProcTimes(procs []*proc) ([]procTimes, error) {
+	out := make([]procTimes, len(procs))
+	for i, p := range procs {
+		if err := p.exited(); err != nil {
+			return nil, err
+		}
+		t, err := readProcTimes(p.PID())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}

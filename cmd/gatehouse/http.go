@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/services/proxy"
@@ -63,24 +62,20 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	return srv.Shutdown(sctx)
 }
 
-// splitByHost returns the handler of the HTTP listener: requests for the
-// authenticate_service_url host (authURL) go to authn, everything else to
-// proxy; with only one of them (the other nil), it takes every request.
-// Nil when both are.
-func splitByHost(authURL *url.URL, authn, proxy http.Handler) http.Handler {
+// splitByHost returns the handler of the HTTP listener: requests for an
+// authenticate host (isAuthHost: authenticate_service_url's or
+// authenticate_internal_service_url's, config.Config.IsAuthenticateHost)
+// go to authn, everything else to proxy; with only one of them (the other
+// nil), it takes every request. Nil when both are.
+func splitByHost(isAuthHost func(host string) bool, authn, proxy http.Handler) http.Handler {
 	switch {
 	case authn == nil:
 		return proxy
 	case proxy == nil:
 		return authn
 	}
-	authHost := authURL.Hostname()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if strings.EqualFold(host, authHost) {
+		if isAuthHost(r.Host) {
 			authn.ServeHTTP(w, r)
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/pkg/logging"
 	"github.com/gatehouse/gatehouse/pkg/pathnorm"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -79,7 +80,26 @@ type Config struct {
 
 	lines    map[string]int
 	warnings []string
+	ignored  []ignoredKey       // Pomerium options accepted without effect
 	keySet   *signingkey.KeySet // see KeySet
+}
+
+// IsAuthenticateHost reports whether a request's Host (with or without a
+// port) names the authenticate service: the host of
+// authenticate_service_url or of authenticate_internal_service_url (the
+// name an internal load balancer or the other services use, as in
+// Pomerium's split deployments).
+func (c *Config) IsAuthenticateHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	for _, u := range []*url.URL{c.AuthenticateURLParsed, c.AuthenticateInternalURLParsed} {
+		if u != nil && strings.EqualFold(host, u.Hostname()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Runs reports whether this process runs the named service.
@@ -167,11 +187,7 @@ func (c *Config) CookieSameSiteMode() http.SameSite {
 }
 
 // LogLevel returns log_level as a slog level.
-func (c *Config) SlogLevel() slog.Level {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(c.LogLevel))
-	return l
-}
+func (c *Config) SlogLevel() slog.Level { return logging.Level(c.LogLevel) }
 
 func (o *Options) setDefaults() {
 	def := func(s *string, v string) {
@@ -216,6 +232,7 @@ func (c *Config) validate(errs *Errors) {
 	o := &c.Options
 	at := func(key string) int { return c.lines[key] }
 
+	c.warnIgnored()
 	c.ServiceSet = map[string]bool{}
 	for _, s := range splitList(o.Services) {
 		switch s {
@@ -239,7 +256,12 @@ func (c *Config) validate(errs *Errors) {
 	c.URLKey = cryptutil.PurposeKey(c.SharedKey, cryptutil.PurposeSignedURL)
 	c.CookieSealKey = cryptutil.PurposeKey(c.CookieKey, cryptutil.PurposeCookieSealing)
 
-	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize))
+	c.AuthenticateURLParsed = c.httpURL(errs, "authenticate_service_url", o.AuthenticateURL, false)
+	if o.AuthenticateURL == "" && (c.Runs(ServiceAuthenticate) || c.Runs(ServiceProxy) || c.Runs(ServiceAuthorize)) {
+		errs.add("authenticate_service_url", 0, "required: gatehouse has no hosted authenticate service (Pomerium's default when this is unset); "+
+			"set it to the public URL where gatehouse's authenticate service answers, such as https://authenticate.example.com, "+
+			"and register https://<that host>/oauth2/callback with your identity provider")
+	}
 	c.AuthenticateInternalURLParsed = c.httpURL(errs, "authenticate_internal_service_url", o.AuthenticateInternalURL, false)
 	if c.AuthenticateInternalURLParsed == nil {
 		c.AuthenticateInternalURLParsed = c.AuthenticateURLParsed
@@ -262,19 +284,7 @@ func (c *Config) validate(errs *Errors) {
 		}
 	}
 
-	switch o.DataBrokerStorageType {
-	case "memory":
-	case "redis":
-		if c.Runs(ServiceDataBroker) {
-			if o.DataBrokerStorageConnectionString == "" {
-				errs.add("databroker_storage_connection_string", at("databroker_storage_type"), "required when databroker_storage_type is redis (redis://, rediss://, redis+sentinel:// or redis+cluster://)")
-			} else if u, err := url.Parse(o.DataBrokerStorageConnectionString); err != nil || !strings.HasPrefix(u.Scheme, "redis") {
-				errs.add("databroker_storage_connection_string", at("databroker_storage_connection_string"), "expected a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL")
-			}
-		}
-	default:
-		errs.add("databroker_storage_type", at("databroker_storage_type"), fmt.Sprintf("expected memory or redis, got %q", o.DataBrokerStorageType))
-	}
+	c.validateStorage(errs)
 
 	switch strings.ToLower(o.CookieSameSite) {
 	case "", "lax", "strict", "none":
@@ -282,9 +292,9 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("cookie_same_site", at("cookie_same_site"), fmt.Sprintf("expected lax, strict or none, got %q", o.CookieSameSite))
 	}
 	switch strings.ToLower(o.LogLevel) {
-	case "debug", "info", "warn", "warning", "error":
+	case "trace", "debug", "info", "warn", "warning", "error", "fatal", "panic", "off", "disabled":
 	default:
-		errs.add("log_level", at("log_level"), fmt.Sprintf("expected debug, info, warn or error, got %q", o.LogLevel))
+		errs.add("log_level", at("log_level"), fmt.Sprintf("expected trace, debug, info, warn, error, fatal or off, got %q", o.LogLevel))
 	}
 	switch o.LogFormat {
 	case "json", "text":
@@ -475,7 +485,7 @@ func (c *Config) validateCertificates(errs *Errors) {
 	for i, crt := range o.Certificates {
 		add(fmt.Sprintf("certificates[%d]", i), crt.Cert, crt.Key)
 	}
-	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && !o.Autocert {
+	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" && !o.Autocert {
 		errs.add("certificate", 0, "required unless insecure_server is true: set certificate_file and certificate_key_file, or certificates")
 	}
 	if o.CertificateAuthority != "" {
@@ -502,12 +512,16 @@ func maybeBase64PEM(s string) string {
 }
 
 func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
-	key := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
+	where := r.where
+	if where == "" {
+		where = fmt.Sprintf("routes[%d]", i)
+	}
+	key := func(k string) string { return where + "." + k }
 	line := func(k string) int {
 		if l := c.lines[key(k)]; l > 0 {
 			return l
 		}
-		return c.lines[fmt.Sprintf("routes[%d]", i)]
+		return c.lines[where]
 	}
 	if r.From == "" {
 		errs.add(key("from"), line("from"), "required: the external URL of the route, such as https://app.example.com")
@@ -577,6 +591,11 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 	} else if r.TLSClientCert != "" {
 		if _, err := tls.X509KeyPair([]byte(maybeBase64PEM(r.TLSClientCert)), []byte(maybeBase64PEM(r.TLSClientKey))); err != nil {
 			errs.add(key("tls_client_cert"), line("tls_client_cert"), fmt.Sprintf("bad client certificate or key: %v", err))
+		}
+	}
+	for name, v := range r.SetRequestHeaders {
+		if _, err := ParseHeaderTemplate(v); err != nil {
+			errs.add(key("set_request_headers."+name), line("set_request_headers"), err.Error())
 		}
 	}
 	c.validatePolicy(errs, i, r, key, line)

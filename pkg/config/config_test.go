@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,12 +117,16 @@ func TestClaimsHeadersMapForm(t *testing.T) {
 	if cfg.JWTClaimsHeaders["X-Email"] != "email" || cfg.JWTClaimsHeaders["X-Groups"] != "groups" {
 		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
 	}
-	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name]\n"), "", nil)
+	// The list form names the header x-pomerium-claim-<claim> verbatim,
+	// as Pomerium does: the underscore stays.
+	cfg, err = Parse([]byte(base+"jwt_claims_headers: [email, given_name, email_verified, a.b]\n"), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.JWTClaimsHeaders["X-Pomerium-Claim-Given-Name"] != "given_name" {
-		t.Fatalf("got %v", cfg.JWTClaimsHeaders)
+	want := ClaimsHeaders{"X-Pomerium-Claim-Email": "email", "X-Pomerium-Claim-Given_name": "given_name",
+		"X-Pomerium-Claim-Email_verified": "email_verified", "X-Pomerium-Claim-A.b": "a.b"}
+	if !reflect.DeepEqual(cfg.JWTClaimsHeaders, want) {
+		t.Fatalf("got %v, want %v", cfg.JWTClaimsHeaders, want)
 	}
 }
 
@@ -170,20 +175,21 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"unknown key with line", base + "shraed_secret: x\n", nil, []string{"line 4: shraed_secret: unknown option", `did you mean "shared_secret"`}},
 		{"removed pomerium key", base + "cache_service_url: http://x\n", nil, []string{"line 4: cache_service_url: was removed from Pomerium"}},
-		{"unsupported key", base + "codec_type: http2\n", nil, []string{"codec_type: is a Pomerium option that gatehouse does not support"}},
+		{"unsupported key", base + "databroker_cluster_node_id: a\n", nil, []string{"databroker_cluster_node_id: is a Pomerium option that gatehouse refuses: gatehouse's databroker replicas share Redis"}},
 		{"short shared secret", "services: databroker\nshared_secret: MDEyMzQ1Njc4OQ==\n", nil, []string{"line 2: shared_secret: expected base64 of 32 random bytes, got 10 bytes"}},
 		{"secret not base64", "services: databroker\nshared_secret: '!!!'\n", nil, []string{"shared_secret: expected base64 of 32 random bytes, got text that is not base64"}},
 		{"missing shared secret", "services: databroker\n", nil, []string{"shared_secret: required"}},
 		{"unknown service", "services: databroker,cache\nshared_secret: " + secret + "\n", nil, []string{`line 1: services: unknown service "cache"`}},
-		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services: unknown service "proxie"`}},
+		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services (environment variable SERVICES): unknown service "proxie"`}},
 		{"bad duration", base + "cookie_expire: forever\n", nil, []string{"line 4: cookie_expire:", "expected a duration such as 30s or 14h"}},
 		{"bad bool", base + "insecure_server: maybe\n", nil, []string{"line 4: insecure_server: expected true or false"}},
 		{"bad url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ninsecure_server: true\nauthorize_service_url: http://a:5443\nauthenticate_service_url: auth.example.com\n", nil, []string{"line 6: authenticate_service_url: expected an absolute http:// or https:// URL"}},
-		{"storage type", base + "databroker_storage_type: postgres\n", nil, []string{"line 4: databroker_storage_type: expected memory or redis"}},
+		{"storage type", base + "databroker_storage_type: mongodb\n", nil, []string{`line 4: databroker_storage_type: expected memory, redis or postgres, got "mongodb"`}},
+		{"postgres needs connection string", base + "databroker_storage_type: postgres\n", nil, []string{"databroker_storage_connection_string: required when databroker_storage_type is postgres"}},
 		{"redis needs connection string", base + "databroker_storage_type: redis\n", nil, []string{"databroker_storage_connection_string: required"}},
 		{"bad address", base + "grpc_address: 5443\n", nil, []string{"line 4: grpc_address: expected host:port"}},
 		{"same site", base + "cookie_same_site: sometimes\n", nil, []string{"cookie_same_site: expected lax, strict or none"}},
-		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected debug, info, warn or error"}},
+		{"log level", base + "log_level: loud\n", nil, []string{"log_level: expected trace, debug, info, warn, error, fatal or off"}},
 		{"not yaml", "services: [\n", nil, []string{"not valid YAML"}},
 		{"top level list", "- a\n", nil, []string{"expected a map of options"}},
 		{"key set twice", base + "services: proxy\n", nil, []string{"services: set twice"}},
@@ -307,5 +313,32 @@ func TestPurposeKeysAreDistinct(t *testing.T) {
 	}
 	if !bytes.Equal(a.HandleKey, b.HandleKey) || !bytes.Equal(a.URLKey, b.URLKey) || !bytes.Equal(a.CookieSealKey, b.CookieSealKey) {
 		t.Fatal("derived keys differ between two loads of one config")
+	}
+}
+
+// Messages show values as written, without YAML's internals, and a value
+// from an environment variable is reported as that variable, never as a
+// line of the file.
+func TestErrorMessagesNameTheSource(t *testing.T) {
+	data := []byte("insecure_server: maybe\ncookie_expire: 5m\n")
+	_, err := Parse(data, "c.yaml", func(k string) (string, bool) {
+		v, ok := map[string]string{"COOKIE_EXPIRE": "abc", "XFF_NUM_TRUSTED_HOPS": "many"}[k]
+		return v, ok
+	})
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	for _, want := range []string{
+		`line 1: insecure_server: expected true or false, got "maybe"`,
+		`cookie_expire (environment variable COOKIE_EXPIRE): expected a duration such as 30s or 14h, got "abc"`,
+		`xff_num_trusted_hops (environment variable XFF_NUM_TRUSTED_HOPS): expected a whole number, got "many"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors lack %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "!!") || strings.Contains(msg, "line 2") {
+		t.Errorf("errors show YAML internals or the file line of an overridden option:\n%s", msg)
 	}
 }

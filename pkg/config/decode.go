@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -26,9 +28,16 @@ var removedKeys = map[string]string{
 	"databroker_storage_ca_file":     "use rediss:// in databroker_storage_connection_string",
 }
 
-// unsupportedKeys are Pomerium options gatehouse does not implement yet.
-var unsupportedKeys = map[string]bool{
-	"tracing_provider": true, "envoy_admin_address": true, "codec_type": true,
+// removedRouteKeys are route options Pomerium no longer has.
+var removedRouteKeys = map[string]string{
+	"set_authorization_header": "removed in Pomerium v0.24; use set_request_headers with Authorization: Bearer ${pomerium.id_token} (or ${pomerium.access_token})",
+}
+
+// ignoredKey is a Pomerium option accepted without effect, for the one
+// warning that names them all.
+type ignoredKey struct {
+	key  string
+	line int
 }
 
 // fieldIndex maps the yaml names of a struct type to field indexes.
@@ -48,6 +57,13 @@ func fieldIndex(t reflect.Type) map[string]int {
 // unknown key is reported rather than ignored. what names the object for
 // messages ("routes[2]").
 func decodeStrict(n *yaml.Node, dst any, what string, errs *Errors, lines map[string]int) {
+	decodeStrictIgnoring(n, dst, what, errs, lines, nil)
+}
+
+// decodeStrictIgnoring is decodeStrict that accepts the options the
+// compatibility table marks Ignored, appending them to ignored (when nil,
+// they are errors too).
+func decodeStrictIgnoring(n *yaml.Node, dst any, what string, errs *Errors, lines map[string]int, ignored *[]ignoredKey) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
@@ -72,30 +88,65 @@ func decodeStrict(n *yaml.Node, dst any, what string, errs *Errors, lines map[st
 		seen[k.Value] = true
 		fi, ok := idx[k.Value]
 		if !ok {
-			switch {
-			case removedKeys[k.Value] != "" && what == "":
-				errs.add(key, k.Line, "was removed from Pomerium: "+removedKeys[k.Value])
-			case unsupportedKeys[k.Value]:
-				errs.add(key, k.Line, "is a Pomerium option that gatehouse does not support")
-			default:
-				errs.add(key, k.Line, "unknown option"+suggest(k.Value, idx))
-			}
+			unknownKey(k, key, what, idx, errs, ignored)
 			continue
 		}
 		field := v.Field(fi)
-		if err := decodeField(val, field, key, errs, lines); err != nil {
-			errs.add(key, val.Line, err.Error())
+		if err := decodeFieldIgnoring(val, field, key, errs, lines, ignored); err != nil {
+			errs.add(key, val.Line, withoutLine(err.Error(), val.Line))
 		}
+	}
+}
+
+// unknownKey reports a key that is no field of the object being decoded:
+// a Pomerium option the compatibility table accepts and ignores (noted in
+// ignored), one it refuses (with the reason), a removed one, or a typo.
+func unknownKey(k *yaml.Node, key, what string, idx map[string]int, errs *Errors, ignored *[]ignoredKey) {
+	isRoute := strings.HasPrefix(what, "routes[") || strings.HasPrefix(what, "policy[")
+	if what == "" || isRoute {
+		if o := pomeriumOption(k.Value, isRoute); o != nil {
+			switch {
+			case o.Support == Ignored && ignored != nil:
+				*ignored = append(*ignored, ignoredKey{key, k.Line})
+				return
+			case o.Support == Refused:
+				errs.add(key, k.Line, "is a Pomerium option that gatehouse refuses: "+o.Note)
+				return
+			}
+		}
+	}
+	switch {
+	case removedKeys[k.Value] != "" && what == "":
+		errs.add(key, k.Line, "was removed from Pomerium: "+removedKeys[k.Value])
+	case removedRouteKeys[k.Value] != "" && isRoute:
+		errs.add(key, k.Line, "was removed from Pomerium: "+removedRouteKeys[k.Value])
+	default:
+		known := make(map[string]int, len(idx))
+		for name := range idx {
+			known[name] = 0
+		}
+		if what == "" || isRoute {
+			for _, o := range pomeriumOptions {
+				if o.Route == isRoute {
+					known[o.Name] = 0
+				}
+			}
+		}
+		errs.add(key, k.Line, "unknown option"+suggest(k.Value, known))
 	}
 }
 
 // decodeField decodes one value; nested option structs are decoded strictly.
 func decodeField(val *yaml.Node, field reflect.Value, key string, errs *Errors, lines map[string]int) error {
+	return decodeFieldIgnoring(val, field, key, errs, lines, nil)
+}
+
+func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *Errors, lines map[string]int, ignored *[]ignoredKey) error {
 	switch field.Interface().(type) {
 	case []Route:
 		return decodeList(val, field, key, errs, func(n *yaml.Node, what string) reflect.Value {
 			var r Route
-			decodeStrict(n, &r, what, errs, lines)
+			decodeStrictIgnoring(n, &r, what, errs, lines, ignored)
 			lines[what] = n.Line
 			return reflect.ValueOf(r)
 		})
@@ -118,7 +169,7 @@ func decodeField(val *yaml.Node, field reflect.Value, key string, errs *Errors, 
 	}
 	ptr := reflect.New(field.Type())
 	if err := val.Decode(ptr.Interface()); err != nil {
-		return cleanYAMLError(err, field.Type())
+		return cleanYAMLError(err, field.Type(), val)
 	}
 	field.Set(ptr.Elem())
 	return nil
@@ -146,9 +197,25 @@ func joinKey(parent, key string) string {
 	return parent + "." + key
 }
 
+// lineRE matches the "line N: " that value decoders put first.
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// withoutLine drops a leading "line N: " from msg when N is line (the
+// line the error is reported at already), or any such prefix when line is
+// 0 (a value from an environment variable, whose "line 1" means nothing).
+func withoutLine(msg string, line int) string {
+	for {
+		m := lineRE.FindStringSubmatch(msg)
+		if m == nil || (line > 0 && m[1] != strconv.Itoa(line)) {
+			return msg
+		}
+		msg = msg[len(m[0]):]
+	}
+}
+
 // cleanYAMLError turns yaml.v3's "cannot unmarshal !!str `abc` into bool"
-// into what the option expects.
-func cleanYAMLError(err error, t reflect.Type) error {
+// into what the option expects, with the value as written (no YAML tags).
+func cleanYAMLError(err error, t reflect.Type, val *yaml.Node) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
 	if strings.Contains(msg, "cannot unmarshal") {
@@ -167,10 +234,7 @@ func cleanYAMLError(err error, t reflect.Type) error {
 		case reflect.Map:
 			want = "a map"
 		}
-		if _, after, ok := strings.Cut(msg, "cannot unmarshal "); ok {
-			got, _, _ := strings.Cut(after, " into")
-			return fmt.Errorf("expected %s, got %s", want, got)
-		}
+		return fmt.Errorf("expected %s, got %s", want, kindName(val))
 	}
 	return fmt.Errorf("%s", msg)
 }

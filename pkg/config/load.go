@@ -42,36 +42,47 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 		return nil, Errors{{Key: "(file)", Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	if len(doc.Content) > 0 {
-		decodeStrict(&doc, &cfg.Options, "", &errs, cfg.lines)
+		decodeStrictIgnoring(&doc, &cfg.Options, "", &errs, cfg.lines, &cfg.ignored)
 	}
-	applyEnv(&cfg.Options, env, &errs, cfg.lines)
+	fromEnv := applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
+	mergePolicy(&cfg.Options)
 	applyNestedEnv(&cfg.Options, env, &errs, cfg.lines)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)
+	errs.markEnv(fromEnv)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// applyEnv sets every option whose upper-cased name is in the environment.
-// Strings are taken as they are; everything else is read as YAML so that
-// lists (`a,b` or `[a, b]`), maps and booleans work.
-func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int) {
+// applyEnv sets every option whose upper-cased name is in the environment
+// and returns those options with their variables. Strings are taken as
+// they are; everything else is read as YAML so that lists (`a,b` or
+// `[a, b]`), maps and booleans work.
+func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignored *[]ignoredKey) map[string]string {
+	fromEnv := map[string]string{}
 	v := reflect.ValueOf(o).Elem()
 	for name, i := range fieldIndex(v.Type()) {
 		val, ok := env(strings.ToUpper(name))
 		if !ok {
 			continue
 		}
-		delete(lines, name) // the value no longer comes from the file
+		fromEnv[name] = strings.ToUpper(name)
+		// The value no longer comes from the file: neither the option
+		// nor anything in it (routes[0].from) has a file line.
+		for k := range lines {
+			if k == name || strings.HasPrefix(k, name+".") || strings.HasPrefix(k, name+"[") {
+				delete(lines, k)
+			}
+		}
 		field := v.Field(i)
 		if field.Kind() == reflect.String {
 			field.SetString(val)
 			continue
 		}
-		if name == "routes" {
+		if name == "routes" || name == "policy" {
 			val = maybeBase64(val)
 		}
 		var n yaml.Node
@@ -80,10 +91,11 @@ func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int) {
 		} else {
 			n = *n.Content[0]
 		}
-		if err := decodeField(&n, field, name, errs, lines); err != nil {
-			errs.add(name, 0, fmt.Sprintf("from environment variable %s: %v", strings.ToUpper(name), err))
+		if err := decodeFieldIgnoring(&n, field, name, errs, lines, ignored); err != nil {
+			*errs = append(*errs, FieldError{Key: name, Env: strings.ToUpper(name), Msg: withoutLine(err.Error(), 0)})
 		}
 	}
+	return fromEnv
 }
 
 func maybeBase64(s string) string {
@@ -136,7 +148,7 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 			if f.file == "" {
 				continue
 			}
-			key := fmt.Sprintf("routes[%d].%s", i, f.name)
+			key := r.where + "." + f.name
 			b, err := os.ReadFile(f.file)
 			if err != nil {
 				errs.add(key, lines[key], fmt.Sprintf("cannot read file: %v", err))
@@ -147,6 +159,25 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 	}
 	for i := range o.Certificates {
 		c := &o.Certificates[i]
+		// Pomerium reads certificates[].cert and .key as file paths (its
+		// OS packages install that shape); inline PEM and base64 PEM
+		// are taken as they are.
+		for _, f := range []struct {
+			name   string
+			target *string
+		}{{"cert", &c.Cert}, {"key", &c.Key}} {
+			if *f.target == "" || looksLikePEM(*f.target) {
+				continue
+			}
+			key := fmt.Sprintf("certificates[%d].%s", i, f.name)
+			b, err := os.ReadFile(*f.target)
+			if err != nil {
+				errs.add(key, lines[key], fmt.Sprintf("neither PEM, base64 of PEM nor a readable file: %v", err))
+				*f.target = "" // reported once, here
+				continue
+			}
+			*f.target = string(b)
+		}
 		for _, f := range []struct {
 			name   string
 			file   string
@@ -195,4 +226,26 @@ func LoadSharedSecret(path string, env Environ) (string, error) {
 		o.SharedSecret = strings.TrimSpace(string(b))
 	}
 	return o.SharedSecret, nil
+}
+
+// looksLikePEM reports whether a certificate option holds PEM or base64 of
+// PEM rather than a file path.
+func looksLikePEM(s string) bool {
+	return strings.Contains(maybeBase64PEM(s), "-----BEGIN")
+}
+
+// mergePolicy puts the routes of the top-level policy list (Pomerium's old
+// name for routes) before those of routes, as Pomerium does, naming each
+// by where it was written.
+func mergePolicy(o *Options) {
+	for i := range o.Policy {
+		o.Policy[i].where = fmt.Sprintf("policy[%d]", i)
+	}
+	for i := range o.Routes {
+		o.Routes[i].where = fmt.Sprintf("routes[%d]", i)
+	}
+	if len(o.Policy) > 0 {
+		o.Routes = append(o.Policy, o.Routes...)
+		o.Policy = nil
+	}
 }

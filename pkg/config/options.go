@@ -100,7 +100,28 @@ type Options struct {
 	DefaultUpstreamTimeout Duration `yaml:"default_upstream_timeout"`
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
+	// Branding of gatehouse's pages (Pomerium's names; see pkg/pages).
+	// LogoURL and FaviconURL are http(s) or data:image URLs; the colors
+	// are #rgb/#rrggbb or CSS color names; ErrorMessageFirstParagraph is
+	// shown first on every error page.
+	LogoURL                    string `yaml:"logo_url"`
+	FaviconURL                 string `yaml:"favicon_url"`
+	PrimaryColor               string `yaml:"primary_color"`
+	SecondaryColor             string `yaml:"secondary_color"`
+	DarkmodePrimaryColor       string `yaml:"darkmode_primary_color"`
+	DarkmodeSecondaryColor     string `yaml:"darkmode_secondary_color"`
+	ErrorMessageFirstParagraph string `yaml:"error_message_first_paragraph"`
+
+	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
+	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
+	// Pomerium's internals and are named in a warning.
+	RuntimeFlags map[string]bool `yaml:"runtime_flags"`
+
 	Routes []Route `yaml:"routes"`
+	// Policy is the old name of routes. Its routes are put before those
+	// of routes when the configuration loads, as Pomerium does, and Policy
+	// is then empty.
+	Policy []Route `yaml:"policy"`
 
 	// ---- TLS: downstream mTLS and autocert (validated in tls.go) ----
 
@@ -142,14 +163,20 @@ type Certificate struct {
 
 // Route is one entry of `routes`.
 type Route struct {
-	ID          string     `yaml:"id"`
-	Name        string     `yaml:"name"`
-	Description string     `yaml:"description"`
-	From        string     `yaml:"from"`
-	To          StringList `yaml:"to"`
-	Prefix      string     `yaml:"prefix"`
-	Path        string     `yaml:"path"`
-	Regex       string     `yaml:"regex"`
+	ID          string `yaml:"id"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// LogoURL is the route's logo (Pomerium's routes portal); accepted,
+	// and shown on the route's pages.
+	LogoURL string `yaml:"logo_url"`
+	// ShowErrorDetails shows on the route's 403 page which policy
+	// reasons refused the request (Pomerium's show_error_details).
+	ShowErrorDetails bool       `yaml:"show_error_details"`
+	From             string     `yaml:"from"`
+	To               StringList `yaml:"to"`
+	Prefix           string     `yaml:"prefix"`
+	Path             string     `yaml:"path"`
+	Regex            string     `yaml:"regex"`
 
 	PrefixRewrite            string `yaml:"prefix_rewrite"`
 	RegexRewritePattern      string `yaml:"regex_rewrite_pattern"`
@@ -201,7 +228,14 @@ type Route struct {
 	RewriteRE *regexp.Regexp `yaml:"-"`
 	// Evaluator is the route's compiled policy (shorthands and policy).
 	Evaluator *policy.Evaluator `yaml:"-"`
+
+	// where names the route in messages: "routes[2]" or "policy[0]".
+	where string
 }
+
+// Where names the route in messages and for Config.Line: "routes[2]", or
+// "policy[0]" for a route of the top-level policy list.
+func (r *Route) Where() string { return r.where }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
 type WeightedURL struct {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -143,13 +144,12 @@ func (c *ClaimsHeaders) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // ClaimHeaderName is the header Pomerium uses for a claim named in the list
-// form of jwt_claims_headers: "email" → "X-Pomerium-Claim-Email".
+// form of jwt_claims_headers: "x-pomerium-claim-" and the claim verbatim,
+// in Go's canonical form ("email" → "X-Pomerium-Claim-Email",
+// "email_verified" → "X-Pomerium-Claim-Email_verified": the underscore
+// stays, as on the wire from Pomerium).
 func ClaimHeaderName(claim string) string {
-	parts := strings.FieldsFunc(claim, func(r rune) bool { return r == '_' || r == '-' || r == '.' })
-	for i, p := range parts {
-		parts[i] = strings.ToUpper(p[:1]) + p[1:]
-	}
-	return "X-Pomerium-Claim-" + strings.Join(parts, "-")
+	return textproto.CanonicalMIMEHeaderKey("x-pomerium-claim-" + claim)
 }
 
 func kindName(n *yaml.Node) string {

@@ -3,23 +3,24 @@ package policy
 // criteria lists every criterion gatehouse evaluates, each once. Parsing,
 // the "did you mean" suggestions and compilation all read this list.
 //
-// To add a criterion: write criterion_<name>.go with a type implementing
-// criterion (reuse stringValue, listValue or flagValue, or write a
-// valueKind next to it), add it here, and add its reasons to reasons.go
-// when it has new ones.
+// To add a criterion: write criterion_<name>.go with a value implementing
+// criterion (a stringCriterion or flagCriterion when it matches one string
+// or takes no matcher; otherwise a type of its own reusing listValue or a
+// valueKind written next to it), add it here, and add its reasons to
+// reasons.go when it has new ones.
 var criteria = []criterion{
-	acceptCriterion{},
-	rejectCriterion{},
-	authenticatedUserCriterion{},
-	corsPreflightCriterion{},
-	pomeriumRoutesCriterion{},
-	domainCriterion{},
-	emailCriterion{},
-	userCriterion{},
+	acceptCriterion,
+	rejectCriterion,
+	authenticatedUserCriterion,
+	corsPreflightCriterion,
+	pomeriumRoutesCriterion,
+	domainCriterion,
+	emailCriterion,
+	userCriterion,
 	groupsCriterion{},
 	claimCriterion{},
-	httpMethodCriterion{},
-	httpPathCriterion{},
+	httpMethodCriterion,
+	httpPathCriterion,
 	sourceIPCriterion{},
 	clientCertificateCriterion{},
 	invalidClientCertificateCriterion{},

@@ -28,6 +28,48 @@ type criterion interface {
 	compile(c *Criterion) check
 }
 
+// stringCriterion is a criterion that matches one string of the request
+// or the user with a string matcher (email, user, domain, http_method,
+// http_path): they differ only in what they read and their reasons.
+type stringCriterion struct {
+	key  string
+	data subjectData
+	// read returns the string to match; false when the request has none
+	// (an email without a domain), which matches nothing.
+	read     func(in *Input) (string, bool)
+	ok, fail Reasons
+}
+
+func (s stringCriterion) name() string       { return s.key }
+func (stringCriterion) takes() valueKind     { return stringValue{} }
+func (s stringCriterion) needs() subjectData { return s.data }
+func (s stringCriterion) compile(c *Criterion) check {
+	m, read := compileStringMatcher(c.String), s.read
+	return check{
+		test: func(in *Input) bool {
+			v, ok := read(in)
+			return ok && m(v)
+		},
+		ok: s.ok, fail: s.fail,
+	}
+}
+
+// flagCriterion is a criterion that takes no matcher (accept: true,
+// cors_preflight: true): a fixed test of the request.
+type flagCriterion struct {
+	key      string
+	data     subjectData
+	test     func(in *Input) bool
+	ok, fail Reasons
+}
+
+func (f flagCriterion) name() string       { return f.key }
+func (flagCriterion) takes() valueKind     { return flagValue{} }
+func (f flagCriterion) needs() subjectData { return f.data }
+func (f flagCriterion) compile(*Criterion) check {
+	return check{test: f.test, ok: f.ok, fail: f.fail}
+}
+
 // subPathCriterion is a criterion written name/<sub-path>, such as
 // claim/<name>; the sub-path is required. Criteria that do not implement it
 // take no sub-path.

@@ -4,21 +4,8 @@ import "strings"
 
 // domainCriterion matches the domain of the user's email (the part after
 // the '@') with a string matcher.
-type domainCriterion struct{}
-
-func (domainCriterion) name() string       { return "domain" }
-func (domainCriterion) takes() valueKind   { return stringValue{} }
-func (domainCriterion) needs() subjectData { return needsUser }
-func (domainCriterion) compile(c *Criterion) check {
-	m := compileStringMatcher(c.String)
-	return check{
-		test: func(in *Input) bool {
-			d, ok := emailDomain(in.Session.Email)
-			return ok && m(d)
-		},
-		ok: ReasonDomainOK, fail: ReasonDomainUnauthorized,
-	}
-}
+var domainCriterion = stringCriterion{key: "domain", data: needsUser, ok: ReasonDomainOK, fail: ReasonDomainUnauthorized,
+	read: func(in *Input) (string, bool) { return emailDomain(in.Session.Email) }}
 
 // emailDomain returns the part of email after the '@' (up to a second '@',
 // as Pomerium's split(email, "@")[1]); false when there is no '@'.

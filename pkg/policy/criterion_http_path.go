@@ -1,15 +1,5 @@
 package policy
 
 // httpPathCriterion matches the request path with a string matcher.
-type httpPathCriterion struct{}
-
-func (httpPathCriterion) name() string       { return "http_path" }
-func (httpPathCriterion) takes() valueKind   { return stringValue{} }
-func (httpPathCriterion) needs() subjectData { return needsRequest }
-func (httpPathCriterion) compile(c *Criterion) check {
-	m := compileStringMatcher(c.String)
-	return check{
-		test: func(in *Input) bool { return m(in.Path) },
-		ok:   ReasonHTTPPathOK, fail: ReasonHTTPPathUnauthorized,
-	}
-}
+var httpPathCriterion = stringCriterion{key: "http_path", data: needsRequest, ok: ReasonHTTPPathOK, fail: ReasonHTTPPathUnauthorized,
+	read: func(in *Input) (string, bool) { return in.Path, true }}

@@ -61,19 +61,15 @@ func parseIPs(n *yaml.Node) ([]netip.Prefix, error) {
 	default:
 		return nil, errorf(n, "%s takes an IP address, a CIDR range or a list of them, not %s", what, describe(n))
 	}
-	out := make([]netip.Prefix, 0, len(items))
-	for _, item := range items {
-		item, err := resolve(item)
-		if err != nil {
-			return nil, err
-		}
-		s, err := scalar(item, what)
-		if err != nil {
-			return nil, err
-		}
+	strs, nodes, err := texts(items, what)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(strs))
+	for i, s := range strs {
 		pfx, ok := parseIPOrCIDR(strings.TrimSpace(s))
 		if !ok {
-			return nil, errorf(item, "%s: %q is not an IP address or CIDR range", what, s)
+			return nil, errorf(nodes[i], "%s: %q is not an IP address or CIDR range", what, s)
 		}
 		out = append(out, pfx)
 	}

@@ -325,19 +325,27 @@ func scalars(n *yaml.Node, what string) ([]string, error) {
 	if len(n.Content) == 0 {
 		return nil, errorf(n, "%s takes a list of strings, not an empty list", what)
 	}
-	out := make([]string, 0, len(n.Content))
-	for _, item := range n.Content {
+	out, _, err := texts(n.Content, what)
+	return out, err
+}
+
+// texts returns the text of each scalar of items (aliases resolved) and the
+// resolved nodes, for errors that point at one item.
+func texts(items []*yaml.Node, what string) ([]string, []*yaml.Node, error) {
+	out := make([]string, 0, len(items))
+	nodes := make([]*yaml.Node, 0, len(items))
+	for _, item := range items {
 		item, err := resolve(item)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s, err := scalar(item, what)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, s)
+		out, nodes = append(out, s), append(nodes, item)
 	}
-	return out, nil
+	return out, nodes, nil
 }
 
 // scalarOrList accepts a string or a list of strings.

@@ -214,3 +214,39 @@ routes:
 		})
 	}
 }
+
+// The list form of jwt_claims_headers names the header
+// x-pomerium-claim-<claim> with the claim verbatim, as Pomerium does:
+// email_verified is X-Pomerium-Claim-Email_verified on the wire, not
+// X-Pomerium-Claim-Email-Verified.
+func TestClaimHeadersListFormKeepsClaimName(t *testing.T) {
+	yaml := `
+services: authorize
+shared_secret: ` + testSecret + `
+authenticate_service_url: https://authenticate.localhost.pomerium.io
+databroker_service_url: http://127.0.0.1:5443
+pass_identity_headers: true
+jwt_claims_headers: email,email_verified
+routes:
+  - from: https://app.localhost.pomerium.io
+    to: http://app:80
+    allow_any_authenticated_user: true
+`
+	s := newTestService(t, testConfig(t, yaml))
+	s.store.putUser(&userv1.User{Id: "u1", Email: "u@example.com"}, 2)
+	s.store.putSession(&sessionv1.Session{Id: "s1", UserId: "u1", Claims: map[string]*structpb.ListValue{
+		"email_verified": listOf("true"),
+	}}, 3)
+	tok := handleFor(t, s, "u1", "s1", 1, 3)
+	resp, err := s.Check(context.Background(), newReq("GET", "https://app.localhost.pomerium.io/", cookie(tok)))
+	if err != nil || !extauthz.Allowed(resp) {
+		t.Fatalf("Check: %v %v", resp, err)
+	}
+	h := okHeaders(resp)
+	if h["x-pomerium-claim-email_verified"] != "true" || h["x-pomerium-claim-email"] != "u@example.com" {
+		t.Errorf("headers %v", h)
+	}
+	if _, ok := h["x-pomerium-claim-email-verified"]; ok {
+		t.Error("the claim's underscore was rewritten")
+	}
+}

@@ -1,8 +1,6 @@
 package authorize
 
 import (
-	"bytes"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/clientcert"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 )
 
@@ -17,10 +16,6 @@ import (
 // for its client certificate (missing or invalid), as Pomerium (and
 // nginx) answer it.
 const StatusInvalidClientCertificate = 495
-
-// fingerprintVar is the set_request_headers variable replaced by the
-// client certificate's SHA-256 fingerprint.
-const fingerprintVar = "${pomerium.client_cert_fingerprint}"
 
 // Client certificate answers for routes without a client CA: every
 // request counts as valid there, as in Pomerium, and nothing is verified.
@@ -52,10 +47,10 @@ func certDenied(d *policy.Decision) bool {
 
 // invalidClientCertificate answers 495, as Pomerium does for a request
 // denied by invalid_client_certificate.
-func invalidClientCertificate(req *authv3.CheckRequest, host, requestID string, reasons policy.Reasons) *authv3.CheckResponse {
-	code, msg := "invalid_client_certificate", "The client certificate you presented is not valid for this route."
+func (st *state) invalidClientCertificate(req *authv3.CheckRequest, host, requestID string, reasons policy.Reasons) *authv3.CheckResponse {
+	code, title, lead := "invalid_client_certificate", "Invalid client certificate", "The client certificate you presented is not valid for this route."
 	if reasons.Has(policy.ReasonClientCertificateRequired) {
-		code, msg = "client_certificate_required", "This route requires a client certificate, and your browser or client did not present one."
+		code, title, lead = "client_certificate_required", "Client certificate required", "This route requires a client certificate, and your browser or client did not present one."
 	}
 	if !isBrowser(req) {
 		return extauthz.Denied(StatusInvalidClientCertificate, []*corev3.HeaderValueOption{
@@ -64,43 +59,30 @@ func invalidClientCertificate(req *authv3.CheckRequest, host, requestID string, 
 		}, jsonError(code, requestID))
 	}
 	h := extauthz.HTTPRequest(req)
-	var buf bytes.Buffer
-	if err := errorPage.Execute(&buf, errorPageData{
-		Status: StatusInvalidClientCertificate, Title: "Invalid Client Certificate", Message: msg,
-		Method: h.GetMethod(), URL: requestURL(h, host), RequestID: requestID,
-	}); err != nil {
-		buf.Reset()
-		buf.WriteString("Invalid Client Certificate")
+	p := &pages.Page{
+		Brand: st.brand, Status: StatusInvalidClientCertificate, Title: title, RequestID: requestID,
+		Lead:  []string{lead},
+		Facts: []pages.Row{{Label: "Request", Value: h.GetMethod() + " " + requestURL(h, host), Code: true}},
+		Next:  "Install the certificate your administrator issued you in your browser or client and try again, or ask them for one, giving them the request ID below.",
 	}
-	return extauthz.Denied(StatusInvalidClientCertificate, []*corev3.HeaderValueOption{
-		extauthz.NewHeader("content-type", "text/html; charset=utf-8"),
-		extauthz.NewHeader("cache-control", "no-store"),
-	}, buf.String())
+	headers := make([]*corev3.HeaderValueOption, 0, 6)
+	for _, kv := range pages.Headers() {
+		headers = append(headers, extauthz.NewHeader(kv[0], kv[1]))
+	}
+	return extauthz.Denied(StatusInvalidClientCertificate, headers, string(p.HTML()))
 }
 
-// withFingerprint returns resp with ${pomerium.client_cert_fingerprint}
-// replaced in its headers by the fingerprint of the forwarded certificate
-// ("" without one). Only routes whose set_request_headers use the variable
-// pay for the copy.
-func withFingerprint(resp *authv3.CheckResponse, cert *policy.ClientCertificate, req *authv3.CheckRequest) *authv3.CheckResponse {
-	fp := cert.Fingerprint
-	if fp == "" && cert.Presented {
-		if chain, err := clientcert.ParseChain(req.GetAttributes().GetSource().GetCertificate()); err == nil {
-			fp = clientcert.Fingerprint(chain[0])
-		}
+// certFingerprint returns the SHA-256 fingerprint of the forwarded client
+// certificate for ${pomerium.client_cert_fingerprint} ("" without one).
+func certFingerprint(cert *policy.ClientCertificate, req *authv3.CheckRequest) string {
+	if cert == nil || !cert.Presented {
+		return ""
 	}
-	ok := resp.GetOkResponse()
-	headers := make([]*corev3.HeaderValueOption, len(ok.GetHeaders()))
-	for i, h := range ok.GetHeaders() {
-		if v := h.GetHeader().GetValue(); strings.Contains(v, fingerprintVar) {
-			h = extauthz.NewHeader(h.GetHeader().GetKey(), strings.ReplaceAll(v, fingerprintVar, fp))
-		}
-		headers[i] = h
+	if cert.Fingerprint != "" {
+		return cert.Fingerprint
 	}
-	return &authv3.CheckResponse{
-		Status: resp.GetStatus(),
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers: headers, HeadersToRemove: ok.GetHeadersToRemove(),
-		}},
+	if chain, err := clientcert.ParseChain(req.GetAttributes().GetSource().GetCertificate()); err == nil {
+		return clientcert.Fingerprint(chain[0])
 	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/policy"
@@ -186,4 +187,57 @@ func claimString(s *policy.Subject, claim, audience string) string {
 		return vals[0].Text // no allocation for the common single value
 	}
 	return strings.Join(claimTexts(vals), ",")
+}
+
+// withDynamicHeaders returns base with the route's set_request_headers
+// that name ${pomerium.*} values added, expanded for this request: the
+// identity provider's tokens of the session, the identity JWT, request
+// headers. Without a session the session's values are empty. The answer
+// is built per request (these values are the user's or the request's), so
+// only routes that use such values pay for it.
+func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, cert *policy.ClientCertificate, audience string, now time.Time) (*okAnswer, error) {
+	var jwt string
+	for _, d := range r.dynHeaders {
+		if ident == nil || !d.tmpl.Uses(config.VarJWT) {
+			continue
+		}
+		ans, err := st.identityOK(r, true, ident, audience, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range ans.plain.GetOkResponse().GetHeaders() {
+			if o.GetHeader().GetKey() == headerJWTAssertion {
+				jwt = o.GetHeader().GetValue()
+			}
+		}
+		break
+	}
+	value := func(name string) string {
+		if h, ok := strings.CutPrefix(name, config.VarRequestHeaderPrefix); ok {
+			return extauthz.Header(req, strings.ToLower(h))
+		}
+		if name == config.VarClientCertFingerprint {
+			// From the TLS handshake, as the proxy forwarded it.
+			return certFingerprint(cert, req)
+		}
+		if ident == nil {
+			return ""
+		}
+		switch name {
+		case config.VarIDToken:
+			return ident.idToken
+		case config.VarAccessToken:
+			return ident.accessToken
+		case config.VarJWT:
+			return jwt
+		}
+		return ""
+	}
+	ok := base.plain.GetOkResponse()
+	headers := make([]*corev3.HeaderValueOption, 0, len(ok.GetHeaders())+len(r.dynHeaders))
+	headers = append(headers, ok.GetHeaders()...)
+	for _, d := range r.dynHeaders {
+		headers = append(headers, extauthz.NewHeader(d.name, d.tmpl.Expand(value)))
+	}
+	return newOKAnswer(&authv3.OkHttpResponse{Headers: headers, HeadersToRemove: ok.GetHeadersToRemove()}), nil
 }

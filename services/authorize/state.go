@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -43,6 +44,8 @@ type state struct {
 
 	jwts    *jwtCache
 	handles *handleCache
+
+	brand pages.Branding // the look of the 403 and 404 pages
 }
 
 // claimHeader is one jwt_claims_headers entry.
@@ -56,14 +59,14 @@ type route struct {
 	cfg          *config.Route
 	id           string
 	passIdentity bool
-	// setHeaders are the route's set_request_headers, sorted by name.
+	// setHeaders are the route's static set_request_headers, sorted by name.
 	setHeaders []*corev3.HeaderValueOption
+	// dynHeaders are the set_request_headers that name ${pomerium.*}
+	// values, expanded for each request.
+	dynHeaders []dynHeader
 	// okPlain is the allowed answer without identity headers, shared by
 	// every such response (read-only).
 	okPlain *okAnswer
-	// usesFingerprint is true when a set_request_headers value holds
-	// ${pomerium.client_cert_fingerprint}.
-	usesFingerprint bool
 }
 
 // setsHeader reports whether the route's set_request_headers writes the
@@ -74,7 +77,18 @@ func (r *route) setsHeader(name string) bool {
 			return true
 		}
 	}
+	for _, d := range r.dynHeaders {
+		if d.name == name {
+			return true
+		}
+	}
 	return false
+}
+
+// dynHeader is one set_request_headers entry with ${pomerium.*} values.
+type dynHeader struct {
+	name string // lower-case
+	tmpl config.HeaderTemplate
 }
 
 // compile builds the state for cfg.
@@ -95,6 +109,7 @@ func compile(cfg *config.Config) (*state, error) {
 		table:      routematch.New(cfg.Routes),
 		jwts:       newJWTCache(),
 		handles:    newHandleCache(),
+		brand:      pages.BrandingFor(cfg),
 	}
 	if st.cookieName == "" {
 		st.cookieName = "_pomerium"
@@ -116,9 +131,13 @@ func compile(cfg *config.Config) (*state, error) {
 			names = append(names, k)
 		}
 		sort.Strings(names)
+		templates := cr.HeaderTemplates()
 		for _, k := range names {
-			r.setHeaders = append(r.setHeaders, extauthz.NewHeader(strings.ToLower(k), cr.SetRequestHeaders[k]))
-			r.usesFingerprint = r.usesFingerprint || strings.Contains(cr.SetRequestHeaders[k], fingerprintVar)
+			if t := templates[k]; !t.Static() {
+				r.dynHeaders = append(r.dynHeaders, dynHeader{name: strings.ToLower(k), tmpl: t})
+				continue
+			}
+			r.setHeaders = append(r.setHeaders, extauthz.NewHeader(strings.ToLower(k), templates[k].Literal()))
 		}
 		r.okPlain = newOKAnswer(&authv3.OkHttpResponse{Headers: r.setHeaders, HeadersToRemove: st.identityHeaders})
 		st.routes = append(st.routes, r)

@@ -24,6 +24,10 @@ import (
 type identity struct {
 	subject   policy.Subject
 	expiresAt time.Time // zero: the session record has no expiry
+	// idToken and accessToken are the identity provider's tokens, for
+	// set_request_headers' ${pomerium.id_token} and ${pomerium.access_token}
+	// (never gatehouse's session handle).
+	idToken, accessToken string
 }
 
 // expired reports whether the session has passed its expires_at.
@@ -65,13 +69,14 @@ type store struct {
 }
 
 // sessionEntry and userEntry are the parts of the session and user records
-// that authorize reads, flattened once. Authorize never needs the IdP's
-// tokens, so they are not kept: a cached session costs a few hundred bytes,
-// not the whole record.
+// that authorize reads, flattened once. Of the IdP's tokens only the raw
+// ID token and the access token are kept (set_request_headers may pass
+// them upstream); the refresh token is not.
 type sessionEntry struct {
-	userID    string
-	claims    claimSet
-	expiresAt time.Time
+	userID               string
+	claims               claimSet
+	expiresAt            time.Time
+	idToken, accessToken string
 }
 
 type userEntry struct {
@@ -248,7 +253,8 @@ func (s *store) setSessionLocked(sess *sessionv1.Session) {
 		s.byUser[uid] = append(s.byUser[uid], id)
 	}
 	u := s.users[uid]
-	e := &sessionEntry{userID: uid, claims: flattenClaims(sess.GetClaims())}
+	e := &sessionEntry{userID: uid, claims: flattenClaims(sess.GetClaims()),
+		idToken: sess.GetIdToken().GetRaw(), accessToken: sess.GetOauthToken().GetAccessToken()}
 	if u != nil && e.claims.equal(u.claims) {
 		e.claims = u.claims
 	}
@@ -364,7 +370,8 @@ func (s *store) behindLocked(serverVersion, recordVersion uint64) bool {
 // buildIdentity merges a session and its user (which may be nil) into the
 // Subject that policies and identity headers read.
 func buildIdentity(sess *sessionv1.Session, u *userv1.User) *identity {
-	e := &sessionEntry{userID: sess.GetUserId(), claims: flattenClaims(sess.GetClaims())}
+	e := &sessionEntry{userID: sess.GetUserId(), claims: flattenClaims(sess.GetClaims()),
+		idToken: sess.GetIdToken().GetRaw(), accessToken: sess.GetOauthToken().GetAccessToken()}
 	if ts := sess.GetExpiresAt(); ts != nil {
 		e.expiresAt = ts.AsTime()
 	}
@@ -416,7 +423,7 @@ func newIdentity(sid string, e *sessionEntry, u *userEntry) *identity {
 	if sub.Groups == nil {
 		sub.Groups = []string{}
 	}
-	return &identity{subject: sub, expiresAt: e.expiresAt}
+	return &identity{subject: sub, expiresAt: e.expiresAt, idToken: e.idToken, accessToken: e.accessToken}
 }
 
 // flattenClaims flattens a record's claims; claim names and value texts

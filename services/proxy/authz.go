@@ -64,6 +64,9 @@ type checkInput struct {
 	credential string // X-Pomerium-Authorization, already stripped from r
 	routeID    string
 	internal   bool
+	// extraHeaders are request headers the route's set_request_headers
+	// read (${pomerium.request.headers.X}), canonical.
+	extraHeaders []string
 	// clientCert is the TLS client certificate chain, URL-encoded PEM
 	// (clientCertificate); "" without one.
 	clientCert string
@@ -115,6 +118,11 @@ func (b *checkBuf) fill(in *checkInput) {
 			v = strings.Join(vs, sep)
 		}
 		h.Headers[k.lower] = v
+	}
+	for _, k := range in.extraHeaders {
+		if vs := r.Header[k]; len(vs) > 0 {
+			h.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
+		}
 	}
 	if in.credential != "" {
 		h.Headers["x-pomerium-authorization"] = in.credential

@@ -224,3 +224,25 @@ func TestHeadersToRemoveFromAuthorize(t *testing.T) {
 		t.Errorf("upstream headers %v", got)
 	}
 }
+
+// A set_request_headers value with ${pomerium.*} values is authorize's to
+// write (expanded): the proxy never sends the template text upstream,
+// and the request headers a template reads travel in the Check.
+func TestSetRequestHeadersTemplatesFromAuthorize(t *testing.T) {
+	up := newUpstream(t, "app")
+	cfg := parseConfig(t, "", routeYAML("id: app", "from: http://app.test", "to: "+up.URL,
+		"set_request_headers: {X-Id-Token: '${pomerium.id_token}', X-Copy: '${pomerium.request.headers.X-Tenant}', X-Static: 'a$$b'}"))
+	authz := newFakeAuthz(allowAll("x-id-token", "idp.id.token", "x-copy", "acme"))
+	h := newHarness(t, cfg, authz)
+	resp, body := h.get(t, "app.test", "/", "X-Tenant", "acme", "X-Id-Token", "forged")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got := up.last(t).Header
+	if got.Get("X-Id-Token") != "idp.id.token" || got.Get("X-Copy") != "acme" || got.Get("X-Static") != "a$b" {
+		t.Errorf("upstream headers %v", got)
+	}
+	if v := authz.last(t).GetAttributes().GetRequest().GetHttp().GetHeaders()["x-tenant"]; v != "acme" {
+		t.Errorf("the Check lacks x-tenant: %q", v)
+	}
+}

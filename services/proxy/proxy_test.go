@@ -220,7 +220,7 @@ func TestCheckErrorFailsClosedAndRecovers(t *testing.T) {
 		t.Fatal("request passed while authorize was down")
 	}
 	// The user pages ask authorize through the same step, and fail closed alike.
-	for _, p := range []string{"/.pomerium/user", "/.pomerium/jwt"} {
+	for _, p := range []string{"/.pomerium/user", "/.pomerium/"} {
 		if resp, body := h.get(t, "app.test", p); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("%s: status %d, want 503\n%s", p, resp.StatusCode, body)
 		}
@@ -534,7 +534,17 @@ func TestUserPages(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &claims) != nil || claims["email"] != "ada@example.com" {
 		t.Errorf("user JSON: %d %s", resp.StatusCode, body)
 	}
+	// /.pomerium/jwt is off unless runtime_flags turns it on, as in Pomerium.
 	resp, body = h.get(t, "app.test", "/.pomerium/jwt", "Cookie", "_pomerium=h")
+	if resp.StatusCode != 404 || strings.Contains(body, jwt) {
+		t.Errorf("jwt without the runtime flag: %d %q", resp.StatusCode, body)
+	}
+	if _, body := h.get(t, "app.test", "/.pomerium/", "Cookie", "_pomerium=h"); strings.Contains(body, `href="/.pomerium/jwt"`) {
+		t.Error("the user page links to a disabled /.pomerium/jwt")
+	}
+	hj := newHarness(t, parseConfig(t, "runtime_flags: {pomerium_jwt_endpoint: true}",
+		routeYAML("id: app", "from: http://app.test", "prefix: /app", "to: "+up.URL)), authz)
+	resp, body = hj.get(t, "app.test", "/.pomerium/jwt", "Cookie", "_pomerium=h")
 	if resp.StatusCode != 200 || body != jwt || resp.Header.Get("Content-Type") != "application/jwt" {
 		t.Errorf("jwt: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
@@ -566,8 +576,8 @@ func TestSignOut(t *testing.T) {
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || loc.Scheme+"://"+loc.Host != testAuthURL || loc.Path != handoff.SignOutPath ||
-		loc.Query().Get(handoff.QueryRedirectURI) != "http://app.test/" {
-		t.Errorf("Location %q", resp.Header.Get("Location"))
+		loc.Query().Get(handoff.QueryRedirectURI) != "http://app.test"+handoff.SignedOutPath {
+		t.Errorf("Location %q, want the sign-out to end on this host's signed-out page", resp.Header.Get("Location"))
 	}
 	if err := cryptutil.VerifySignedURL(cfg.URLKey, loc, time.Now()); err != nil {
 		t.Errorf("sign-out URL does not verify: %v", err)
@@ -575,6 +585,17 @@ func TestSignOut(t *testing.T) {
 	cs := resp.Cookies()
 	if len(cs) != 1 || cs[0].Name != "_pomerium" || cs[0].MaxAge >= 0 {
 		t.Errorf("cookie not cleared: %v", cs)
+	}
+
+	// Where the sign-out ends: a page that says so and offers to sign in
+	// again, without asking authorize (there is no session to ask about).
+	resp, body := h.get(t, "app.test", handoff.SignedOutPath, "Accept", "text/html")
+	if resp.StatusCode != 200 || !strings.Contains(body, "You are signed out") || !strings.Contains(body, `href="/">Sign in again`) ||
+		resp.Header.Get("X-Request-Id") == "" || !strings.Contains(body, resp.Header.Get("X-Request-Id")) {
+		t.Errorf("signed-out page: %d\n%s", resp.StatusCode, body)
+	}
+	if up.count() != 0 {
+		t.Error("the signed-out page reached the upstream")
 	}
 }
 

@@ -51,8 +51,12 @@ type route struct {
 	proxy        *httputil.ReverseProxy
 	bal          *balancer
 	passIdentity bool
-	setRequest   []headerKV
+	setRequest   []headerKV // the static set_request_headers
 	removeReq    []string
+	// templateHeaders are the request headers the set_request_headers
+	// with ${pomerium.request.headers.X} read, for the Check: authorize
+	// writes those headers (with the session's values too).
+	templateHeaders []string
 	// protected are the names, besides X-Pomerium-*, that gatehouse may
 	// write on this route's requests: never taken from the client.
 	protected headerSet
@@ -169,14 +173,12 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
 	}
-	for k, v := range r.SetRequestHeaders {
-		if strings.Contains(v, "${pomerium.") {
-			// A value with a request variable
-			// (${pomerium.client_cert_fingerprint}) comes from authorize,
-			// filled in; the template itself never goes upstream.
+	for k, t := range r.HeaderTemplates() {
+		if t.Static() {
+			rt.setRequest = append(rt.setRequest, headerKV{textproto.CanonicalMIMEHeaderKey(k), t.Literal()})
 			continue
 		}
-		rt.setRequest = append(rt.setRequest, headerKV{textproto.CanonicalMIMEHeaderKey(k), v})
+		rt.templateHeaders = append(rt.templateHeaders, t.RequestHeaders()...)
 	}
 	for _, k := range r.RemoveRequestHeaders {
 		rt.removeReq = append(rt.removeReq, textproto.CanonicalMIMEHeaderKey(k))

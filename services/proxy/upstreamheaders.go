@@ -26,7 +26,8 @@ import (
 //     filter does, and the pomerium_jwt query parameter);
 //  3. X-Request-Id is set (the client's when sane, see requestID);
 //  4. authorize's headers are set, then its headers_to_remove removed;
-//  5. the route's set_request_headers are set, its
+//  5. the route's static set_request_headers are set (those with
+//     ${pomerium.*} values came expanded from authorize in step 4), its
 //     remove_request_headers removed (in every spelling);
 //  6. rewrite sets X-Forwarded-For, -Proto and -Host.
 //

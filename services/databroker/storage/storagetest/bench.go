@@ -111,30 +111,8 @@ func benchFanout(b *testing.B, be storage.Backend, followers int) {
 	reportOps(b, b.N*followers, "deliveries/s")
 }
 
-// followReady is Follow with a callback each time the follower is about to
-// wait for changes.
+// followReady is Follow from the latest version with a callback each time
+// the follower is about to wait for changes.
 func followReady(ctx context.Context, be storage.Backend, vs storage.Versions, waiting func(), fn func(*databrokerv1.Record) bool) error {
-	after := vs.Latest
-	for {
-		ch := be.Changed()
-		batch, err := be.Changes(ctx, vs.Server, "", after, 1000)
-		if err != nil {
-			return err
-		}
-		for _, r := range batch.Records {
-			if !fn(r) {
-				return nil
-			}
-		}
-		after = batch.Through
-		if batch.More {
-			continue
-		}
-		waiting()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return follow(ctx, be, vs.Server, "", vs.Latest, fn, waiting)
 }
