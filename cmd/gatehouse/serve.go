@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/gatehouse/gatehouse/pkg/autocert"
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
@@ -61,6 +62,8 @@ type process struct {
 	// dependencyUp is gatehouse_dependency_up{dependency}: 1 while a
 	// dependency (health.Registry.AddDependency) answers, else 0.
 	dependencyUp *prometheus.GaugeVec
+	// autocert obtains the HTTPS listener's certificates (nil when off).
+	autocert *autocert.Manager
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -226,6 +229,11 @@ func (p *process) build(ctx context.Context) error {
 		proxyHTTP = h
 	}
 	p.http = splitByHost(cfg.IsAuthenticateHost, authenticateHTTP, proxyHTTP)
+	if cfg.Autocert != nil && p.http != nil {
+		if err := p.addAutocert(); err != nil {
+			return fmt.Errorf("start autocert: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -72,6 +72,11 @@ type Config struct {
 	// path_with_escaped_slashes_action: the rules the proxy and authorize
 	// apply to every request path.
 	PathNormalization pathnorm.Options
+	// MTLS is downstream mTLS, derived from downstream_mtls and the
+	// routes' tls_downstream_client_ca; nil when no client CA is set.
+	MTLS *MTLS
+	// Autocert is autocert (ACME), nil when off.
+	Autocert *AutocertSettings
 
 	lines    map[string]int
 	warnings []string
@@ -311,6 +316,8 @@ func (c *Config) validate(errs *Errors) {
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)
+	c.validateDownstreamMTLS(errs)
+	c.validateAutocert(errs)
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}
@@ -478,7 +485,7 @@ func (c *Config) validateCertificates(errs *Errors) {
 	for i, crt := range o.Certificates {
 		add(fmt.Sprintf("certificates[%d]", i), crt.Cert, crt.Key)
 	}
-	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" {
+	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" && !o.Autocert {
 		errs.add("certificate", 0, "required unless insecure_server is true: set certificate_file and certificate_key_file, or certificates")
 	}
 	if o.CertificateAuthority != "" {

@@ -156,6 +156,12 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 			decodeStrict(n, &c, what, errs, lines)
 			return reflect.ValueOf(c)
 		})
+	case DownstreamMTLS:
+		if val.Kind != yaml.MappingNode {
+			return fmt.Errorf("expected a map of options (ca, ca_file, crl, crl_file, enforcement, match_subject_alt_names, max_verify_depth), got %s", kindName(val))
+		}
+		decodeStrict(val, field.Addr().Interface(), key, errs, lines)
+		return nil
 	case *yaml.Node:
 		c := *val
 		field.Set(reflect.ValueOf(&c))

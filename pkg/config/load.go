@@ -46,6 +46,7 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 	}
 	fromEnv := applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
 	mergePolicy(&cfg.Options)
+	applyNestedEnv(&cfg.Options, env, &errs, cfg.lines)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)

@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gatehouse/gatehouse/pkg/clientcert"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 )
 
@@ -139,6 +140,35 @@ type Options struct {
 	// a restart. Unset: kept in memory only (lost if the process ends
 	// before the databroker is back).
 	SignOutQueueDir string `yaml:"signout_queue_dir"`
+
+	// ---- TLS: downstream mTLS and autocert (validated in tls.go) ----
+
+	// DownstreamMTLS asks clients for certificates (Pomerium's
+	// downstream_mtls group).
+	DownstreamMTLS DownstreamMTLS `yaml:"downstream_mtls"`
+
+	// Autocert obtains and renews certificates from an ACME CA for the
+	// authenticate host and every route's from host.
+	Autocert bool `yaml:"autocert"`
+	// AutocertCA is the ACME directory URL (default Let's Encrypt).
+	AutocertCA string `yaml:"autocert_ca"`
+	// AutocertEmail is the ACME account's contact.
+	AutocertEmail string `yaml:"autocert_email"`
+	// AutocertUseStaging uses Let's Encrypt's staging directory.
+	AutocertUseStaging bool `yaml:"autocert_use_staging"`
+	// AutocertMustStaple asks for certificates with OCSP must-staple.
+	AutocertMustStaple bool `yaml:"autocert_must_staple"`
+	// AutocertDir stores account, keys and certificates (a process that
+	// does not run the databroker stores them in the databroker instead).
+	AutocertDir string `yaml:"autocert_dir"`
+	// AutocertEABKeyID and AutocertEABMACKey are the CA's external
+	// account binding (base64url MAC key).
+	AutocertEABKeyID  string `yaml:"autocert_eab_key_id"`
+	AutocertEABMACKey string `yaml:"autocert_eab_mac_key"`
+	// AutocertTrustedCA (PEM or base64 PEM) or its file is trusted for
+	// the ACME CA's own TLS certificate, besides the system roots.
+	AutocertTrustedCA     string `yaml:"autocert_trusted_ca"`
+	AutocertTrustedCAFile string `yaml:"autocert_trusted_ca_file"`
 }
 
 // Certificate is one entry of `certificates`: inline PEM (or base64 PEM) or files.
@@ -198,6 +228,16 @@ type Route struct {
 	AllowedIDPClaims                 map[string][]any `yaml:"allowed_idp_claims"`
 	CORSAllowPreflight               bool             `yaml:"cors_allow_preflight"`
 	Policy                           *yaml.Node       `yaml:"policy"`
+
+	// ---- Downstream mTLS (validated in tls.go) ----
+
+	// TLSDownstreamClientCA (PEM or base64 PEM) or its file replaces
+	// downstream_mtls.ca for this route (Pomerium's deprecated option).
+	TLSDownstreamClientCA     string `yaml:"tls_downstream_client_ca"`
+	TLSDownstreamClientCAFile string `yaml:"tls_downstream_client_ca_file"`
+	// ClientCA verifies client certificates on this route: its own CA,
+	// else downstream_mtls's; nil when neither is set. Derived.
+	ClientCA *clientcert.Verifier `yaml:"-"`
 
 	// Derived by validation.
 	FromURL   *url.URL       `yaml:"-"`

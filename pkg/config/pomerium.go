@@ -53,11 +53,9 @@ const (
 	whyCluster     = "tunes Envoy's upstream cluster; gatehouse skips an upstream that refuses connections for 30s and retries another"
 	whyTracing     = "tracing is not implemented: gatehouse exports no spans (logs carry request_id)"
 	whyBranding    = "branding of every built-in page (pkg/pages)"
-	whyAutocert    = "automatic ACME certificates are not supported; set certificate_file and certificate_key_file, or certificates"
 	whySSH         = "gatehouse has no SSH proxy"
 	whyMCP         = "gatehouse has no Model Context Protocol support"
 	whyRaft        = "gatehouse's databroker replicas share Redis instead of forming a Raft cluster; set databroker_storage_type: redis"
-	whyDownMTLS    = "downstream mTLS (client certificates) is not supported yet"
 	whyGCP         = "Google Cloud serverless authentication is not implemented"
 	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
 	whyPending     = "not implemented yet"
@@ -79,16 +77,16 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "authorize_log_fields", Support: Ignored, Note: "authorize's decision log has a fixed set of fields (request_id, route, method, host, path, user, email, decision, reason)"},
 	{Name: "authorize_service_url", Support: Implemented},
 	{Name: "authorize_service_urls", Support: Implemented},
-	{Name: "autocert", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_ca", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_dir", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_eab_key_id", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_eab_mac_key", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_email", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_must_staple", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_trusted_ca", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_trusted_ca_file", Support: Refused, Note: whyAutocert},
-	{Name: "autocert_use_staging", Support: Refused, Note: whyAutocert},
+	{Name: "autocert", Support: Implemented, Note: "with certmagic: HTTP-01 on http_redirect_addr (:80 by default), TLS-ALPN-01 on address; proxies with databroker_service_url share certificates and order locks through the databroker"},
+	{Name: "autocert_ca", Support: Implemented},
+	{Name: "autocert_dir", Support: Implemented},
+	{Name: "autocert_eab_key_id", Support: Implemented},
+	{Name: "autocert_eab_mac_key", Support: Implemented},
+	{Name: "autocert_email", Support: Implemented},
+	{Name: "autocert_must_staple", Support: Implemented},
+	{Name: "autocert_trusted_ca", Support: Implemented},
+	{Name: "autocert_trusted_ca_file", Support: Implemented},
+	{Name: "autocert_use_staging", Support: Implemented},
 	{Name: "bearer_token_format", Support: Refused, Note: whyPending},
 	{Name: "certificate", Support: Implemented},
 	{Name: "certificate_authority", Support: Implemented},
@@ -125,7 +123,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "dns_query_tries", Support: Ignored, Note: whyEnvoyDNS},
 	{Name: "dns_udp_max_queries", Support: Ignored, Note: whyEnvoyDNS},
 	{Name: "dns_use_tcp", Support: Ignored, Note: whyEnvoyDNS},
-	{Name: "downstream_mtls", Support: Refused, Note: whyDownMTLS},
+	{Name: "downstream_mtls", Support: Implemented, Note: "client_certificate matches only a certificate that verified against the CA"},
 	{Name: "envoy_admin_access_log_path", Support: Ignored, Note: whyEnvoy},
 	{Name: "envoy_admin_address", Support: Ignored, Note: whyEnvoy},
 	{Name: "envoy_admin_profile_path", Support: Ignored, Note: whyEnvoy},
@@ -284,8 +282,8 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "tls_client_key_file", Support: Implemented},
 	{Route: true, Name: "tls_custom_ca", Support: Implemented},
 	{Route: true, Name: "tls_custom_ca_file", Support: Implemented},
-	{Route: true, Name: "tls_downstream_client_ca", Support: Refused, Note: whyDownMTLS},
-	{Route: true, Name: "tls_downstream_client_ca_file", Support: Refused, Note: whyDownMTLS},
+	{Route: true, Name: "tls_downstream_client_ca", Support: Implemented, Note: "replaces downstream_mtls.ca for the route"},
+	{Route: true, Name: "tls_downstream_client_ca_file", Support: Implemented, Note: "replaces downstream_mtls.ca_file for the route"},
 	{Route: true, Name: "tls_downstream_server_name", Support: Ignored, Note: "picks Envoy's filter chain for downstream mTLS; gatehouse picks the server certificate by the client's SNI"},
 	{Route: true, Name: "tls_server_name", Support: Implemented},
 	{Route: true, Name: "tls_skip_verify", Support: Implemented},

@@ -256,6 +256,10 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			cs.in.SourceIP = ip.Unmap()
 		}
 	}
+	// The client certificate, verified here against the route's client
+	// CA (cached by certificate).
+	cert, certReason := clientCertificate(r, req, now)
+	cs.in.ClientCert = cert
 	if cs.in.Method == http.MethodOptions {
 		// Only cors_preflight reads headers; build them only for the
 		// requests it can match.
@@ -282,13 +286,21 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		}
 		if len(r.dynHeaders) > 0 {
 			var err error
-			ans, err = st.withDynamicHeaders(r, ans, ident, req, audience, now)
+			ans, err = st.withDynamicHeaders(r, ans, ident, req, cert, audience, now)
 			if err != nil {
 				return nil, s.signError(err)
 			}
 		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
 		return ans.pick(fromAuthorization), nil
+	case certDenied(&d):
+		// Before sign-in: no session makes up for a missing certificate.
+		reason := d.DenyResult.Reasons.String()
+		if certReason != "" {
+			reason += ": " + certReason
+		}
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, 0, reason)
+		return st.invalidClientCertificate(req, host, requestID, d.DenyResult.Reasons), nil
 	case d.NeedsSignIn || (ident == nil && d.Reasons.Has(policy.ReasonUserUnauthenticated)):
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
 		return st.signIn(req, host, requestID, now), nil

@@ -195,7 +195,7 @@ func claimString(s *policy.Subject, claim, audience string) string {
 // headers. Without a session the session's values are empty. The answer
 // is built per request (these values are the user's or the request's), so
 // only routes that use such values pay for it.
-func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, audience string, now time.Time) (*okAnswer, error) {
+func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, cert *policy.ClientCertificate, audience string, now time.Time) (*okAnswer, error) {
 	var jwt string
 	for _, d := range r.dynHeaders {
 		if ident == nil || !d.tmpl.Uses(config.VarJWT) {
@@ -216,6 +216,10 @@ func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, r
 		if h, ok := strings.CutPrefix(name, config.VarRequestHeaderPrefix); ok {
 			return extauthz.Header(req, strings.ToLower(h))
 		}
+		if name == config.VarClientCertFingerprint {
+			// From the TLS handshake, as the proxy forwarded it.
+			return certFingerprint(cert, req)
+		}
 		if ident == nil {
 			return ""
 		}
@@ -227,7 +231,7 @@ func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, r
 		case config.VarJWT:
 			return jwt
 		}
-		return "" // client_cert_fingerprint: no downstream mTLS
+		return ""
 	}
 	ok := base.plain.GetOkResponse()
 	headers := make([]*corev3.HeaderValueOption, 0, len(ok.GetHeaders())+len(r.dynHeaders))

@@ -67,6 +67,9 @@ type checkInput struct {
 	// extraHeaders are request headers the route's set_request_headers
 	// read (${pomerium.request.headers.X}), canonical.
 	extraHeaders []string
+	// clientCert is the TLS client certificate chain, URL-encoded PEM
+	// (clientCertificate); "" without one.
+	clientCert string
 }
 
 // checkHeaders are the request headers a Check carries: the credentials
@@ -125,6 +128,9 @@ func (b *checkBuf) fill(in *checkInput) {
 		h.Headers["x-pomerium-authorization"] = in.credential
 	}
 	b.sock.Address = in.clientIP
+	// Envoy's attributes.source.certificate: from the TLS stack only,
+	// never from a request header.
+	b.source.Certificate = in.clientCert
 	b.attrs.ContextExtensions[extRouteID] = in.routeID
 	if in.internal {
 		b.attrs.ContextExtensions[extInternal] = "true"
@@ -139,6 +145,7 @@ func (b *checkBuf) release() {
 	clear(b.attrs.ContextExtensions)
 	b.http.Id, b.http.Method, b.http.Host, b.http.Path, b.http.Scheme, b.http.Protocol = "", "", "", "", "", ""
 	b.sock.Address = ""
+	b.source.Certificate = ""
 	checkPool.Put(b)
 }
 
