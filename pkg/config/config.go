@@ -551,11 +551,20 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 			raw, weight = strings.TrimSpace(u), n
 		}
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs.add(key("to"), line("to"), fmt.Sprintf("expected an http:// or https:// URL, got %q", raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c") || u.Host == "" {
+			errs.add(key("to"), line("to"), fmt.Sprintf("expected an http://, https:// or h2c:// URL, got %q", raw))
 			continue
 		}
 		r.ToURLs = append(r.ToURLs, WeightedURL{URL: u, Weight: weight})
+	}
+	h2c := 0
+	for _, w := range r.ToURLs {
+		if w.URL.Scheme == "h2c" {
+			h2c++
+		}
+	}
+	if h2c > 0 && h2c < len(r.ToURLs) {
+		errs.add(key("to"), line("to"), "h2c:// upstreams cannot be mixed with http:// or https:// ones in one route")
 	}
 	n := 0
 	for _, v := range []string{r.Prefix, r.Path, r.Regex} {
@@ -604,6 +613,23 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 	}
 	c.validatePolicy(errs, i, r, key, line)
+}
+
+// H2C reports whether the route's upstreams are h2c:// (HTTP/2 without
+// TLS, with prior knowledge: gRPC servers and other HTTP/2-only upstreams).
+// A route's upstreams are all h2c or none.
+func (r *Route) H2C() bool {
+	return len(r.ToURLs) > 0 && r.ToURLs[0].URL.Scheme == "h2c"
+}
+
+// UpstreamServerName is the TLS server name for the route's https
+// upstreams: tls_upstream_server_name, else tls_server_name, else ""
+// (the upstream URL's host).
+func (r *Route) UpstreamServerName() string {
+	if r.TLSUpstreamServerName != "" {
+		return r.TLSUpstreamServerName
+	}
+	return r.TLSServerName
 }
 
 // TLSClientCertificate returns the route's client certificate for mTLS upstreams.

@@ -155,6 +155,11 @@ type Route struct {
 	TLSClientKey      string `yaml:"tls_client_key"`
 	TLSClientCertFile string `yaml:"tls_client_cert_file"`
 	TLSClientKeyFile  string `yaml:"tls_client_key_file"`
+	// TLSUpstreamServerName is the name sent (SNI) and verified in the
+	// upstream's certificate; it wins over tls_server_name, as in Pomerium.
+	TLSUpstreamServerName string `yaml:"tls_upstream_server_name"`
+	// TLSUpstreamAllowRenegotiation lets an upstream renegotiate TLS 1.2.
+	TLSUpstreamAllowRenegotiation bool `yaml:"tls_upstream_allow_renegotiation"`
 
 	AllowPublicUnauthenticatedAccess bool             `yaml:"allow_public_unauthenticated_access"`
 	AllowAnyAuthenticatedUser        bool             `yaml:"allow_any_authenticated_user"`
@@ -181,6 +186,7 @@ type Route struct {
 func (r *Route) Where() string { return r.where }
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
+// An h2c:// upstream is kept with its scheme; see Route.H2C.
 type WeightedURL struct {
 	URL    *url.URL
 	Weight int

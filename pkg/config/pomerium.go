@@ -289,8 +289,8 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "tls_downstream_server_name", Support: Ignored, Note: "picks Envoy's filter chain for downstream mTLS; gatehouse picks the server certificate by the client's SNI"},
 	{Route: true, Name: "tls_server_name", Support: Implemented},
 	{Route: true, Name: "tls_skip_verify", Support: Implemented},
-	{Route: true, Name: "tls_upstream_allow_renegotiation", Support: Refused, Note: whyPending},
-	{Route: true, Name: "tls_upstream_server_name", Support: Refused, Note: whyPending},
+	{Route: true, Name: "tls_upstream_allow_renegotiation", Support: Implemented, Note: "lets an https upstream renegotiate TLS 1.2 (HTTP/1.1 connections); TLS 1.3 has no renegotiation"},
+	{Route: true, Name: "tls_upstream_server_name", Support: Implemented, Note: "the name sent and verified for https upstreams; wins over tls_server_name"},
 	{Route: true, Name: "to", Support: Implemented, Note: "http://, https:// and h2c:// (HTTP/2 without TLS, for gRPC upstreams), with url,weight"},
 	{Route: true, Name: "upstream_tunnel", Support: Refused, Note: whySSH},
 }

@@ -35,6 +35,8 @@ const (
 // connections.
 type transportKey struct {
 	skipVerify     bool
+	renegotiate    bool // tls_upstream_allow_renegotiation
+	h2c            bool // h2c:// upstreams: HTTP/2 with prior knowledge, no TLS
 	serverName     string
 	caHash         string // hash of tls_custom_ca, "" for the system roots (plus certificate_authority)
 	clientCertHash string // hash of tls_client_cert + key
@@ -63,7 +65,8 @@ func hashOf(parts ...string) string {
 
 // routeTransportKey returns the key of r's transport.
 func routeTransportKey(cfg *config.Config, r *config.Route) transportKey {
-	k := transportKey{skipVerify: r.TLSSkipVerify, serverName: r.TLSServerName}
+	k := transportKey{skipVerify: r.TLSSkipVerify, serverName: r.UpstreamServerName(),
+		renegotiate: r.TLSUpstreamAllowRenegotiation, h2c: r.H2C()}
 	if r.TLSCustomCA != "" {
 		k.caHash = hashOf(r.TLSCustomCA)
 	}
@@ -88,8 +91,13 @@ func (c *transportCache) get(cfg *config.Config, r *config.Route) (*http.Transpo
 	tlsConf := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: r.TLSSkipVerify, //nolint:gosec // tls_skip_verify is the operator's explicit choice
-		ServerName:         r.TLSServerName,
+		ServerName:         key.serverName,
 		RootCAs:            cfg.CAPool,
+	}
+	if key.renegotiate {
+		// Envoy's allow_renegotiation: the upstream may ask for a new
+		// handshake (TLS 1.2 only; Go refuses it on HTTP/2 connections).
+		tlsConf.Renegotiation = tls.RenegotiateFreelyAsClient
 	}
 	if pool := r.TLSCustomCAPool(); pool != nil {
 		tlsConf.RootCAs = pool
@@ -115,6 +123,13 @@ func (c *transportCache) get(cfg *config.Config, r *config.Route) (*http.Transpo
 		ExpectContinueTimeout: time.Second,
 		// Responses pass through as the upstream sent them.
 		DisableCompression: true,
+	}
+	if key.h2c {
+		// h2c:// upstreams (gRPC servers, for one) speak HTTP/2 over plain
+		// TCP from the first byte; the balancer gives their URLs the http
+		// scheme, which this transport then sends as HTTP/2.
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
 	}
 	c.m[key] = t
 	return t, nil
@@ -172,7 +187,14 @@ func newBalancer(to []config.WeightedURL) *balancer {
 			b.samePaths = false
 		}
 		weight := max(w.Weight, 1)
-		b.ups = append(b.ups, &upstream{url: w.URL, weight: weight})
+		u := w.URL
+		if u.Scheme == "h2c" {
+			// Sent as http:// by the route's h2c transport.
+			c := *u
+			c.Scheme = "http"
+			u = &c
+		}
+		b.ups = append(b.ups, &upstream{url: u, weight: weight})
 		b.total += weight
 	}
 	return b

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/pkg/devcerts"
+)
+
+// tls_upstream_server_name is the name sent and verified for an https
+// upstream, and wins over tls_server_name, as in Pomerium;
+// tls_upstream_allow_renegotiation lets the upstream renegotiate.
+func TestTLSUpstreamServerName(t *testing.T) {
+	ca, err := devcerts.NewCA("gatehouse test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, srvKey, err := ca.Issue("upstream.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "sni=%s", r.TLS.ServerName)
+	}))
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	caOpt := "tls_custom_ca: " + b64(ca.CertPEM)
+	routes := routeYAML("id: up", "from: http://up.test", "to: "+up.URL, caOpt, "tls_upstream_server_name: upstream.internal") +
+		routeYAML("id: both", "from: http://both.test", "to: "+up.URL, caOpt, "tls_server_name: other.internal", "tls_upstream_server_name: upstream.internal") +
+		routeYAML("id: wrong", "from: http://wrong.test", "to: "+up.URL, caOpt, "tls_server_name: upstream.internal", "tls_upstream_server_name: other.internal") +
+		routeYAML("id: reneg", "from: http://reneg.test", "to: "+up.URL, caOpt, "tls_upstream_server_name: upstream.internal", "tls_upstream_allow_renegotiation: true")
+	h := newHarness(t, parseConfig(t, "", routes), newFakeAuthz(allowAll()))
+	for host, want := range map[string]int{"up.test": 200, "both.test": 200, "wrong.test": 502, "reneg.test": 200} {
+		resp, body := h.get(t, host, "/")
+		if resp.StatusCode != want || (want == 200 && body != "sni=upstream.internal") {
+			t.Errorf("%s: %d %q, want %d", host, resp.StatusCode, body, want)
+		}
+	}
+	var reneg int
+	for k, tr := range h.svc.transports.m {
+		if tr.TLSClientConfig.Renegotiation == tls.RenegotiateFreelyAsClient {
+			reneg++
+			if !k.renegotiate {
+				t.Error("renegotiation allowed on a transport whose key does not say so")
+			}
+		}
+	}
+	if reneg != 1 {
+		t.Errorf("%d transports allow renegotiation, want 1", reneg)
+	}
+}
+
+// to: h2c://host:port speaks HTTP/2 without TLS to the upstream (gRPC
+// servers), trailers included.
+func TestH2CUpstream(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = io.WriteString(w, r.Proto)
+		w.(http.Flusher).Flush() // streamed, as gRPC answers: no Content-Length
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	t.Cleanup(up.Close)
+	to := "to: h2c://" + up.Listener.Addr().String()
+	h := newHarness(t, parseConfig(t, "", routeYAML("id: grpc", "from: http://grpc.test", to)), newFakeAuthz(allowAll()))
+	resp, body := h.get(t, "grpc.test", "/pkg.Service/Method")
+	if resp.StatusCode != 200 || body != "HTTP/2.0" {
+		t.Fatalf("%d %q, want 200 HTTP/2.0", resp.StatusCode, body)
+	}
+	if got := resp.Trailer.Get("Grpc-Status"); got != "0" {
+		t.Errorf("trailer Grpc-Status %q, want 0", got)
+	}
+}
