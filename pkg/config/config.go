@@ -595,6 +595,13 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 		r.RewriteRE = re
 	}
+	if r.HostPathRegexRewritePattern != "" {
+		re, err := regexp.Compile(r.HostPathRegexRewritePattern)
+		if err != nil {
+			errs.add(key("host_path_regex_rewrite_pattern"), line("host_path_regex_rewrite_pattern"), fmt.Sprintf("not a valid regular expression: %v", err))
+		}
+		r.HostPathRE = re
+	}
 	if r.TLSCustomCA != "" {
 		if !x509.NewCertPool().AppendCertsFromPEM([]byte(maybeBase64PEM(r.TLSCustomCA))) {
 			errs.add(key("tls_custom_ca"), line("tls_custom_ca"), "expected PEM certificates (or base64 of PEM)")

@@ -136,6 +136,15 @@ type Route struct {
 	RegexRewriteSubstitution string `yaml:"regex_rewrite_substitution"`
 	HostRewrite              string `yaml:"host_rewrite"`
 	PreserveHostHeader       bool   `yaml:"preserve_host_header"`
+	// HostRewriteHeader names a request header whose value becomes the
+	// upstream's Host (the client's Host stays when it is empty).
+	HostRewriteHeader string `yaml:"host_rewrite_header"`
+	// HostPathRegexRewritePattern and ...Substitution make the upstream's
+	// Host from the request path: the pattern's matches in the path are
+	// replaced by the substitution (Envoy's \1 syntax) and the result is
+	// the Host.
+	HostPathRegexRewritePattern      string `yaml:"host_path_regex_rewrite_pattern"`
+	HostPathRegexRewriteSubstitution string `yaml:"host_path_regex_rewrite_substitution"`
 
 	PassIdentityHeaders  *bool      `yaml:"pass_identity_headers"`
 	SetRequestHeaders    StringMap  `yaml:"set_request_headers"`
@@ -174,6 +183,8 @@ type Route struct {
 	ToURLs    []WeightedURL  `yaml:"-"`
 	RegexRE   *regexp.Regexp `yaml:"-"`
 	RewriteRE *regexp.Regexp `yaml:"-"`
+	// HostPathRE is host_path_regex_rewrite_pattern, compiled.
+	HostPathRE *regexp.Regexp `yaml:"-"`
 	// Evaluator is the route's compiled policy (shorthands and policy).
 	Evaluator *policy.Evaluator `yaml:"-"`
 

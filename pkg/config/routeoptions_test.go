@@ -33,3 +33,8 @@ func TestH2CTo(t *testing.T) {
 	wantRouteError(t, "from: http://a.localhost\nto: [h2c://127.0.0.1:9000, http://127.0.0.1:9001]\nallow_any_authenticated_user: true",
 		"h2c:// upstreams cannot be mixed")
 }
+
+func TestHostPathRegexRewritePatternChecked(t *testing.T) {
+	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nhost_path_regex_rewrite_pattern: '('",
+		"host_path_regex_rewrite_pattern: not a valid regular expression")
+}

@@ -69,6 +69,7 @@ type route struct {
 	respHTTP    []headerKV // response headers for plain-HTTP clients
 	respHTTPS   []headerKV // ... and for HTTPS clients (with HSTS)
 	rewriteSub  string     // regex_rewrite_substitution in Go's $n syntax
+	hostPathSub string     // host_path_regex_rewrite_substitution, likewise
 	idleTimeout time.Duration
 	hops        int
 	cookieName  string
@@ -163,6 +164,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		bal:          newBalancer(r.ToURLs),
 		passIdentity: cfg.PassIdentityHeadersFor(r),
 		rewriteSub:   envoySubstitution(r.RegexRewriteSubstitution),
+		hostPathSub:  envoySubstitution(r.HostPathRegexRewriteSubstitution),
 		hops:         cfg.XFFNumTrustedHops,
 		cookieName:   cfg.CookieName,
 		logger:       s.logger,
@@ -210,14 +212,7 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = up.url.Scheme
 	out.URL.Host = up.url.Host
 	rt.rewritePath(in, out, up.url)
-	switch {
-	case rt.cfg.PreserveHostHeader:
-		out.Host = in.Host
-	case rt.cfg.HostRewrite != "":
-		out.Host = rt.cfg.HostRewrite
-	default:
-		out.Host = "" // the upstream's host
-	}
+	out.Host = rt.upstreamHost(in)
 	// One backing array for the three headers (capacity-limited slices,
 	// so an append elsewhere cannot clobber a neighbour).
 	vals := [...]string{forwardedFor(in, rt.hops), requestScheme(in, rt.hops), in.Host}
@@ -226,6 +221,32 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	h["X-Forwarded-For"] = fwd[0:1:1]
 	h["X-Forwarded-Proto"] = fwd[1:2:2]
 	h["X-Forwarded-Host"] = fwd[2:3:3]
+}
+
+// upstreamHost returns the Host header the upstream gets ("" for the
+// upstream URL's host), by Pomerium's precedence: host_rewrite,
+// host_rewrite_header, host_path_regex_rewrite_pattern,
+// preserve_host_header, else the upstream's own name.
+func (rt *route) upstreamHost(in *http.Request) string {
+	r := rt.cfg
+	switch {
+	case r.HostRewrite != "":
+		return r.HostRewrite
+	case r.HostRewriteHeader != "":
+		// Envoy's host_rewrite_header: an empty or missing header leaves
+		// the client's Host.
+		if v := in.Header.Get(r.HostRewriteHeader); v != "" {
+			return v
+		}
+		return in.Host
+	case r.HostPathRE != nil:
+		// On the normal path the route was matched and authorized on,
+		// without the query, as Envoy's host_rewrite_path_regex.
+		return r.HostPathRE.ReplaceAllString(requestPath(in), rt.hostPathSub)
+	case r.PreserveHostHeader:
+		return in.Host
+	}
+	return ""
 }
 
 // rewritePath applies regex_rewrite or prefix_rewrite and the upstream's

@@ -82,3 +82,36 @@ func TestH2CUpstream(t *testing.T) {
 		t.Errorf("trailer Grpc-Status %q, want 0", got)
 	}
 }
+
+// The upstream's Host by Pomerium's precedence: host_rewrite,
+// host_rewrite_header, host_path_regex_rewrite_pattern,
+// preserve_host_header, else the upstream's name.
+func TestHostRewrites(t *testing.T) {
+	up := newUpstream(t, "app")
+	routes := routeYAML("id: hdr", "from: http://hdr.test", "to: "+up.URL, "host_rewrite_header: X-Upstream-Host") +
+		routeYAML("id: both", "from: http://both.test", "to: "+up.URL, "host_rewrite: fixed.internal", "host_rewrite_header: X-Upstream-Host", "preserve_host_header: true") +
+		routeYAML("id: path", "from: http://path.test", "to: "+up.URL, `host_path_regex_rewrite_pattern: "^/(.+)/.+$"`, `host_path_regex_rewrite_substitution: \1.internal`, "preserve_host_header: true") +
+		routeYAML("id: preserve", "from: http://preserve.test", "to: "+up.URL, "preserve_host_header: true")
+	h := newHarness(t, parseConfig(t, "", routes), newFakeAuthz(allowAll()))
+	for _, tc := range []struct {
+		host, path, header, want string
+	}{
+		{"hdr.test", "/", "svc.internal", "svc.internal"},
+		{"hdr.test", "/", "", "hdr.test"}, // no header: the client's Host stays
+		{"both.test", "/", "svc.internal", "fixed.internal"},
+		{"path.test", "/tenant/x", "", "tenant.internal"},
+		{"path.test", "/tenant//x?q=/a/b", "", "tenant.internal"}, // the normal path, without the query
+		{"preserve.test", "/", "", "preserve.test"},
+	} {
+		var hdr []string
+		if tc.header != "" {
+			hdr = []string{"X-Upstream-Host", tc.header}
+		}
+		if resp, _ := h.get(t, tc.host, tc.path, hdr...); resp.StatusCode != 200 {
+			t.Fatalf("%s%s: %d", tc.host, tc.path, resp.StatusCode)
+		}
+		if got := up.last(t).Host; got != tc.want {
+			t.Errorf("%s%s (header %q): upstream Host %q, want %q", tc.host, tc.path, tc.header, got, tc.want)
+		}
+	}
+}
