@@ -154,6 +154,15 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 			decodeStrict(n, &c, what, errs, lines)
 			return reflect.ValueOf(c)
 		})
+	case []RewriteHeader:
+		return decodeList(val, field, key, errs, func(n *yaml.Node, what string) reflect.Value {
+			var h RewriteHeader
+			decodeStrict(n, &h, what, errs, lines)
+			if h.Header == "" {
+				errs.add(what+".header", n.Line, "required: the response header to rewrite")
+			}
+			return reflect.ValueOf(h)
+		})
 	case *yaml.Node:
 		c := *val
 		field.Set(reflect.ValueOf(&c))

@@ -150,6 +150,9 @@ type Route struct {
 	SetRequestHeaders    StringMap  `yaml:"set_request_headers"`
 	RemoveRequestHeaders StringList `yaml:"remove_request_headers"`
 	SetResponseHeaders   StringMap  `yaml:"set_response_headers"`
+	// RewriteResponseHeaders rewrite the start of response header values
+	// (a Location pointing at the upstream's own name, typically).
+	RewriteResponseHeaders []RewriteHeader `yaml:"rewrite_response_headers"`
 
 	AllowWebsockets bool      `yaml:"allow_websockets"`
 	AllowSPDY       bool      `yaml:"allow_spdy"`
@@ -195,6 +198,18 @@ type Route struct {
 // Where names the route in messages and for Config.Line: "routes[2]", or
 // "policy[0]" for a route of the top-level policy list.
 func (r *Route) Where() string { return r.where }
+
+// RewriteHeader is one entry of rewrite_response_headers: when the
+// response header's value starts with Prefix, that prefix is replaced by
+// Value (an empty Prefix puts Value in front).
+type RewriteHeader struct {
+	// Header is the response header's name. Required.
+	Header string `yaml:"header"`
+	// Prefix is what the value must start with.
+	Prefix string `yaml:"prefix"`
+	// Value replaces Prefix.
+	Value string `yaml:"value"`
+}
 
 // WeightedURL is one upstream of a route's `to` ("http://a:80,3" has weight 3).
 // An h2c:// upstream is kept with its scheme; see Route.H2C.

@@ -272,7 +272,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "regex_rewrite_substitution", Support: Implemented},
 	{Route: true, Name: "remove_request_headers", Support: Implemented},
 	{Route: true, Name: "response", Support: Refused, Note: whyPending},
-	{Route: true, Name: "rewrite_response_headers", Support: Refused, Note: whyPending},
+	{Route: true, Name: "rewrite_response_headers", Support: Implemented, Note: "header, prefix, value: a value starting with prefix gets value instead of it"},
 	{Route: true, Name: "set_request_headers", Support: Implemented, Note: "with Pomerium's ${pomerium.*} values"},
 	{Route: true, Name: "set_response_headers", Support: Implemented},
 	{Route: true, Name: "show_error_details", Support: Refused, Note: whyPending},

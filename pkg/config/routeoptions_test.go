@@ -38,3 +38,12 @@ func TestHostPathRegexRewritePatternChecked(t *testing.T) {
 	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nhost_path_regex_rewrite_pattern: '('",
 		"host_path_regex_rewrite_pattern: not a valid regular expression")
 }
+
+func TestRewriteResponseHeadersChecked(t *testing.T) {
+	r, err := parseRoute(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nrewrite_response_headers: [{header: Location, prefix: 'http://a/', value: 'https://b/'}]")
+	if err != nil || len(r.RewriteResponseHeaders) != 1 || r.RewriteResponseHeaders[0].Value != "https://b/" {
+		t.Fatalf("%v %+v", err, r)
+	}
+	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nrewrite_response_headers: [{prefix: x}]", "rewrite_response_headers[0].header: required")
+	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nrewrite_response_headers: [{header: a, prefx: x}]", "prefx: unknown option")
+}

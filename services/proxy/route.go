@@ -311,10 +311,29 @@ func (rt *route) modifyResponse(resp *http.Response) error {
 	for _, kv := range hs {
 		setHeader(resp.Header, kv.key, kv.value)
 	}
+	rt.rewriteResponseHeaders(resp.Header)
 	if rt.idleTimeout > 0 && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, rt.idleTimeout)
 	}
 	return nil
+}
+
+// rewriteResponseHeaders applies rewrite_response_headers to a response
+// on its way to the client: a header whose value starts with an entry's
+// prefix gets the entry's value in place of the prefix (several values
+// are read as one, comma-joined, as Envoy's Lua filter reads them).
+func (rt *route) rewriteResponseHeaders(h http.Header) {
+	for _, rw := range rt.cfg.RewriteResponseHeaders {
+		key := textproto.CanonicalMIMEHeaderKey(rw.Header)
+		vs := h[key]
+		if len(vs) == 0 {
+			continue
+		}
+		v := strings.Join(vs, ",")
+		if rest, ok := strings.CutPrefix(v, rw.Prefix); ok {
+			h[key] = []string{rw.Value + rest}
+		}
+	}
 }
 
 // errorHandler turns a failed upstream exchange into a 502 or 504 page.

@@ -115,3 +115,32 @@ func TestHostRewrites(t *testing.T) {
 		}
 	}
 }
+
+// rewrite_response_headers: a value starting with prefix gets value in
+// its place; other values and headers pass unchanged.
+func TestRewriteResponseHeaders(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://backend:8080"+r.URL.Path)
+		w.Header().Set("Link", "<http://backend:8080/style.css>")
+		w.Header().Set("X-Other", "http://backend:8080/")
+		w.WriteHeader(http.StatusFound)
+	}))
+	t.Cleanup(up.Close)
+	routes := routeYAML("id: rw", "from: http://rw.test", "to: "+up.URL,
+		`rewrite_response_headers: [{header: location, prefix: "http://backend:8080/", value: "https://rw.test/app/"}, {header: Link, prefix: "", value: "x"}]`)
+	h := newHarness(t, parseConfig(t, "", routes), newFakeAuthz(allowAll()))
+	resp, _ := h.get(t, "rw.test", "/one")
+	if got := resp.Header.Get("Location"); got != "https://rw.test/app/one" {
+		t.Errorf("Location %q", got)
+	}
+	if got := resp.Header.Get("Link"); got != "x<http://backend:8080/style.css>" {
+		t.Errorf("Link %q", got)
+	}
+	if got := resp.Header.Get("X-Other"); got != "http://backend:8080/" {
+		t.Errorf("X-Other %q", got)
+	}
+	resp, _ = h.get(t, "rw.test", "/")
+	if got := resp.Header.Get("Location"); got != "https://rw.test/app/" {
+		t.Errorf("Location %q", got)
+	}
+}
