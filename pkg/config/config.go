@@ -537,8 +537,21 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 	} else {
 		r.FromURL = u
 	}
-	if len(r.To) == 0 {
-		errs.add(key("to"), line("to"), "required: the upstream URL (or a list of them)")
+	switch {
+	case r.Redirect != nil:
+		c.validateRedirect(errs, r.Redirect, key, line)
+		if len(r.To) > 0 || r.Response != nil {
+			c.warnings = append(c.warnings, fmt.Sprintf("line %d: %s: has redirect and also to or response; redirect wins, as in Pomerium", line("redirect"), where))
+		}
+	case r.Response != nil:
+		if r.Response.Status < 200 || r.Response.Status > 599 {
+			errs.add(key("response.status"), line("response"), fmt.Sprintf("expected an HTTP status from 200 to 599, got %d", r.Response.Status))
+		}
+		if len(r.To) > 0 {
+			c.warnings = append(c.warnings, fmt.Sprintf("line %d: %s: has response and also to; response wins, as in Pomerium", line("response"), where))
+		}
+	case len(r.To) == 0:
+		errs.add(key("to"), line("to"), "required: the upstream URL (or a list of them), or a redirect or response")
 	}
 	for _, t := range r.To {
 		raw, weight := t, 1
@@ -620,6 +633,29 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 	}
 	c.validatePolicy(errs, i, r, key, line)
+}
+
+// validateRedirect checks a route's redirect as Pomerium does.
+func (c *Config) validateRedirect(errs *Errors, rr *RouteRedirect, key func(string) string, line func(string) int) {
+	if rr.ResponseCode != nil {
+		switch *rr.ResponseCode {
+		case 301, 302, 303, 307, 308:
+		default:
+			errs.add(key("redirect.response_code"), line("redirect"), fmt.Sprintf("unsupported redirect response code %d (supported values: 301, 302, 303, 307, 308)", *rr.ResponseCode))
+		}
+	}
+	if rr.PortRedirect != nil && (*rr.PortRedirect == 0 || *rr.PortRedirect > 65535) {
+		errs.add(key("redirect.port_redirect"), line("redirect"), fmt.Sprintf("expected a port from 1 to 65535, got %d", *rr.PortRedirect))
+	}
+	if rr.SchemeRedirect != nil && *rr.SchemeRedirect != "http" && *rr.SchemeRedirect != "https" {
+		errs.add(key("redirect.scheme_redirect"), line("redirect"), fmt.Sprintf("expected http or https, got %q", *rr.SchemeRedirect))
+	}
+	if rr.PathRedirect != nil && !strings.HasPrefix(*rr.PathRedirect, "/") {
+		errs.add(key("redirect.path_redirect"), line("redirect"), fmt.Sprintf("must start with /, got %q", *rr.PathRedirect))
+	}
+	if rr.HostRedirect != nil && (*rr.HostRedirect == "" || strings.ContainsAny(*rr.HostRedirect, "/?#@ ")) {
+		errs.add(key("redirect.host_redirect"), line("redirect"), fmt.Sprintf("expected a host name (with an optional port), got %q", *rr.HostRedirect))
+	}
 }
 
 // H2C reports whether the route's upstreams are h2c:// (HTTP/2 without

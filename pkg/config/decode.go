@@ -163,6 +163,16 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 			}
 			return reflect.ValueOf(h)
 		})
+	case *RouteRedirect:
+		var rr RouteRedirect
+		decodeStrict(val, &rr, key, errs, lines)
+		field.Set(reflect.ValueOf(&rr))
+		return nil
+	case *DirectResponse:
+		var dr DirectResponse
+		decodeStrict(val, &dr, key, errs, lines)
+		field.Set(reflect.ValueOf(&dr))
+		return nil
 	case *yaml.Node:
 		c := *val
 		field.Set(reflect.ValueOf(&c))

@@ -127,9 +127,15 @@ type Route struct {
 	LogoURL     string     `yaml:"logo_url"`
 	From        string     `yaml:"from"`
 	To          StringList `yaml:"to"`
-	Prefix      string     `yaml:"prefix"`
-	Path        string     `yaml:"path"`
-	Regex       string     `yaml:"regex"`
+	// Redirect answers every request of the route with a redirect, and
+	// Response with a fixed response, instead of going to an upstream
+	// (after the route's policy, as in Pomerium). A route has one of to,
+	// redirect and response.
+	Redirect *RouteRedirect  `yaml:"redirect"`
+	Response *DirectResponse `yaml:"response"`
+	Prefix   string          `yaml:"prefix"`
+	Path     string          `yaml:"path"`
+	Regex    string          `yaml:"regex"`
 
 	PrefixRewrite            string `yaml:"prefix_rewrite"`
 	RegexRewritePattern      string `yaml:"regex_rewrite_pattern"`
@@ -198,6 +204,38 @@ type Route struct {
 // Where names the route in messages and for Config.Line: "routes[2]", or
 // "policy[0]" for a route of the top-level policy list.
 func (r *Route) Where() string { return r.where }
+
+// RouteRedirect is a route's redirect: Envoy's redirect action under
+// Pomerium's names. Unset fields keep that part of the request's URL.
+type RouteRedirect struct {
+	// HTTPSRedirect sends to https (it wins over SchemeRedirect).
+	HTTPSRedirect *bool `yaml:"https_redirect"`
+	// SchemeRedirect is the new scheme.
+	SchemeRedirect *string `yaml:"scheme_redirect"`
+	// HostRedirect is the new host (with a port, if it has one).
+	HostRedirect *string `yaml:"host_redirect"`
+	// PortRedirect is the new port.
+	PortRedirect *uint32 `yaml:"port_redirect"`
+	// PathRedirect is the new path (a query in it replaces the request's).
+	// It wins over PrefixRewrite.
+	PathRedirect *string `yaml:"path_redirect"`
+	// PrefixRewrite replaces the part of the path the route matched
+	// (prefix, or path; "/" for a route matching every path).
+	PrefixRewrite *string `yaml:"prefix_rewrite"`
+	// ResponseCode is 301 (the default), 302, 303, 307 or 308.
+	ResponseCode *int32 `yaml:"response_code"`
+	// StripQuery drops the request's query.
+	StripQuery *bool `yaml:"strip_query"`
+}
+
+// DirectResponse is a route's fixed response.
+type DirectResponse struct {
+	// Status is the HTTP status, 200 to 599.
+	Status int `yaml:"status"`
+	// Body is the response body (text/plain unless set_response_headers
+	// says otherwise).
+	Body string `yaml:"body"`
+}
 
 // RewriteHeader is one entry of rewrite_response_headers: when the
 // response header's value starts with Prefix, that prefix is replaced by

@@ -47,3 +47,28 @@ func TestRewriteResponseHeadersChecked(t *testing.T) {
 	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nrewrite_response_headers: [{prefix: x}]", "rewrite_response_headers[0].header: required")
 	wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nrewrite_response_headers: [{header: a, prefx: x}]", "prefx: unknown option")
 }
+
+// A route has to, redirect or response; redirect and response are
+// checked as Pomerium checks them.
+func TestRedirectAndResponseRoutes(t *testing.T) {
+	r, err := parseRoute(t, "from: http://a.localhost\nallow_any_authenticated_user: true\nredirect: {https_redirect: true, response_code: 308}")
+	if err != nil || r.Redirect == nil || *r.Redirect.ResponseCode != 308 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	r, err = parseRoute(t, "from: http://a.localhost\nallow_any_authenticated_user: true\nresponse: {status: 200, body: ok}")
+	if err != nil || r.Response == nil || r.Response.Body != "ok" {
+		t.Fatalf("%v %+v", err, r)
+	}
+	const head = "from: http://a.localhost\nallow_any_authenticated_user: true\n"
+	wantRouteError(t, head, "to: required: the upstream URL (or a list of them), or a redirect or response")
+	wantRouteError(t, head+"redirect: {response_code: 200}", "unsupported redirect response code 200")
+	wantRouteError(t, head+"redirect: {port_redirect: 70000}", "redirect.port_redirect")
+	wantRouteError(t, head+"redirect: {scheme_redirect: ftp}", "redirect.scheme_redirect")
+	wantRouteError(t, head+"redirect: {path_redirect: x}", "redirect.path_redirect: must start with /")
+	wantRouteError(t, head+"redirect: {https_redirekt: true}", "https_redirekt: unknown option")
+	wantRouteError(t, head+"response: {body: x}", "response.status: expected an HTTP status from 200 to 599")
+	cfg, err := config.Parse([]byte(base().Route(head+"to: http://127.0.0.1:1\nresponse: {status: 200}").YAML()), "config.yaml", nil)
+	if err != nil || !strings.Contains(strings.Join(cfg.Warnings(), "\n"), "response wins") {
+		t.Errorf("to and response: %v", err)
+	}
+}

@@ -168,7 +168,14 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 	claimHeaders := claimHeaderNames(cfg)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		if r.FromURL == nil || len(r.ToURLs) == 0 {
+		if r.FromURL == nil {
+			continue
+		}
+		if r.Redirect != nil || r.Response != nil {
+			st.routes[r] = s.newDirectRoute(cfg, r, claimHeaders)
+			continue
+		}
+		if len(r.ToURLs) == 0 {
 			continue
 		}
 		rt, key, err := s.newRoute(cfg, r, claimHeaders)
@@ -371,7 +378,13 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		}
 	}
 
-	// 5. Forward. The upstream request's headers (authorize's, the
+	// 5. A redirect or a fixed response, once the policy allowed it.
+	if rt.proxy == nil {
+		rt.serveDirect(w, r)
+		return rt.cfg.ID, decisionAllow
+	}
+
+	// 6. Forward. The upstream request's headers (authorize's, the
 	// route's, the strip of the client's) are written in rt.rewrite,
 	// after ReverseProxy removed the hop-by-hop headers.
 	if ok != nil {

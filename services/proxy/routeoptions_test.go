@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
 )
 
@@ -142,5 +144,58 @@ func TestRewriteResponseHeaders(t *testing.T) {
 	resp, _ = h.get(t, "rw.test", "/")
 	if got := resp.Header.Get("Location"); got != "https://rw.test/app/" {
 		t.Errorf("Location %q", got)
+	}
+}
+
+// redirect and response routes answer without an upstream, and only once
+// authorize allowed the request: a denial stays a denial.
+func TestDirectRoutes(t *testing.T) {
+	routes := routeYAML("id: https", "from: http://r.test", "prefix: /old/", `redirect: {https_redirect: true, prefix_rewrite: /new/}`) +
+		routeYAML("id: host", "from: http://r.test", "path: /moved", `redirect: {host_redirect: "other.test", port_redirect: 8443, path_redirect: "/x?from=moved", response_code: 308, strip_query: true}`) +
+		routeYAML("id: strip", "from: http://r.test", "prefix: /strip", `redirect: {strip_query: true, scheme_redirect: https}`) +
+		routeYAML("id: plain", "from: http://r.test", "prefix: /plain", `redirect: {path_redirect: /elsewhere}`) +
+		routeYAML("id: resp", "from: http://resp.test", `response: {status: 418, body: "short and stout"}`, "set_response_headers: {X-Teapot: yes}") +
+		routeYAML("id: json", "from: http://json.test", `response: {status: 200, body: "{}"}`, "set_response_headers: {Content-Type: application/json}")
+	authz := newFakeAuthz(allowAll())
+	h := newHarness(t, parseConfig(t, "", routes), authz)
+
+	for _, tc := range []struct {
+		host, target string
+		status       int
+		location     string
+	}{
+		{"r.test:80", "/old/a/b?q=1", 301, "https://r.test/new/a/b?q=1"},         // the old scheme's default port goes
+		{"r.test:8080", "/old/a//b?q=1", 301, "https://r.test:8080/new/a/b?q=1"}, // the normal path
+		{"r.test", "/moved?q=1", 308, "http://other.test:8443/x?from=moved"},
+		{"r.test", "/strip?q=1&pomerium_jwt=x", 301, "https://r.test/strip"},
+		{"r.test", "/plain?q=1&pomerium_jwt=x", 301, "http://r.test/elsewhere?q=1"}, // no pomerium_* parameter
+	} {
+		resp, _ := h.get(t, tc.host, tc.target)
+		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location {
+			t.Errorf("%s%s: %d %q, want %d %q", tc.host, tc.target, resp.StatusCode, resp.Header.Get("Location"), tc.status, tc.location)
+		}
+		if got := authz.last(t).GetAttributes().GetContextExtensions()[extRouteID]; got == "" {
+			t.Errorf("%s%s: Check without the route id", tc.host, tc.target)
+		}
+	}
+
+	resp, body := h.get(t, "resp.test", "/anything")
+	if resp.StatusCode != 418 || body != "short and stout" || resp.Header.Get("Content-Type") != "text/plain" || resp.Header.Get("X-Teapot") != "yes" {
+		t.Errorf("response route: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = h.get(t, "json.test", "/")
+	if resp.StatusCode != 200 || body != "{}" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("response route with Content-Type: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+
+	// The policy comes first: a denied request gets the denial.
+	authz.set(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		return deniedResponse(403, "denied"), nil
+	})
+	for _, host := range []string{"r.test", "resp.test"} {
+		resp, body := h.get(t, host, "/old/x")
+		if resp.StatusCode != 403 || body != "denied" || resp.Header.Get("Location") != "" {
+			t.Errorf("%s denied: %d %q %q", host, resp.StatusCode, body, resp.Header.Get("Location"))
+		}
 	}
 }
