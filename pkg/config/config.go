@@ -68,6 +68,8 @@ type Config struct {
 	TLSCertificates []tls.Certificate
 	// CAPool trusts certificate_authority in addition to the system roots (nil when unset).
 	CAPool *x509.CertPool
+	// UnderscoreHeaders is headers_with_underscores_action.
+	UnderscoreHeaders UnderscoreAction
 	// PathNormalization is normalize_path, merge_slashes and
 	// path_with_escaped_slashes_action: the rules the proxy and authorize
 	// apply to every request path.
@@ -320,6 +322,7 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}
 	c.validatePathNormalization(errs)
+	c.validateUnderscoreHeaders(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)

@@ -77,6 +77,13 @@ type Options struct {
 	PassIdentityHeaders *bool         `yaml:"pass_identity_headers"`
 	SetResponseHeaders  StringMap     `yaml:"set_response_headers"`
 	XFFNumTrustedHops   int           `yaml:"xff_num_trusted_hops"`
+	// SkipXFFAppend leaves the TCP peer's address out of the
+	// X-Forwarded-For the upstream gets.
+	SkipXFFAppend bool `yaml:"skip_xff_append"`
+	// HeadersWithUnderscoresAction is what the proxy does with a request
+	// header whose name has an underscore: allow (the default), drop_header
+	// or reject_request (400). See UnderscoreHeaders.
+	HeadersWithUnderscoresAction string `yaml:"headers_with_underscores_action"`
 
 	// Request path normalization (Pomerium's names for Envoy's settings;
 	// see pkg/pathnorm and the README). Unset means true, true,

@@ -72,3 +72,20 @@ func TestRedirectAndResponseRoutes(t *testing.T) {
 		t.Errorf("to and response: %v", err)
 	}
 }
+
+func TestHeadersWithUnderscoresActionValues(t *testing.T) {
+	for v, want := range map[string]config.UnderscoreAction{"": config.UnderscoresAllow, "allow": config.UnderscoresAllow,
+		"DROP_HEADER": config.UnderscoresDropHeader, "reject_request": config.UnderscoresRejectRequest} {
+		b := base()
+		if v != "" {
+			b.Set("headers_with_underscores_action", v)
+		}
+		if got := b.Config(t).UnderscoreHeaders; got != want {
+			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
+	_, err := config.Parse([]byte(base().Set("headers_with_underscores_action", "drop").YAML()), "config.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "headers_with_underscores_action: expected allow, drop_header or reject_request") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
@@ -104,4 +105,21 @@ func isIdentityHeader(canonical string, claimHeaders map[string]string) bool {
 	}
 	_, ok := claimHeaders[canonical]
 	return ok
+}
+
+// underscoreHeaders applies headers_with_underscores_action (drop or
+// reject) to a request: it drops every header whose name has an
+// underscore, or answers 400 and returns false when there is one.
+func underscoreHeaders(w http.ResponseWriter, r *http.Request, action config.UnderscoreAction, reqID string) bool {
+	for k := range r.Header {
+		if !strings.Contains(k, "_") {
+			continue
+		}
+		if action == config.UnderscoresRejectRequest {
+			writeError(w, r, http.StatusBadRequest, "Header names with underscores are not accepted.", reqID)
+			return false
+		}
+		delete(r.Header, k)
+	}
+	return true
 }

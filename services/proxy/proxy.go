@@ -92,8 +92,10 @@ type state struct {
 	jwks      http.Handler
 	wellKnown http.Handler
 	hops      int
-	respHTTP  []headerKV // response headers of the proxy's own pages
-	respHTTPS []headerKV
+	// underscores is headers_with_underscores_action.
+	underscores config.UnderscoreAction
+	respHTTP    []headerKV // response headers of the proxy's own pages
+	respHTTPS   []headerKV
 }
 
 // New builds the proxy service from the current configuration and adds it
@@ -163,6 +165,8 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 		table:  routematch.New(cfg.Routes),
 		routes: make(map[*config.Route]*route, len(cfg.Routes)),
 		hops:   cfg.XFFNumTrustedHops,
+
+		underscores: cfg.UnderscoreHeaders,
 	}
 	keep := map[transportKey]bool{}
 	claimHeaders := claimHeaderNames(cfg)
@@ -303,6 +307,10 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // access log.
 func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID string, d decision) {
 	st := s.state.Load()
+	// 1a. headers_with_underscores_action, as Envoy's codec applies it.
+	if st.underscores != config.UnderscoresAllow && !underscoreHeaders(w, r, st.underscores, reqID) {
+		return "", decisionInvalid
+	}
 	// 1b. One normal path for everything below (see normalizeRequestPath).
 	p, refused := normalizeRequestPath(w, r, st.cfg.PathNormalization, reqID)
 	if p == "" {

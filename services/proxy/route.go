@@ -72,8 +72,11 @@ type route struct {
 	hostPathSub string     // host_path_regex_rewrite_substitution, likewise
 	idleTimeout time.Duration
 	hops        int
-	cookieName  string
-	logger      *slog.Logger
+	// skipXFFAppend is skip_xff_append: the peer is not added to
+	// X-Forwarded-For.
+	skipXFFAppend bool
+	cookieName    string
+	logger        *slog.Logger
 }
 
 // Pomerium's default security response headers.
@@ -171,6 +174,8 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		protected:    protectedHeaders(cfg, r),
 		claimHeaders: claimHeaders,
 		upgrades:     routeUpgrades(r),
+
+		skipXFFAppend: cfg.SkipXFFAppend,
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
@@ -215,10 +220,18 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = rt.upstreamHost(in)
 	// One backing array for the three headers (capacity-limited slices,
 	// so an append elsewhere cannot clobber a neighbour).
-	vals := [...]string{forwardedFor(in, rt.hops), requestScheme(in, rt.hops), in.Host}
+	var xff string
+	if rt.skipXFFAppend {
+		_, xff = clientIP(in, rt.hops) // what the trusted proxies wrote, without the peer
+	} else {
+		xff = forwardedFor(in, rt.hops)
+	}
+	vals := [...]string{xff, requestScheme(in, rt.hops), in.Host}
 	fwd := vals[:]
 	h := out.Header
-	h["X-Forwarded-For"] = fwd[0:1:1]
+	if xff != "" {
+		h["X-Forwarded-For"] = fwd[0:1:1]
+	}
 	h["X-Forwarded-Proto"] = fwd[1:2:2]
 	h["X-Forwarded-Host"] = fwd[2:3:3]
 }

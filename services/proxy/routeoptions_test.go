@@ -199,3 +199,72 @@ func TestDirectRoutes(t *testing.T) {
 		}
 	}
 }
+
+// skip_xff_append: the upstream's X-Forwarded-For has what the trusted
+// proxies wrote, without the peer; what the client could forge still goes.
+func TestSkipXFFAppend(t *testing.T) {
+	up := newUpstream(t, "app")
+	route := routeYAML("id: a", "from: http://a.test", "to: "+up.URL)
+	for _, tc := range []struct {
+		extra, xff, want string
+	}{
+		{"skip_xff_append: true", "", ""},
+		{"skip_xff_append: true", "6.6.6.6", ""},
+		{"skip_xff_append: true\nxff_num_trusted_hops: 1", "6.6.6.6, 10.0.0.7", "10.0.0.7"},
+		{"xff_num_trusted_hops: 1", "6.6.6.6, 10.0.0.7", "10.0.0.7, 127.0.0.1"},
+		{"", "6.6.6.6", "127.0.0.1"},
+	} {
+		h := newHarness(t, parseConfig(t, tc.extra, route), newFakeAuthz(allowAll()))
+		var hdr []string
+		if tc.xff != "" {
+			hdr = []string{"X-Forwarded-For", tc.xff}
+		}
+		h.get(t, "a.test", "/", hdr...)
+		if got := up.last(t).Header.Values("X-Forwarded-For"); len(got) > 1 || (len(got) == 1) != (tc.want != "") || (len(got) == 1 && got[0] != tc.want) {
+			t.Errorf("%q, XFF %q: upstream got %q, want %q", tc.extra, tc.xff, got, tc.want)
+		}
+	}
+}
+
+// headers_with_underscores_action: allow passes X_Custom (but never a
+// spelling of a header gatehouse writes), drop_header removes it,
+// reject_request answers 400.
+func TestHeadersWithUnderscoresAction(t *testing.T) {
+	up := newUpstream(t, "app")
+	route := routeYAML("id: a", "from: http://a.test", "to: "+up.URL, "set_request_headers: {X-Role: reader}")
+	authz := newFakeAuthz(allowAll("x-pomerium-jwt-assertion", "jwt"))
+	for _, tc := range []struct {
+		action   string
+		status   int
+		custom   bool // X_Custom reached the upstream
+		checkSee bool // authorize was asked
+	}{
+		{"", 200, true, true},
+		{"headers_with_underscores_action: allow", 200, true, true},
+		{"headers_with_underscores_action: drop_header", 200, false, true},
+		{"headers_with_underscores_action: REJECT_REQUEST", 400, false, false},
+	} {
+		h := newHarness(t, parseConfig(t, tc.action, route), authz)
+		before := authz.calls.Load()
+		resp, _ := h.get(t, "a.test", "/", "X_Custom", "1", "X_Role", "admin", "X_Pomerium_Jwt_Assertion", "forged")
+		if resp.StatusCode != tc.status {
+			t.Errorf("%q: status %d, want %d", tc.action, resp.StatusCode, tc.status)
+			continue
+		}
+		if asked := authz.calls.Load() > before; asked != tc.checkSee {
+			t.Errorf("%q: authorize asked %v", tc.action, asked)
+		}
+		if tc.status != 200 {
+			continue
+		}
+		got := up.last(t).Header
+		if (got.Get("X_Custom") == "1") != tc.custom {
+			t.Errorf("%q: X_Custom at the upstream: %q", tc.action, got.Get("X_Custom"))
+		}
+		for k, vs := range got {
+			if foldEqual(k, "X-Role") && (k != "X-Role" || vs[0] != "reader") || foldEqual(k, "X-Pomerium-Jwt-Assertion") && vs[0] != "jwt" {
+				t.Errorf("%q: upstream got %s: %q", tc.action, k, vs)
+			}
+		}
+	}
+}
