@@ -323,6 +323,7 @@ func (c *Config) validate(errs *Errors) {
 	}
 	c.validatePathNormalization(errs)
 	c.validateUnderscoreHeaders(errs)
+	checkJWTIssuerFormat(errs, "jwt_issuer_format", at("jwt_issuer_format"), o.JWTIssuerFormat)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)
@@ -611,6 +612,7 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 		r.RewriteRE = re
 	}
+	checkJWTIssuerFormat(errs, key("jwt_issuer_format"), line("jwt_issuer_format"), r.JWTIssuerFormat)
 	if r.HostPathRegexRewritePattern != "" {
 		re, err := regexp.Compile(r.HostPathRegexRewritePattern)
 		if err != nil {

@@ -80,6 +80,10 @@ type Options struct {
 	// SkipXFFAppend leaves the TCP peer's address out of the
 	// X-Forwarded-For the upstream gets.
 	SkipXFFAppend bool `yaml:"skip_xff_append"`
+	// JWTIssuerFormat is the identity JWT's iss: hostOnly (the route's
+	// host name, the default) or uri (https://<host>/). A route's own
+	// jwt_issuer_format wins.
+	JWTIssuerFormat string `yaml:"jwt_issuer_format"`
 	// HeadersWithUnderscoresAction is what the proxy does with a request
 	// header whose name has an underscore: allow (the default), drop_header
 	// or reject_request (400). See UnderscoreHeaders.
@@ -160,6 +164,7 @@ type Route struct {
 	HostPathRegexRewriteSubstitution string `yaml:"host_path_regex_rewrite_substitution"`
 
 	PassIdentityHeaders  *bool      `yaml:"pass_identity_headers"`
+	JWTIssuerFormat      string     `yaml:"jwt_issuer_format"`
 	SetRequestHeaders    StringMap  `yaml:"set_request_headers"`
 	RemoveRequestHeaders StringList `yaml:"remove_request_headers"`
 	SetResponseHeaders   StringMap  `yaml:"set_response_headers"`
