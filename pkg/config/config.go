@@ -613,6 +613,9 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		r.RewriteRE = re
 	}
 	checkJWTIssuerFormat(errs, key("jwt_issuer_format"), line("jwt_issuer_format"), r.JWTIssuerFormat)
+	if _, err := parseLBPolicy(r.LoadBalancingPolicy); err != nil {
+		errs.add(key("load_balancing_policy"), line("load_balancing_policy"), err.Error())
+	}
 	if r.HostPathRegexRewritePattern != "" {
 		re, err := regexp.Compile(r.HostPathRegexRewritePattern)
 		if err != nil {

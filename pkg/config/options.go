@@ -177,6 +177,11 @@ type Route struct {
 	Timeout         *Duration `yaml:"timeout"`
 	IdleTimeout     *Duration `yaml:"idle_timeout"`
 
+	// LoadBalancingPolicy picks among the route's upstreams: round_robin
+	// (the default), random, least_request, ring_hash or maglev (see
+	// LBPolicy).
+	LoadBalancingPolicy string `yaml:"load_balancing_policy"`
+
 	TLSSkipVerify     bool   `yaml:"tls_skip_verify"`
 	TLSServerName     string `yaml:"tls_server_name"`
 	TLSCustomCA       string `yaml:"tls_custom_ca"`

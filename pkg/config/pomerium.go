@@ -254,7 +254,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "jwt_issuer_format", Support: Implemented, Note: "wins over the global jwt_issuer_format"},
 	{Route: true, Name: "kubernetes_service_account_token", Support: Refused, Note: whyPending},
 	{Route: true, Name: "kubernetes_service_account_token_file", Support: Refused, Note: whyPending},
-	{Route: true, Name: "load_balancing_policy", Support: Refused, Note: whyPending},
+	{Route: true, Name: "load_balancing_policy", Support: Implemented, Note: "round_robin (default), random, least_request (fewest requests in flight of two random picks), ring_hash and maglev (both consistent hashing of the session, else the client IP); url,weight in to weighs each"},
 	{Route: true, Name: "logo_url", Support: Implemented, Note: "shown on /.pomerium/routes"},
 	{Route: true, Name: "mcp", Support: Refused, Note: whyMCP},
 	{Route: true, Name: "name", Support: Implemented, Note: "shown on /.pomerium/routes"},

@@ -89,3 +89,15 @@ func TestHeadersWithUnderscoresActionValues(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestLoadBalancingPolicyValues(t *testing.T) {
+	const head = "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\n"
+	for v, want := range map[string]config.LBPolicy{"": config.LBRoundRobin, "round_robin": config.LBRoundRobin, "RANDOM": config.LBRandom,
+		"least_request": config.LBLeastRequest, "ring_hash": config.LBRingHash, "maglev": config.LBMaglev} {
+		r, err := parseRoute(t, head+"load_balancing_policy: '"+v+"'")
+		if err != nil || r.LB() != want {
+			t.Errorf("%q: %v %v", v, err, r)
+		}
+	}
+	wantRouteError(t, head+"load_balancing_policy: cluster_provided", "load_balancing_policy: expected round_robin, random, least_request, ring_hash or maglev")
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
 // bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
@@ -164,7 +165,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	}
 	rt := &route{
 		cfg:          r,
-		bal:          newBalancer(r.ToURLs),
+		bal:          newBalancer(r.ToURLs, r.LB()),
 		passIdentity: cfg.PassIdentityHeadersFor(r),
 		rewriteSub:   envoySubstitution(r.RegexRewriteSubstitution),
 		hostPathSub:  envoySubstitution(r.HostPathRegexRewriteSubstitution),
@@ -213,7 +214,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	rt.setUpstreamHeaders(in, out)
-	up := rt.bal.pick()
+	up := rt.bal.pickFor(rt.hashKey(in))
 	out.URL.Scheme = up.url.Scheme
 	out.URL.Host = up.url.Host
 	rt.rewritePath(in, out, up.url)
@@ -234,6 +235,22 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	}
 	h["X-Forwarded-Proto"] = fwd[1:2:2]
 	h["X-Forwarded-Host"] = fwd[2:3:3]
+}
+
+// hashKey is what ring_hash and maglev hash for a request: its session
+// handle (cookie or Authorization), else the client's IP. Other policies
+// hash nothing.
+func (rt *route) hashKey(in *http.Request) string {
+	switch rt.bal.policy {
+	case config.LBRingHash, config.LBMaglev:
+	default:
+		return ""
+	}
+	if tok, _ := sessionhandle.FromHeaders(in.Header.Get("Authorization"), "", strings.Join(in.Header["Cookie"], "; "), rt.cookieName); tok != "" {
+		return tok
+	}
+	ip, _ := clientIP(in, rt.hops)
+	return ip
 }
 
 // upstreamHost returns the Host header the upstream gets ("" for the
@@ -393,6 +410,42 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.bal.policy == config.LBLeastRequest {
+		return t.countActive(req)
+	}
+	return t.roundTrip(req)
+}
+
+// countActive sends req counting it as in flight to its upstream until
+// its response body is closed (least_request reads the count).
+func (t *retryTransport) countActive(req *http.Request) (*http.Response, error) {
+	u := t.bal.byHost(req.URL.Host)
+	if u == nil {
+		return t.roundTrip(req)
+	}
+	u.active.Add(1)
+	resp, err := t.roundTrip(req)
+	if err != nil || resp.Body == nil {
+		u.active.Add(-1)
+		return resp, err
+	}
+	resp.Body = &activeBody{ReadCloser: resp.Body, u: u}
+	return resp, nil
+}
+
+// activeBody ends an upstream's in-flight request when closed.
+type activeBody struct {
+	io.ReadCloser
+	u    *upstream
+	once sync.Once
+}
+
+func (b *activeBody) Close() error {
+	b.once.Do(func() { b.u.active.Add(-1) })
+	return b.ReadCloser.Close()
+}
+
+func (t *retryTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil || len(t.bal.ups) < 2 || !isDialError(err) {
 		return resp, err

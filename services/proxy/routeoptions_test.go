@@ -268,3 +268,81 @@ func TestHeadersWithUnderscoresAction(t *testing.T) {
 		}
 	}
 }
+
+// load_balancing_policy: ring_hash and maglev keep a session on one
+// upstream; random spreads; least_request avoids the busy upstream.
+func TestLoadBalancingPolicy(t *testing.T) {
+	ups := []*recordingUpstream{newUpstream(t, "a"), newUpstream(t, "b"), newUpstream(t, "c")}
+	to := "to: [" + ups[0].URL + ", " + ups[1].URL + ", " + ups[2].URL + "]"
+	routes := routeYAML("id: hash", "from: http://hash.test", to, "load_balancing_policy: ring_hash") +
+		routeYAML("id: maglev", "from: http://maglev.test", to, "load_balancing_policy: MAGLEV") +
+		routeYAML("id: random", "from: http://random.test", to, "load_balancing_policy: random")
+	h := newHarness(t, parseConfig(t, "", routes), newFakeAuthz(allowAll()))
+	served := func(host string, hdr ...string) string {
+		resp, _ := h.get(t, host, "/", hdr...)
+		return resp.Header.Get("X-Upstream")
+	}
+	for _, host := range []string{"hash.test", "maglev.test"} {
+		spread := map[string]bool{}
+		for i := 0; i < 30; i++ {
+			cookie := fmt.Sprintf("_pomerium=session-%d", i)
+			first := served(host, "Cookie", cookie)
+			spread[first] = true
+			for j := 0; j < 3; j++ {
+				if got := served(host, "Cookie", cookie); got != first {
+					t.Fatalf("%s: session %d went to %s, then %s", host, i, first, got)
+				}
+			}
+		}
+		if len(spread) != 3 {
+			t.Errorf("%s: 30 sessions on %d upstreams", host, len(spread))
+		}
+		// No session: the client IP (always 127.0.0.1 here) is hashed.
+		first := served(host)
+		for j := 0; j < 3; j++ {
+			if got := served(host); got != first {
+				t.Errorf("%s without a session: %s then %s", host, first, got)
+			}
+		}
+	}
+	spread := map[string]int{}
+	for i := 0; i < 60; i++ {
+		spread[served("random.test")]++
+	}
+	if len(spread) != 3 {
+		t.Errorf("random: %v", spread)
+	}
+
+	// least_request: while one upstream holds a request, the next go to
+	// the other.
+	release := make(chan struct{})
+	holding := make(chan string, 1)
+	mk := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				holding <- name
+				<-release
+			}
+			w.Header().Set("X-Upstream", name)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	x, y := mk("x"), mk("y")
+	h2 := newHarness(t, parseConfig(t, "", routeYAML("id: lr", "from: http://lr.test", "to: ["+x.URL+", "+y.URL+"]", "load_balancing_policy: least_request")), newFakeAuthz(allowAll()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp := h2.do(t, http.MethodGet, "lr.test", "/hold", nil)
+		resp.Body.Close()
+	}()
+	busy := <-holding
+	for i := 0; i < 10; i++ {
+		resp, _ := h2.get(t, "lr.test", "/")
+		if got := resp.Header.Get("X-Upstream"); got == busy {
+			t.Errorf("request %d went to the busy upstream %s", i, busy)
+		}
+	}
+	close(release)
+	<-done
+}
