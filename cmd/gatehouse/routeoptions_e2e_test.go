@@ -3,9 +3,13 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +53,10 @@ func TestRouteOptionsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a deployment")
 	}
+	tokenFile := filepath.Join(t.TempDir(), "sa-token")
+	if err := os.WriteFile(tokenFile, []byte("service-account-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e := startAllInOne(t, func(b *configtest.Builder, up, port string) {
 		b.Route(`
 			from: http://redirect.localhost
@@ -61,7 +69,18 @@ func TestRouteOptionsEndToEnd(t *testing.T) {
 			Route(`
 			from: http://public.localhost
 			response: {status: 200, body: "public"}
-			allow_public_unauthenticated_access: true`)
+			allow_public_unauthenticated_access: true`).
+			Route(`
+			from: http://k8s.localhost
+			to: ` + up + `
+			kubernetes_service_account_token_file: ` + tokenFile + `
+			allowed_domains: [example.com]`).
+			Route(`
+			from: http://uri.localhost
+			to: ` + up + `
+			jwt_issuer_format: uri
+			pass_identity_headers: true
+			allowed_domains: [example.com]`)
 	})
 	noFollow := e.client()
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -105,6 +124,55 @@ func TestRouteOptionsEndToEnd(t *testing.T) {
 			t.Errorf("alice on the redirect route: %d %q, want 307 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 	})
+
+	alice := e.client()
+	resp := e.signIn(alice, e.url("k8s.localhost", "/api"), "alice@example.com", "Alice", "admins,staff")
+	resp.Body.Close()
+
+	t.Run("kubernetes_service_account_token_file", func(t *testing.T) {
+		got := echo(t, alice, e.url("k8s.localhost", "/api/v1/pods"), http.Header{
+			"Authorization": {"Bearer client-token"}, "Impersonate-Group": {"system:masters"},
+			"Impersonate_Uid": {"0"}, "Impersonate-Extra-Scopes": {"all"}})
+		want := map[string]string{"Authorization": "Bearer service-account-token",
+			"Impersonate-User": "alice@example.com", "Impersonate-Group": "admins,staff"}
+		for k, vs := range got.Header {
+			if lk := strings.ToLower(strings.ReplaceAll(k, "_", "-")); lk == "authorization" || strings.HasPrefix(lk, "impersonate-") {
+				if len(vs) != 1 || want[k] != vs[0] {
+					t.Errorf("upstream got %s: %q", k, vs)
+				}
+				delete(want, k)
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("upstream lacks %v", want)
+		}
+	})
+
+	t.Run("jwt_issuer_format uri", func(t *testing.T) {
+		got := echo(t, alice, e.url("uri.localhost", "/"), nil)
+		claims := jwtClaims(t, got.Header.Get("X-Pomerium-Jwt-Assertion"))
+		if claims["iss"] != "https://uri.localhost/" || claims["aud"] != "uri.localhost" {
+			t.Errorf("iss %v aud %v", claims["iss"], claims["aud"])
+		}
+	})
+}
+
+// jwtClaims returns the claims of a compact JWS, unverified.
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // sameHost reports whether the URL u names host (any port).

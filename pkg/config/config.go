@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -613,6 +614,15 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		r.RewriteRE = re
 	}
 	checkJWTIssuerFormat(errs, key("jwt_issuer_format"), line("jwt_issuer_format"), r.JWTIssuerFormat)
+	switch {
+	case r.KubernetesServiceAccountToken != "" && r.KubernetesServiceAccountTokenFile != "":
+		errs.add(key("kubernetes_service_account_token"), line("kubernetes_service_account_token"),
+			"set kubernetes_service_account_token or kubernetes_service_account_token_file, not both")
+	case r.KubernetesServiceAccountTokenFile != "":
+		if _, err := os.ReadFile(r.KubernetesServiceAccountTokenFile); err != nil {
+			errs.add(key("kubernetes_service_account_token_file"), line("kubernetes_service_account_token_file"), fmt.Sprintf("cannot read file: %v", err))
+		}
+	}
 	if _, err := parseLBPolicy(r.LoadBalancingPolicy); err != nil {
 		errs.add(key("load_balancing_policy"), line("load_balancing_policy"), err.Error())
 	}
@@ -664,6 +674,12 @@ func (c *Config) validateRedirect(errs *Errors, rr *RouteRedirect, key func(stri
 	if rr.HostRedirect != nil && (*rr.HostRedirect == "" || strings.ContainsAny(*rr.HostRedirect, "/?#@ ")) {
 		errs.add(key("redirect.host_redirect"), line("redirect"), fmt.Sprintf("expected a host name (with an optional port), got %q", *rr.HostRedirect))
 	}
+}
+
+// IsForKubernetes reports whether the route sends a Kubernetes service
+// account token upstream (kubernetes_service_account_token or _file).
+func (r *Route) IsForKubernetes() bool {
+	return r.KubernetesServiceAccountToken != "" || r.KubernetesServiceAccountTokenFile != ""
 }
 
 // H2C reports whether the route's upstreams are h2c:// (HTTP/2 without

@@ -177,6 +177,13 @@ type Route struct {
 	Timeout         *Duration `yaml:"timeout"`
 	IdleTimeout     *Duration `yaml:"idle_timeout"`
 
+	// KubernetesServiceAccountToken (or the file that holds it, read
+	// again as it rotates) makes the route a Kubernetes API route: the
+	// upstream gets Authorization: Bearer <token> instead of the
+	// client's, and Impersonate-User/-Group naming the signed-in user.
+	KubernetesServiceAccountToken     string `yaml:"kubernetes_service_account_token"`
+	KubernetesServiceAccountTokenFile string `yaml:"kubernetes_service_account_token_file"`
+
 	// LoadBalancingPolicy picks among the route's upstreams: round_robin
 	// (the default), random, least_request, ring_hash or maglev (see
 	// LBPolicy).

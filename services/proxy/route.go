@@ -73,6 +73,9 @@ type route struct {
 	hostPathSub string     // host_path_regex_rewrite_substitution, likewise
 	idleTimeout time.Duration
 	hops        int
+	// kubernetes marks a Kubernetes API route (its Impersonate-* headers
+	// come from authorize only).
+	kubernetes bool
 	// skipXFFAppend is skip_xff_append: the peer is not added to
 	// X-Forwarded-For.
 	skipXFFAppend bool
@@ -177,6 +180,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		upgrades:     routeUpgrades(r),
 
 		skipXFFAppend: cfg.SkipXFFAppend,
+		kubernetes:    r.IsForKubernetes(),
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()

@@ -346,3 +346,44 @@ func TestLoadBalancingPolicy(t *testing.T) {
 	close(release)
 	<-done
 }
+
+// On a Kubernetes API route the upstream gets authorize's Authorization
+// and Impersonate-* headers only: a client's, in any spelling, never pass
+// (they would act as anyone with the service account's rights), even when
+// authorize writes none; websockets and SPDY tunnel.
+func TestKubernetesRouteHeaders(t *testing.T) {
+	up := newUpstream(t, "k8s")
+	routes := routeYAML("id: k8s", "from: http://k8s.test", "to: "+up.URL, "kubernetes_service_account_token: sa-token")
+	authz := newFakeAuthz(allowAll("authorization", "Bearer sa-token", "impersonate-user", "alice@example.com"))
+	h := newHarness(t, parseConfig(t, "", routes), authz)
+	forged := []string{"Authorization", "Bearer client-token", "Impersonate-Group", "system:masters",
+		"Impersonate_Uid", "0", "impersonate-extra-scopes", "all", "IMPERSONATE-USER", "admin"}
+	if resp, _ := h.get(t, "k8s.test", "/api", forged...); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := up.last(t).Header
+	want := http.Header{"Authorization": {"Bearer sa-token"}, "Impersonate-User": {"alice@example.com"}}
+	for k, vs := range got {
+		if isImpersonateHeader(k) || foldEqual(k, "Authorization") {
+			if fmt.Sprint(want[k]) != fmt.Sprint(vs) {
+				t.Errorf("upstream got %s: %q", k, vs)
+			}
+		}
+	}
+	for k := range want {
+		if got.Get(k) == "" {
+			t.Errorf("upstream lacks %s", k)
+		}
+	}
+	// No token from authorize (an unreadable file): no Authorization at all.
+	authz.set(allowAll())
+	h.get(t, "k8s.test", "/api", forged...)
+	for k := range up.last(t).Header {
+		if isImpersonateHeader(k) || foldEqual(k, "Authorization") {
+			t.Errorf("upstream got the client's %s", k)
+		}
+	}
+	if rt := h.svc.state.Load().routes[&h.src.Current().Routes[0]]; len(rt.upgrades) != 2 {
+		t.Errorf("upgrades %v, want websocket and spdy", rt.upgrades)
+	}
+}

@@ -149,7 +149,22 @@ func protectedHeaders(cfg *config.Config, r *config.Route) headerSet {
 	for k := range r.SetRequestHeaders {
 		names = append(names, k)
 	}
+	if r.IsForKubernetes() {
+		// authorize writes the service account's token; the client's
+		// credential for the Kubernetes API never passes.
+		names = append(names, "Authorization")
+	}
 	return newHeaderSet(names...)
+}
+
+// isImpersonateHeader reports whether name is one of Kubernetes'
+// impersonation headers (Impersonate-User, -Group, -Uid, -Extra-*), in
+// any case and with '_' for '-'. On a Kubernetes API route only
+// authorize's Impersonate-User and -Group may reach the upstream: a
+// client's would act as anyone with the service account's rights.
+func isImpersonateHeader(name string) bool {
+	const prefix = "impersonate-"
+	return len(name) >= len(prefix) && foldEqual(name[:len(prefix)], prefix)
 }
 
 // isGatehouseHeader reports whether a client-sent header carries a name
@@ -193,6 +208,13 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	h := out.Header
 	rid := h[headerRequestID] // ReverseProxy's copy of the id serve chose, unless Connection named it
 	stripGatehouseHeaders(h, &rt.protected)
+	if rt.kubernetes {
+		for k := range h {
+			if isImpersonateHeader(k) {
+				delete(h, k)
+			}
+		}
+	}
 	sessionhandle.StripCredentials(h, rt.cookieName)
 	// serve already took the reserved pomerium_* parameters out of the
 	// query; this is the last line before the upstream.
