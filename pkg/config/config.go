@@ -325,6 +325,7 @@ func (c *Config) validate(errs *Errors) {
 	c.validatePathNormalization(errs)
 	c.validateUnderscoreHeaders(errs)
 	checkJWTIssuerFormat(errs, "jwt_issuer_format", at("jwt_issuer_format"), o.JWTIssuerFormat)
+	checkBearerTokenFormat(errs, "bearer_token_format", at("bearer_token_format"), o.BearerTokenFormat)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)
@@ -614,6 +615,7 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		r.RewriteRE = re
 	}
 	checkJWTIssuerFormat(errs, key("jwt_issuer_format"), line("jwt_issuer_format"), r.JWTIssuerFormat)
+	checkBearerTokenFormat(errs, key("bearer_token_format"), line("bearer_token_format"), r.BearerTokenFormat)
 	switch {
 	case r.KubernetesServiceAccountToken != "" && r.KubernetesServiceAccountTokenFile != "":
 		errs.add(key("kubernetes_service_account_token"), line("kubernetes_service_account_token"),

@@ -80,6 +80,11 @@ type Options struct {
 	// SkipXFFAppend leaves the TCP peer's address out of the
 	// X-Forwarded-For the upstream gets.
 	SkipXFFAppend bool `yaml:"skip_xff_append"`
+	// BearerTokenFormat is how Authorization: Bearer is read: default (the
+	// only value gatehouse accepts) passes a plain bearer token to the
+	// upstream uninterpreted and reads "Bearer Pomerium-<handle>" as the
+	// session. A route's own bearer_token_format wins.
+	BearerTokenFormat string `yaml:"bearer_token_format"`
 	// JWTIssuerFormat is the identity JWT's iss: hostOnly (the route's
 	// host name, the default) or uri (https://<host>/). A route's own
 	// jwt_issuer_format wins.
@@ -165,6 +170,7 @@ type Route struct {
 
 	PassIdentityHeaders  *bool      `yaml:"pass_identity_headers"`
 	JWTIssuerFormat      string     `yaml:"jwt_issuer_format"`
+	BearerTokenFormat    string     `yaml:"bearer_token_format"`
 	SetRequestHeaders    StringMap  `yaml:"set_request_headers"`
 	RemoveRequestHeaders StringList `yaml:"remove_request_headers"`
 	SetResponseHeaders   StringMap  `yaml:"set_response_headers"`

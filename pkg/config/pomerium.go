@@ -61,7 +61,6 @@ const (
 	whyGCP         = "Google Cloud serverless authentication is not implemented"
 	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
 	whyPending     = "not implemented yet"
-	whyIdPBearer   = "gatehouse accepts only its own session handles as bearer tokens (bearer_token_format: default)"
 	whyMultiIdP    = "gatehouse signs everyone in with the one identity provider client of idp_client_id"
 )
 
@@ -89,7 +88,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "autocert_trusted_ca", Support: Refused, Note: whyAutocert},
 	{Name: "autocert_trusted_ca_file", Support: Refused, Note: whyAutocert},
 	{Name: "autocert_use_staging", Support: Refused, Note: whyAutocert},
-	{Name: "bearer_token_format", Support: Refused, Note: whyPending},
+	{Name: "bearer_token_format", Support: Implemented, Note: "default: a plain bearer token passes to the upstream uninterpreted, Bearer Pomerium-<handle> is the session; idp_access_token and idp_identity_token are refused (authorize does not verify IdP tokens)"},
 	{Name: "certificate", Support: Implemented},
 	{Name: "certificate_authority", Support: Implemented},
 	{Name: "certificate_authority_file", Support: Implemented},
@@ -232,7 +231,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "allowed_domains", Support: Implemented},
 	{Route: true, Name: "allowed_idp_claims", Support: Implemented},
 	{Route: true, Name: "allowed_users", Support: Implemented},
-	{Route: true, Name: "bearer_token_format", Support: Refused, Note: whyPending},
+	{Route: true, Name: "bearer_token_format", Support: Implemented, Note: "default only, as the global option"},
 	{Route: true, Name: "circuit_breaker_thresholds", Support: Ignored, Note: whyCluster},
 	{Route: true, Name: "cors_allow_preflight", Support: Implemented},
 	{Route: true, Name: "depends_on", Support: Ignored, Note: "Pomerium signs the user in to these hosts with the route; gatehouse signs in to each host on its first visit"},

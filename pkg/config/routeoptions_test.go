@@ -101,3 +101,27 @@ func TestLoadBalancingPolicyValues(t *testing.T) {
 	}
 	wantRouteError(t, head+"load_balancing_policy: cluster_provided", "load_balancing_policy: expected round_robin, random, least_request, ring_hash or maglev")
 }
+
+// bearer_token_format: default is Pomerium's meaning (and gatehouse's);
+// the IdP-token forms are refused with the reason, globally and per route.
+func TestBearerTokenFormat(t *testing.T) {
+	for _, v := range []string{"default"} {
+		if _, err := config.Parse([]byte(base().Set("bearer_token_format", v).YAML()), "config.yaml", nil); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+		if _, err := parseRoute(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nbearer_token_format: "+v); err != nil {
+			t.Errorf("route %s: %v", v, err)
+		}
+	}
+	for _, v := range []string{"idp_access_token", "idp_identity_token"} {
+		_, err := config.Parse([]byte(base().Set("bearer_token_format", v).YAML()), "config.yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), "bearer_token_format: "+v+" is refused: gatehouse accepts only its own session handles") {
+			t.Errorf("%s: %v", v, err)
+		}
+		wantRouteError(t, "from: http://a.localhost\nto: http://127.0.0.1:1\nallow_any_authenticated_user: true\nbearer_token_format: "+v, "is refused")
+	}
+	_, err := config.Parse([]byte(base().Set("bearer_token_format", "opaque").YAML()), "config.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), `expected default, idp_access_token or idp_identity_token, got "opaque"`) {
+		t.Errorf("opaque: %v", err)
+	}
+}
