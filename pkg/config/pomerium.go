@@ -339,7 +339,7 @@ var pomeriumEndpoints = []PomeriumEndpoint{
 	{"/.well-known/pomerium/jwks.json", Implemented, "on every route host and the authenticate host"},
 	{"/ping, /healthz", Implemented, "on every host"},
 	{"/robots.txt", Implemented, "disallows every crawler on every route host, as Pomerium does"},
-	{"X-Pomerium-Jwt-Assertion-For", Refused, "not implemented yet: an identity JWT a client sends (X-Pomerium-Jwt-Assertion) is removed, never passed upstream under any name"},
+	{"X-Pomerium-Jwt-Assertion-For", Implemented, "the identity JWT a request carries (X-Pomerium-Jwt-Assertion-For, else X-Pomerium-Jwt-Assertion) is passed on under this name on routes with pass_identity_headers, only when this deployment signed it and it has not expired; anything else is removed"},
 	{"/.pomerium/webauthn, /.pomerium/device-enrolled", Refused, "device identity (WebAuthn) is not implemented"},
 }
 

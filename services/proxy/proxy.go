@@ -90,6 +90,7 @@ type state struct {
 	routes    map[*config.Route]*route
 	cipher    *cryptutil.Cipher
 	jwks      http.Handler
+	keys      *signingkey.KeySet // verifies X-Pomerium-Jwt-Assertion-For
 	wellKnown http.Handler
 	hops      int
 	// underscores is headers_with_underscores_action.
@@ -202,6 +203,7 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 			return nil, fmt.Errorf("proxy: signing key: %w", err)
 		}
 		st.jwks = ks.JWKSHandler()
+		st.keys = ks
 	}
 	if cfg.AuthenticateURLParsed != nil {
 		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
@@ -268,12 +270,13 @@ var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// 1. Header safety before anything else.
+	assertion := incomingAssertion(r.Header)
 	credential := stripPomeriumHeaders(r.Header)
 	reqID := requestID(r.Header)
 
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
-	routeID, d := s.serve(rec, r, credential, reqID)
+	routeID, d := s.serve(rec, r, credential, assertion, reqID)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
@@ -305,7 +308,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve handles one request and returns the route id and decision for the
 // access log.
-func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID string, d decision) {
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, assertion, reqID string) (routeID string, d decision) {
 	st := s.state.Load()
 	// 1a. headers_with_underscores_action, as Envoy's codec applies it.
 	if st.underscores != config.UnderscoresAllow && !underscoreHeaders(w, r, st.underscores, reqID) {
@@ -397,6 +400,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	// after ReverseProxy removed the hop-by-hop headers.
 	if ok != nil {
 		r = withOK(r, ok)
+	}
+	if assertion != "" && rt.passIdentity && st.keys != nil && st.keys.Verify(assertion, s.now()) == nil {
+		// Pomerium's X-Pomerium-Jwt-Assertion-For, for a service that
+		// calls another on its user's behalf; only an identity JWT this
+		// deployment signed, unexpired, is passed on.
+		r = withAssertionFor(r, assertion)
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, decisionAllow

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/gatehouse/gatehouse/pkg/devcerts"
+	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
 
 // tls_upstream_server_name is the name sent and verified for an https
@@ -385,5 +387,62 @@ func TestKubernetesRouteHeaders(t *testing.T) {
 	}
 	if rt := h.svc.state.Load().routes[&h.src.Current().Routes[0]]; len(rt.upgrades) != 2 {
 		t.Errorf("upgrades %v, want websocket and spdy", rt.upgrades)
+	}
+}
+
+// X-Pomerium-Jwt-Assertion-For: the identity JWT a service received and
+// passes on (as X-Pomerium-Jwt-Assertion, or -For) reaches the next
+// upstream under that name only when this deployment signed it and it
+// has not expired, on a route that passes identity headers.
+func TestJWTAssertionFor(t *testing.T) {
+	up := newUpstream(t, "b")
+	routes := routeYAML("id: b", "from: http://b.test", "to: "+up.URL, "pass_identity_headers: true") +
+		routeYAML("id: noid", "from: http://noid.test", "to: "+up.URL, "pass_identity_headers: false")
+	cfg := parseConfig(t, "", routes)
+	h := newHarness(t, cfg, newFakeAuthz(allowAll("x-pomerium-jwt-assertion", "fresh-jwt-for-b")))
+	keys, err := cfg.KeySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(ks *signingkey.KeySet, at time.Time) string {
+		c := &signingkey.IdentityClaims{Issuer: "a.test", Audience: "a.test", Subject: "alice"}
+		c.SetTimes(at)
+		tok, err := ks.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	ours := sign(keys, time.Now())
+	otherKeys, _ := signingkey.Derive([]byte("another deployment's secret....."))
+	for _, tc := range []struct {
+		name, host string
+		hdr        []string
+		want       string
+	}{
+		{"passed on as the assertion", "b.test", []string{"X-Pomerium-Jwt-Assertion", ours}, ours},
+		{"passed on as -For", "b.test", []string{"X-Pomerium-Jwt-Assertion-For", ours, "X-Pomerium-Jwt-Assertion", "x"}, ours},
+		{"another deployment's", "b.test", []string{"X-Pomerium-Jwt-Assertion", sign(otherKeys, time.Now())}, ""},
+		{"expired", "b.test", []string{"X-Pomerium-Jwt-Assertion-For", sign(keys, time.Now().Add(-time.Hour))}, ""},
+		{"forged", "b.test", []string{"X-Pomerium-Jwt-Assertion-For", testJWT(map[string]any{"sub": "admin", "exp": 9999999999})}, ""},
+		{"underscore spelling", "b.test", []string{"X_Pomerium_Jwt_Assertion_For", ours}, ""},
+		{"route without identity headers", "noid.test", []string{"X-Pomerium-Jwt-Assertion", ours}, ""},
+	} {
+		if resp, _ := h.get(t, tc.host, "/", tc.hdr...); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", tc.name, resp.StatusCode)
+		}
+		got := up.last(t).Header
+		var vals []string
+		for k, vs := range got {
+			if foldEqual(k, headerJWTAssertionFor) {
+				vals = append(vals, vs...)
+			}
+		}
+		if (tc.want == "" && len(vals) != 0) || (tc.want != "" && (len(vals) != 1 || vals[0] != tc.want)) {
+			t.Errorf("%s: upstream got X-Pomerium-Jwt-Assertion-For %q", tc.name, vals)
+		}
+		if tc.host == "b.test" && got.Get("X-Pomerium-Jwt-Assertion") != "fresh-jwt-for-b" {
+			t.Errorf("%s: assertion %q", tc.name, got.Get("X-Pomerium-Jwt-Assertion"))
+		}
 	}
 }

@@ -26,6 +26,8 @@ import (
 //     filter does, and the pomerium_jwt query parameter);
 //  3. X-Request-Id is set (the client's when sane, see requestID);
 //  4. authorize's headers are set, then its headers_to_remove removed;
+//     X-Pomerium-Jwt-Assertion-For is set when serve verified the JWT the
+//     client passed on (signed by this deployment's key, unexpired);
 //  5. the route's static set_request_headers are set (those with
 //     ${pomerium.*} values came expanded from authorize in step 4), its
 //     remove_request_headers removed (in every spelling);
@@ -195,6 +197,14 @@ func withOK(r *http.Request, ok *authv3.OkHttpResponse) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), okKey{}, ok))
 }
 
+// assertionForKey is the context key of a verified identity JWT to pass
+// on as X-Pomerium-Jwt-Assertion-For.
+type assertionForKey struct{}
+
+func withAssertionFor(r *http.Request, jwt string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), assertionForKey{}, jwt))
+}
+
 // okFrom returns the answer withOK attached, or nil.
 func okFrom(r *http.Request) *authv3.OkHttpResponse {
 	ok, _ := r.Context().Value(okKey{}).(*authv3.OkHttpResponse)
@@ -238,6 +248,9 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 		for _, k := range ok.GetHeadersToRemove() {
 			delete(h, canonicalHeaderName(k))
 		}
+	}
+	if jwt, _ := in.Context().Value(assertionForKey{}).(string); jwt != "" {
+		h[headerJWTAssertionFor] = []string{jwt} // verified in serve
 	}
 	for _, kv := range rt.setRequest {
 		setHeader(h, kv.key, kv.value)
