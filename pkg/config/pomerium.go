@@ -62,6 +62,7 @@ const (
 	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
 	whyPending     = "not implemented yet"
 	whyMultiIdP    = "gatehouse signs everyone in with the one identity provider client of idp_client_id"
+	whyRouteIdP    = "not implemented: authenticate signs everyone in with the global idp_client_id, and a route's own client needs its own sign-in, callback and session per client; signing a route's users in with the global client instead would skip the client the IdP's rules are attached to"
 )
 
 // pomeriumOptions is the compatibility table. TestPomeriumCompatibility
@@ -247,8 +248,8 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "identity_providers", Support: Refused, Note: whyMultiIdP},
 	{Route: true, Name: "idle_timeout", Support: Implemented},
 	{Route: true, Name: "idp_access_token_allowed_audiences", Support: Ignored, Note: "only read with bearer_token_format idp_access_token, which gatehouse refuses"},
-	{Route: true, Name: "idp_client_id", Support: Refused, Note: whyMultiIdP},
-	{Route: true, Name: "idp_client_secret", Support: Refused, Note: whyMultiIdP},
+	{Route: true, Name: "idp_client_id", Support: Refused, Note: whyRouteIdP},
+	{Route: true, Name: "idp_client_secret", Support: Refused, Note: whyRouteIdP},
 	{Route: true, Name: "jwt_groups_filter", Support: Refused, Note: "group filtering of the identity JWT is not implemented: every group would reach the upstream"},
 	{Route: true, Name: "jwt_issuer_format", Support: Implemented, Note: "wins over the global jwt_issuer_format"},
 	{Route: true, Name: "kubernetes_service_account_token", Support: Implemented, Note: "the upstream gets Authorization: Bearer <token> in place of the client's, and Impersonate-User (email) and Impersonate-Group (groups) of the signed-in user; a client's Impersonate-* headers are removed; websockets and SPDY are tunnelled, as in Pomerium"},
