@@ -119,6 +119,20 @@ func TestComposeE2E(t *testing.T) {
 			t.Errorf("%s checked none of bob's requests: the proxy does not reach every authorize replica", c.name)
 		}
 	}
+
+	// `docker compose up -d --scale authorize=3` on the running deployment:
+	// the new replica gets Checks without the proxy restarting (issue 19:
+	// it got none until the proxy was restarted). gatehouse resolves the
+	// name again every 10 s; the bound leaves room for a loaded machine.
+	added := r.scaleUp("authorize")
+	testutil.WaitFor(t, 45*time.Second, added.name+" to check one of bob's requests", func() bool {
+		resp := e2eGet(t, bob, target)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("bob@other.org while scaling: %d, want 403", resp.StatusCode)
+		}
+		return strings.Contains(added.proc.Output(), `"email":"bob@other.org"`)
+	})
 	t.Logf("whole test in %v", time.Since(start).Round(time.Millisecond))
 }
 
@@ -252,6 +266,22 @@ func composeUp(t *testing.T, scale map[string]int) *composeRun {
 		t.Fatal("no CA certificate in the certs volume")
 	}
 	return r
+}
+
+// scaleUp adds one replica to a running service, as `docker compose up
+// --scale` does: a container in a namespace of its own, its address under
+// the service's name in every container's hosts table, started and healthy.
+func (r *composeRun) scaleUp(name string) *composeContainer {
+	r.t.Helper()
+	s := r.p.Services[name]
+	c := &composeContainer{name: fmt.Sprintf("%s-%d", name, len(r.containers[name])+1), svc: s}
+	c.ns = r.net.Add(c.name)
+	c.mounts = r.mounts(s)
+	r.containers[name] = append(r.containers[name], c)
+	r.net.AddHost(name, c.ns.Addr)
+	r.start(c)
+	r.waitReady(name)
+	return c
 }
 
 func (r *composeRun) addrs(service string) []netip.Addr {

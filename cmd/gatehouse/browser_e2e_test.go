@@ -266,6 +266,28 @@ func (b *browser) screenshot(dir, name string) {
 	}
 }
 
+// Widths the pages are judged at: a desktop window and a phone.
+const (
+	desktopWidth = 1280
+	phoneWidth   = 390
+)
+
+// screenshots saves the page at desktop and phone widths (name-desktop.png,
+// name-phone.png) and fails the test when, on the phone, the page is wider
+// than the screen (sideways scrolling).
+func (b *browser) screenshots(dir, name string) {
+	b.t.Helper()
+	b.do("desktop width", chromedp.EmulateViewport(desktopWidth, 900))
+	b.screenshot(dir, name+"-desktop.png")
+	b.do("phone width", chromedp.EmulateViewport(phoneWidth, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	if over := eval[float64](b, "measuring the page on a phone",
+		`document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		b.t.Errorf("%s: on a %dpx-wide phone the page is %.0fpx too wide (sideways scrolling)\n%s", name, phoneWidth, over, b.describe())
+	}
+	b.screenshot(dir, name+"-phone.png")
+	b.do("back to desktop width", chromedp.EmulateViewport(desktopWidth, 1000))
+}
+
 // demoPage is what the demo upstream's page shows: the identity JWT's
 // claims (values JSON-encoded) and the request headers it received.
 type demoPage struct {
@@ -320,6 +342,7 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	idpURL := "http://localhost:" + idpPort
 	upstreamAddr := testutil.FreeAddr(t)
 	healthAddr := testutil.FreeAddr(t)
+	adminsURL := "http://admins.localhost:" + port
 
 	idp := testutil.StartProcess(t, "dev-idp", bin, []string{"dev-idp", "--address", idpAddr, "--issuer", idpURL,
 		"--client-id", "gatehouse", "--client-secret", "dev-client-secret",
@@ -342,6 +365,16 @@ func TestBrowserSignInAndOut(t *testing.T) {
 			to: http://` + upstreamAddr + `
 			pass_identity_headers: true
 			allow_any_authenticated_user: true`).
+		Route(`
+			from: ` + adminsURL + `
+			to: http://` + upstreamAddr + `
+			name: Admin tools
+			show_error_details: true
+			policy:
+			  allow:
+			    and:
+			      - groups:
+			          has: ops`).
 		Write(t)
 
 	testutil.WaitHTTP(t, idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
@@ -362,7 +395,7 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	if loc := b.location(); !strings.HasPrefix(loc, idpURL+"/login") {
 		t.Fatalf("signed out, %s/ landed on %s, want the dev IdP's login form %s/login", routeURL, loc, idpURL)
 	}
-	b.screenshot(shots, "1-idp-login.png")
+	b.screenshots(shots, "1-idp-login")
 
 	// Sign in as a person does: type into the form and press the button.
 	b.do("filling in the dev IdP's login form",
@@ -410,6 +443,27 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	}
 	b.screenshot(shots, "2-demo-upstream.png")
 
+	// A route whose policy refuses alice: the 403 page says who is signed
+	// in, which route refused, why (show_error_details) and what to do.
+	b.do("opening a route alice may not use",
+		chromedp.Navigate(adminsURL+"/"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Access denied")]`)),
+	)
+	text := eval[string](b, "reading the 403 page", `document.body.innerText`)
+	for _, want := range []string{"alice@example.com", "Admin tools", "groups-unauthorized", "Request ID", "Sign in as someone else", "Sign out"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the 403 page does not say %q:\n%s", want, text)
+		}
+	}
+	b.screenshots(shots, "5-forbidden")
+
+	// An address no route serves.
+	b.do("opening an address without a route",
+		chromedp.Navigate("http://nothing.localhost:"+port+"/x"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "No application")]`)),
+	)
+	b.screenshots(shots, "6-not-found")
+
 	// The session cookie on the route host: what a browser keeps and sends.
 	var session *network.Cookie
 	for _, c := range b.cookies(routeURL + "/") {
@@ -435,7 +489,28 @@ func TestBrowserSignInAndOut(t *testing.T) {
 		rows["User ID"] != devidp.Subject("alice@example.com") {
 		t.Errorf("/.pomerium/ shows %v, want alice@example.com, Alice Smith, groups admins, dev", rows)
 	}
-	b.screenshot(shots, "3-pomerium-user.png")
+	if jwt := eval[string](b, "reading the JWT on /.pomerium/", `(document.querySelector('textarea.raw') || {}).value || ''`); strings.Count(jwt, ".") != 2 {
+		t.Errorf("/.pomerium/ does not show the identity JWT in the page: %q", jwt)
+	}
+	if exp := eval[string](b, "reading exp on /.pomerium/",
+		`(() => { for (const tr of document.querySelectorAll('table.claims tr')) if (tr.cells[0].textContent === 'exp') return tr.cells[1].textContent + '|' + tr.cells[1].title; return '' })()`); !strings.Contains(exp, "UTC|") {
+		t.Errorf("/.pomerium/ shows exp as %q, want a readable date with the raw value on hover", exp)
+	}
+	b.screenshots(shots, "3-pomerium-user")
+
+	// The sign-out confirmation says who will be signed out.
+	b.do("opening the sign-out confirmation",
+		chromedp.Navigate(routeURL+"/.pomerium/sign_out"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Sign out?")]`)),
+	)
+	if text := eval[string](b, "reading the sign-out page", `document.body.innerText`); !strings.Contains(text, "alice@example.com") {
+		t.Errorf("the sign-out confirmation does not say who is signed in:\n%s", text)
+	}
+	b.screenshots(shots, "7-sign-out")
+	b.do("back to /.pomerium/",
+		chromedp.Navigate(routeURL+"/.pomerium/"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Signed in")]`)),
+	)
 
 	// Sign out with the page's button, and wait until the browser has
 	// left gatehouse's page (the sign-out goes through authenticate and
@@ -443,26 +518,33 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	b.do("signing out",
 		chromedp.Click(chromedp.CSS(`form[action="/.pomerium/sign_out"] button[type=submit]`)),
 	)
-	// The sign-out comes back to the route host, which sends the
-	// signed-out browser to sign in again: the IdP's login form.
-	if loc := b.waitLeft(routeURL + "/.pomerium/"); !strings.HasPrefix(loc, idpURL+"/login") {
-		t.Errorf("after pressing Sign out the browser did not come back to %s/ (and so to the IdP's login form)\n%s",
-			routeURL, b.describe())
+	// The sign-out goes through authenticate and the IdP's end-session
+	// endpoint and ends on the route host's "You are signed out" page:
+	// never straight back on the IdP's form.
+	b.do("waiting for the signed-out page",
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "You are signed out")]`)),
+	)
+	if loc := b.location(); loc != routeURL+"/.pomerium/signed_out" {
+		t.Errorf("after pressing Sign out the browser is at %s, want %s/.pomerium/signed_out", redactURL(loc), routeURL)
 	}
-	b.screenshot(shots, "4-signed-out.png")
+	b.screenshots(shots, "4-signed-out")
 	for _, c := range b.cookies(routeURL + "/") {
 		if c.Name == "_pomerium" {
 			t.Errorf("the _pomerium cookie of %s is still there after sign-out", routeURL)
 		}
 	}
 
-	// Signed out: the route asks for sign-in at the IdP again.
-	b.do("opening the route after sign-out",
-		chromedp.Navigate(routeURL+"/"),
+	// "Sign in again" asks for sign-in at the IdP again, with a form that
+	// remembers nothing of the signed-out user.
+	b.do("pressing Sign in again",
+		chromedp.Click(chromedp.Search(`//a[contains(., "Sign in again")]`)),
 		chromedp.WaitVisible(chromedp.CSS(`form input#email`)),
 	)
 	if loc := b.location(); !strings.HasPrefix(loc, idpURL+"/login") {
-		t.Errorf("after sign-out, %s/ landed on %s, want the dev IdP's login form", routeURL, redactURL(loc))
+		t.Errorf("after sign-out, Sign in again landed on %s, want the dev IdP's login form", redactURL(loc))
+	}
+	if v := eval[string](b, "reading the login form", `document.querySelector('input#email').value + document.querySelector('input#name').value + document.querySelector('input#groups').value`); v != "" {
+		t.Errorf("after sign-out the IdP's form still holds %q", v)
 	}
 
 	// The session ended on the server too, not only the cookie: the old

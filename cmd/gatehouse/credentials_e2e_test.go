@@ -42,7 +42,7 @@ func TestUserCredentialsAreNotServiceTokens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole deployment")
 	}
-	d := startDeployment(t)
+	d := startDeployment(t, "redis")
 	sharedKey, err := cryptutil.DecodeSecret(testSecret)
 	if err != nil {
 		t.Fatal(err)

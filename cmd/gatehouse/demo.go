@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"os"
 
@@ -12,7 +11,7 @@ import (
 // demoUpstreamCommand runs the demo upstream that shows the headers and
 // identity JWT it receives.
 func demoUpstreamCommand(args []string, _ io.Writer) error {
-	fs := flag.NewFlagSet("demo-upstream", flag.ContinueOnError)
+	fs := newFlagSet("demo-upstream")
 	addr := fs.String("address", "127.0.0.1:8080", "listen address")
 	if err := fs.Parse(args); err != nil {
 		return err

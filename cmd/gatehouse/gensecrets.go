@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -16,7 +15,7 @@ import (
 // laptop), or a Secret in the Kubernetes namespace the Job runs in. It
 // keeps what already exists, so it is safe to run at every start.
 func genSecretsCommand(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("gen-secrets", flag.ContinueOnError)
+	fs := newFlagSet("gen-secrets")
 	dir := fs.String("dir", "", "write shared_secret and cookie_secret files (mode 0600) into this directory")
 	kubeSecret := fs.String("kubernetes-secret", "", "create this Secret (keys SHARED_SECRET, COOKIE_SECRET) in the pod's namespace")
 	namespace := fs.String("namespace", "", "the Secret's namespace (default: the pod's)")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 // healthcheckCommand exits 0 when the URL answers 200: a container health
 // check for images without curl.
 func healthcheckCommand(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs := newFlagSet("healthcheck")
 	url := fs.String("url", "http://127.0.0.1:28080/readyz", "URL that must answer 200")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {

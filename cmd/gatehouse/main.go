@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,32 +23,128 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `gatehouse: identity-aware access proxy (Pomerium-compatible configuration)
+// command is one subcommand as help shows it.
+type command struct {
+	name    string
+	args    string // what follows the name in a usage line
+	summary string // what it does, one sentence
+	example string // a command line to copy
+}
 
-Usage:
-  gatehouse [run] --config FILE      run the services named by the services option
-  gatehouse validate --config FILE   check a configuration and list every problem
-  gatehouse token [--config FILE] [--ttl 1h]
-                                     print a service token for grpcurl
-  gatehouse dev-idp [flags]          run the development OpenID Connect provider
-  gatehouse gen-secrets --dir DIR | --kubernetes-secret NAME
-                                     make shared_secret and cookie_secret once
-  gatehouse dev-certs --dir DIR --domain localhost.pomerium.io
-                                     make a local CA and wildcard certificate
-  gatehouse demo-upstream [--address A]
-                                     run a demo app that shows what it receives
-  gatehouse healthcheck [--url URL]  exit 0 when URL (default /readyz) answers 200
-  gatehouse version                  print the version
-`
+// commands are gatehouse's subcommands, in the order help lists them.
+var commands = []command{
+	{"run", "--config FILE", "Run the services named by the config's services option (all four by default). The default command: `gatehouse --config FILE` is the same.",
+		"gatehouse run --config deployments/dev/config.yaml"},
+	{"validate", "--config FILE", "Check a configuration and list every problem. Each names its key and where its value came from (a file line or an environment variable); nothing is started.",
+		"gatehouse validate --config config.yaml"},
+	{"token", "[--config FILE] [--ttl 1h]", "Print a service token for grpcurl. It is an HS256 JWT under shared_secret that gatehouse's gRPC APIs accept for --ttl (more than 0, at most 24h).",
+		`grpcurl -plaintext -H "authorization: Bearer $(gatehouse token --config config.yaml)" 127.0.0.1:5443 list`},
+	{"dev-idp", "[flags]", "Run the development OpenID Connect provider, on which anyone signs in as anyone. FOR DEVELOPMENT ONLY.",
+		"gatehouse dev-idp --address 127.0.0.1:9000 --redirect-uri http://authenticate.localhost:8000/oauth2/callback"},
+	{"gen-secrets", "--dir DIR | --kubernetes-secret NAME", "Make shared_secret and cookie_secret once. Writes files (mode 0600) or a Kubernetes Secret, and keeps the ones that exist.",
+		"gatehouse gen-secrets --dir /etc/gatehouse"},
+	{"dev-certs", "[--dir DIR] [--domain DOMAIN]", "Make a local CA and a wildcard certificate for development. By default they go to ~/.config/gatehouse/dev-certs, outside any repository: the CA's private key must not be committed.",
+		"gatehouse dev-certs --domain localhost.pomerium.io"},
+	{"demo-upstream", "[--address ADDR]", "Run a demo app that shows what gatehouse sends it. Its page lists the identity headers and the JWT's claims.",
+		"gatehouse demo-upstream --address 127.0.0.1:8081"},
+	{"healthcheck", "[--url URL]", "Exit 0 when a URL answers 200. A container health check without curl; the default URL is `make run`'s health_check_addr /readyz.",
+		"gatehouse healthcheck --url http://127.0.0.1:28080/readyz"},
+	{"version", "", "Print the version.", "gatehouse version"},
+	{"help", "[COMMAND]", "Print the list of commands, or one command's help.", "gatehouse help token"},
+}
+
+// usage is the command list that help, -h and --help print.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("gatehouse: identity-aware access proxy (Pomerium-compatible configuration)\n\nUsage:\n  gatehouse COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-14s %s\n", c.name, firstSentence(c.summary))
+	}
+	b.WriteString("\nRun `gatehouse help COMMAND` or `gatehouse COMMAND --help` for a command's flags and an example.\n")
+	return b.String()
+}
+
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+func findCommand(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// helpOutput is where a flag set prints its usage: stdout when help was
+// asked for, stderr with a parse error. run sets it.
+var helpOutput io.Writer = os.Stderr
+
+// newFlagSet returns the flag set of a subcommand, whose -h/--help prints
+// what the command does, an example and its flags.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(helpOutput)
+	fs.Usage = func() {
+		out := fs.Output()
+		if c := findCommand(name); c != nil {
+			fmt.Fprintf(out, "Usage: gatehouse %s %s\n\n%s\n\nExample:\n  %s\n", c.name, c.args, c.summary, c.example)
+		} else {
+			fmt.Fprintf(out, "Usage: gatehouse %s [flags]\n", name)
+		}
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(out, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// asksHelp reports whether args ask for help.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	helpOutput = stderr
+	if asksHelp(args) {
+		helpOutput = stdout
+	}
 	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			if len(args) > 1 && args[0] == "help" && findCommand(args[1]) != nil && args[1] != "help" {
+				// `gatehouse help token` is `gatehouse token --help`.
+				return run([]string{args[1], "--help"}, stdout, stderr)
+			}
+			fmt.Fprint(stdout, usage())
+			return 0
+		case "-version", "--version", "-v":
+			fmt.Fprintln(stdout, "gatehouse", version)
+			return 0
+		}
+		if len(args[0]) > 0 && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
 	var err error
 	switch cmd {
@@ -69,10 +166,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = demoUpstreamCommand(args, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage())
 		return 2
 	}
 	if err != nil {
@@ -90,7 +185,7 @@ func configFlag(fs *flag.FlagSet) *string {
 }
 
 func validateCommand(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs := newFlagSet("validate")
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -118,7 +213,7 @@ func displayPath(p string) string {
 }
 
 func tokenCommand(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs := newFlagSet("token")
 	path := configFlag(fs)
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid (at most 24h)")
 	if err := fs.Parse(args); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,13 +54,15 @@ type process struct {
 }
 
 func runCommand(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlagSet("run")
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	boot := logging.New(stderr, "info", "json")
-	src, err := config.NewSource(*path, os.LookupEnv, boot)
+	// One format for every line of the process, the configuration's
+	// (log_format, log_level), from the first line on, reloads included.
+	logs := logging.NewSwitch(stderr)
+	src, err := config.NewSource(*path, os.LookupEnv, logs.Logger())
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -70,7 +71,9 @@ func runCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg := src.Current()
-	logger := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	logs.Set(cfg.LogLevel, cfg.LogFormat)
+	src.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
+	logger := logs.Logger()
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
 	}
@@ -307,6 +310,11 @@ func (p *process) run(ctx context.Context) error {
 	if p.http != nil {
 		g.Go(func() error { return p.serveHTTP(ctx, p.http) })
 	}
+	g.Go(func() error {
+		<-ctx.Done()
+		p.logger.Info("gatehouse shutting down; draining requests and streams", "drain_timeout", drainTimeout.String())
+		return nil
+	})
 	p.health.SetStarted()
 	if p.grpc != nil {
 		p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

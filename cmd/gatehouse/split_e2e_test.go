@@ -25,8 +25,8 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
-// deployment is the Grafana guide's split deployment on loopback: Redis,
-// two databrokers, two authorizes, one authenticate, two proxies, the dev
+// deployment is the Grafana guide's split deployment on loopback: Redis
+// or PostgreSQL, two databrokers, two authorizes, one authenticate, two proxies, the dev
 // IdP and a Grafana-faithful upstream. Host names of the guide
 // (*.localhost.pomerium.io) are mapped to 127.0.0.1 by the test's dialer.
 type deployment struct {
@@ -51,7 +51,9 @@ func mapToLoopback(ctx context.Context, network, addr string) (net.Conn, error) 
 	return d.DialContext(ctx, network, addr)
 }
 
-func startDeployment(t *testing.T) *deployment {
+// startDeployment starts the split deployment with its databrokers on
+// storage "redis" or "postgres".
+func startDeployment(t *testing.T, storage string) *deployment {
 	t.Helper()
 	d := &deployment{procSet: newProcSet(t), dir: t.TempDir()}
 	certs, err := devcerts.Write(filepath.Join(d.dir, "certs"), guideDomain, "127.0.0.1")
@@ -62,7 +64,15 @@ func startDeployment(t *testing.T) *deployment {
 	d.caPool = x509.NewCertPool()
 	d.caPool.AppendCertsFromPEM(caPEM)
 
-	redis := testutil.StartRedis(t)
+	var storageURL string
+	switch storage {
+	case "redis":
+		storageURL = testutil.StartRedis(t).URL()
+	case "postgres":
+		storageURL = testutil.StartPostgres(t).CreateDatabase(t, "gatehouse")
+	default:
+		t.Fatalf("unknown storage %q", storage)
+	}
 	authnAddr := testutil.FreeAddr(t)
 	_, authnPort, _ := net.SplitHostPort(authnAddr)
 	d.authURL = "https://authenticate." + guideDomain + ":" + authnPort
@@ -108,8 +118,8 @@ auto_assign_org_role = Editor
 		Set("authenticate_service_url", d.authURL).
 		Set("certificate_file", certs.Cert).
 		Set("certificate_key_file", certs.Key).
-		Set("databroker_storage_type", "redis").
-		Set("databroker_storage_connection_string", redis.URL()).
+		Set("databroker_storage_type", storage).
+		Set("databroker_storage_connection_string", storageURL).
 		IdP(d.idpURL, "idp-secret").
 		Route(`
 			from: https://grafana.localhost.pomerium.io
@@ -189,11 +199,19 @@ func readJSON(t *testing.T, resp *http.Response, v any) {
 	}
 }
 
+// TestGrafanaGuideSplitDeployment runs the guide's split deployment once
+// with the databrokers on Redis and once on PostgreSQL.
 func TestGrafanaGuideSplitDeployment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole deployment")
 	}
-	d := startDeployment(t)
+	for _, storage := range []string{"redis", "postgres"} {
+		t.Run(storage, func(t *testing.T) { testGrafanaGuideSplitDeployment(t, storage) })
+	}
+}
+
+func testGrafanaGuideSplitDeployment(t *testing.T, storage string) {
+	d := startDeployment(t, storage)
 
 	// Alice signs in through proxy A and Grafana logs her in by the JWT.
 	alice := d.browser()
@@ -257,7 +275,7 @@ func TestGrafanaGuideSplitDeployment(t *testing.T) {
 	})
 
 	// Alice signs in again; every gatehouse process restarts; her session
-	// lives in Redis and still works.
+	// lives in the storage and still works.
 	alice = d.browser()
 	readJSON(t, d.signIn(alice, d.proxyURL("proxy-a", "/api/user"), "alice@example.com", "Alice Liddell", "admins,dev"), &user)
 	for name := range d.procs {

@@ -282,19 +282,7 @@ func (c *Config) validate(errs *Errors) {
 		}
 	}
 
-	switch o.DataBrokerStorageType {
-	case "memory":
-	case "redis":
-		if c.Runs(ServiceDataBroker) {
-			if o.DataBrokerStorageConnectionString == "" {
-				errs.add("databroker_storage_connection_string", at("databroker_storage_type"), "required when databroker_storage_type is redis (redis://, rediss://, redis+sentinel:// or redis+cluster://)")
-			} else if u, err := url.Parse(o.DataBrokerStorageConnectionString); err != nil || !strings.HasPrefix(u.Scheme, "redis") {
-				errs.add("databroker_storage_connection_string", at("databroker_storage_connection_string"), "expected a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL")
-			}
-		}
-	default:
-		errs.add("databroker_storage_type", at("databroker_storage_type"), fmt.Sprintf("expected memory or redis, got %q", o.DataBrokerStorageType))
-	}
+	c.validateStorage(errs)
 
 	switch strings.ToLower(o.CookieSameSite) {
 	case "", "lax", "strict", "none":

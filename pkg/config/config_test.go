@@ -180,11 +180,12 @@ func TestValidationErrors(t *testing.T) {
 		{"secret not base64", "services: databroker\nshared_secret: '!!!'\n", nil, []string{"shared_secret: expected base64 of 32 random bytes, got text that is not base64"}},
 		{"missing shared secret", "services: databroker\n", nil, []string{"shared_secret: required"}},
 		{"unknown service", "services: databroker,cache\nshared_secret: " + secret + "\n", nil, []string{`line 1: services: unknown service "cache"`}},
-		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services: unknown service "proxie"`}},
+		{"unknown service from env", "", map[string]string{"SERVICES": "proxie", "SHARED_SECRET": secret}, []string{`services (environment variable SERVICES): unknown service "proxie"`}},
 		{"bad duration", base + "cookie_expire: forever\n", nil, []string{"line 4: cookie_expire:", "expected a duration such as 30s or 14h"}},
 		{"bad bool", base + "insecure_server: maybe\n", nil, []string{"line 4: insecure_server: expected true or false"}},
 		{"bad url", "services: proxy\nshared_secret: " + secret + "\ncookie_secret: " + cookieSecret + "\ninsecure_server: true\nauthorize_service_url: http://a:5443\nauthenticate_service_url: auth.example.com\n", nil, []string{"line 6: authenticate_service_url: expected an absolute http:// or https:// URL"}},
-		{"storage type", base + "databroker_storage_type: postgres\n", nil, []string{"line 4: databroker_storage_type: expected memory or redis"}},
+		{"storage type", base + "databroker_storage_type: mongodb\n", nil, []string{`line 4: databroker_storage_type: expected memory, redis or postgres, got "mongodb"`}},
+		{"postgres needs connection string", base + "databroker_storage_type: postgres\n", nil, []string{"databroker_storage_connection_string: required when databroker_storage_type is postgres"}},
 		{"redis needs connection string", base + "databroker_storage_type: redis\n", nil, []string{"databroker_storage_connection_string: required"}},
 		{"bad address", base + "grpc_address: 5443\n", nil, []string{"line 4: grpc_address: expected host:port"}},
 		{"same site", base + "cookie_same_site: sometimes\n", nil, []string{"cookie_same_site: expected lax, strict or none"}},
@@ -312,5 +313,32 @@ func TestPurposeKeysAreDistinct(t *testing.T) {
 	}
 	if !bytes.Equal(a.HandleKey, b.HandleKey) || !bytes.Equal(a.URLKey, b.URLKey) || !bytes.Equal(a.CookieSealKey, b.CookieSealKey) {
 		t.Fatal("derived keys differ between two loads of one config")
+	}
+}
+
+// Messages show values as written, without YAML's internals, and a value
+// from an environment variable is reported as that variable, never as a
+// line of the file.
+func TestErrorMessagesNameTheSource(t *testing.T) {
+	data := []byte("insecure_server: maybe\ncookie_expire: 5m\n")
+	_, err := Parse(data, "c.yaml", func(k string) (string, bool) {
+		v, ok := map[string]string{"COOKIE_EXPIRE": "abc", "XFF_NUM_TRUSTED_HOPS": "many"}[k]
+		return v, ok
+	})
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	for _, want := range []string{
+		`line 1: insecure_server: expected true or false, got "maybe"`,
+		`cookie_expire (environment variable COOKIE_EXPIRE): expected a duration such as 30s or 14h, got "abc"`,
+		`xff_num_trusted_hops (environment variable XFF_NUM_TRUSTED_HOPS): expected a whole number, got "many"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors lack %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "!!") || strings.Contains(msg, "line 2") {
+		t.Errorf("errors show YAML internals or the file line of an overridden option:\n%s", msg)
 	}
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -91,7 +93,7 @@ func decodeStrictIgnoring(n *yaml.Node, dst any, what string, errs *Errors, line
 		}
 		field := v.Field(fi)
 		if err := decodeFieldIgnoring(val, field, key, errs, lines, ignored); err != nil {
-			errs.add(key, val.Line, err.Error())
+			errs.add(key, val.Line, withoutLine(err.Error(), val.Line))
 		}
 	}
 }
@@ -180,7 +182,7 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 	}
 	ptr := reflect.New(field.Type())
 	if err := val.Decode(ptr.Interface()); err != nil {
-		return cleanYAMLError(err, field.Type())
+		return cleanYAMLError(err, field.Type(), val)
 	}
 	field.Set(ptr.Elem())
 	return nil
@@ -208,9 +210,25 @@ func joinKey(parent, key string) string {
 	return parent + "." + key
 }
 
+// lineRE matches the "line N: " that value decoders put first.
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// withoutLine drops a leading "line N: " from msg when N is line (the
+// line the error is reported at already), or any such prefix when line is
+// 0 (a value from an environment variable, whose "line 1" means nothing).
+func withoutLine(msg string, line int) string {
+	for {
+		m := lineRE.FindStringSubmatch(msg)
+		if m == nil || (line > 0 && m[1] != strconv.Itoa(line)) {
+			return msg
+		}
+		msg = msg[len(m[0]):]
+	}
+}
+
 // cleanYAMLError turns yaml.v3's "cannot unmarshal !!str `abc` into bool"
-// into what the option expects.
-func cleanYAMLError(err error, t reflect.Type) error {
+// into what the option expects, with the value as written (no YAML tags).
+func cleanYAMLError(err error, t reflect.Type, val *yaml.Node) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
 	if strings.Contains(msg, "cannot unmarshal") {
@@ -229,10 +247,7 @@ func cleanYAMLError(err error, t reflect.Type) error {
 		case reflect.Map:
 			want = "a map"
 		}
-		if _, after, ok := strings.Cut(msg, "cannot unmarshal "); ok {
-			got, _, _ := strings.Cut(after, " into")
-			return fmt.Errorf("expected %s, got %s", want, got)
-		}
+		return fmt.Errorf("expected %s, got %s", want, kindName(val))
 	}
 	return fmt.Errorf("%s", msg)
 }

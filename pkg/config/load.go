@@ -44,28 +44,38 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 	if len(doc.Content) > 0 {
 		decodeStrictIgnoring(&doc, &cfg.Options, "", &errs, cfg.lines, &cfg.ignored)
 	}
-	applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
+	fromEnv := applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
 	mergePolicy(&cfg.Options)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)
+	errs.markEnv(fromEnv)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// applyEnv sets every option whose upper-cased name is in the environment.
-// Strings are taken as they are; everything else is read as YAML so that
-// lists (`a,b` or `[a, b]`), maps and booleans work.
-func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignored *[]ignoredKey) {
+// applyEnv sets every option whose upper-cased name is in the environment
+// and returns those options with their variables. Strings are taken as
+// they are; everything else is read as YAML so that lists (`a,b` or
+// `[a, b]`), maps and booleans work.
+func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignored *[]ignoredKey) map[string]string {
+	fromEnv := map[string]string{}
 	v := reflect.ValueOf(o).Elem()
 	for name, i := range fieldIndex(v.Type()) {
 		val, ok := env(strings.ToUpper(name))
 		if !ok {
 			continue
 		}
-		delete(lines, name) // the value no longer comes from the file
+		fromEnv[name] = strings.ToUpper(name)
+		// The value no longer comes from the file: neither the option
+		// nor anything in it (routes[0].from) has a file line.
+		for k := range lines {
+			if k == name || strings.HasPrefix(k, name+".") || strings.HasPrefix(k, name+"[") {
+				delete(lines, k)
+			}
+		}
 		field := v.Field(i)
 		if field.Kind() == reflect.String {
 			field.SetString(val)
@@ -81,9 +91,10 @@ func applyEnv(o *Options, env Environ, errs *Errors, lines map[string]int, ignor
 			n = *n.Content[0]
 		}
 		if err := decodeFieldIgnoring(&n, field, name, errs, lines, ignored); err != nil {
-			errs.add(name, 0, fmt.Sprintf("from environment variable %s: %v", strings.ToUpper(name), err))
+			*errs = append(*errs, FieldError{Key: name, Env: strings.ToUpper(name), Msg: withoutLine(err.Error(), 0)})
 		}
 	}
+	return fromEnv
 }
 
 func maybeBase64(s string) string {

@@ -115,6 +115,18 @@ type Options struct {
 	DefaultUpstreamTimeout Duration `yaml:"default_upstream_timeout"`
 	GRPCClientTimeout      Duration `yaml:"grpc_client_timeout"`
 
+	// Branding of gatehouse's pages (Pomerium's names; see pkg/pages).
+	// LogoURL and FaviconURL are http(s) or data:image URLs; the colors
+	// are #rgb/#rrggbb or CSS color names; ErrorMessageFirstParagraph is
+	// shown first on every error page.
+	LogoURL                    string `yaml:"logo_url"`
+	FaviconURL                 string `yaml:"favicon_url"`
+	PrimaryColor               string `yaml:"primary_color"`
+	SecondaryColor             string `yaml:"secondary_color"`
+	DarkmodePrimaryColor       string `yaml:"darkmode_primary_color"`
+	DarkmodeSecondaryColor     string `yaml:"darkmode_secondary_color"`
+	ErrorMessageFirstParagraph string `yaml:"error_message_first_paragraph"`
+
 	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
 	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
 	// Pomerium's internals and are named in a warning.
@@ -137,12 +149,17 @@ type Certificate struct {
 
 // Route is one entry of `routes`.
 type Route struct {
-	ID          string     `yaml:"id"`
-	Name        string     `yaml:"name"`
-	Description string     `yaml:"description"`
-	LogoURL     string     `yaml:"logo_url"`
-	From        string     `yaml:"from"`
-	To          StringList `yaml:"to"`
+	ID          string `yaml:"id"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	// LogoURL is the route's logo (Pomerium's routes portal); accepted,
+	// and shown on the route's pages.
+	LogoURL string `yaml:"logo_url"`
+	// ShowErrorDetails shows on the route's 403 page which policy
+	// reasons refused the request (Pomerium's show_error_details).
+	ShowErrorDetails bool       `yaml:"show_error_details"`
+	From             string     `yaml:"from"`
+	To               StringList `yaml:"to"`
 	// Redirect answers every request of the route with a redirect, and
 	// Response with a fixed response, instead of going to an upstream
 	// (after the route's policy, as in Pomerium). A route has one of to,

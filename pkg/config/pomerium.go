@@ -52,7 +52,7 @@ const (
 	whyEnvoyDNS    = "tunes Envoy's DNS resolver; gatehouse resolves upstreams with the system resolver"
 	whyCluster     = "tunes Envoy's upstream cluster; gatehouse skips an upstream that refuses connections for 30s and retries another"
 	whyTracing     = "tracing is not implemented: gatehouse exports no spans (logs carry request_id)"
-	whyBranding    = "branding of the built-in pages is not implemented (issue 15)"
+	whyBranding    = "branding of every built-in page (pkg/pages)"
 	whyAutocert    = "automatic ACME certificates are not supported; set certificate_file and certificate_key_file, or certificates"
 	whySSH         = "gatehouse has no SSH proxy"
 	whyMCP         = "gatehouse has no Model Context Protocol support"
@@ -106,8 +106,8 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "cookie_same_site", Support: Implemented},
 	{Name: "cookie_secret", Support: Implemented},
 	{Name: "cookie_secret_file", Support: Implemented},
-	{Name: "darkmode_primary_color", Support: Ignored, Note: whyBranding},
-	{Name: "darkmode_secondary_color", Support: Ignored, Note: whyBranding},
+	{Name: "darkmode_primary_color", Support: Implemented, Note: whyBranding},
+	{Name: "darkmode_secondary_color", Support: Implemented, Note: whyBranding},
 	{Name: "databroker_cluster_leader_id", Support: Refused, Note: whyRaft},
 	{Name: "databroker_cluster_node_id", Support: Refused, Note: whyRaft},
 	{Name: "databroker_cluster_nodes", Support: Refused, Note: whyRaft},
@@ -131,8 +131,8 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "envoy_admin_profile_path", Support: Ignored, Note: whyEnvoy},
 	{Name: "envoy_bind_config_freebind", Support: Ignored, Note: whyEnvoy},
 	{Name: "envoy_bind_config_source_address", Support: Ignored, Note: whyEnvoy},
-	{Name: "error_message_first_paragraph", Support: Ignored, Note: whyBranding},
-	{Name: "favicon_url", Support: Ignored, Note: whyBranding},
+	{Name: "error_message_first_paragraph", Support: Implemented, Note: whyBranding},
+	{Name: "favicon_url", Support: Implemented, Note: whyBranding},
 	{Name: "google_cloud_serverless_authentication_service_account", Support: Refused, Note: whyGCP},
 	{Name: "grpc_address", Support: Implemented},
 	{Name: "grpc_client_timeout", Support: Implemented},
@@ -155,7 +155,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "jwt_groups_filter", Support: Refused, Note: "group filtering of the identity JWT is not implemented: every group would reach the upstream"},
 	{Name: "jwt_issuer_format", Support: Implemented, Note: "hostOnly (default: iss = the route's host name) or uri (iss = https://<host>/)"},
 	{Name: "log_level", Support: Implemented, Note: "trace is debug, fatal is error, off logs nothing"},
-	{Name: "logo_url", Support: Ignored, Note: whyBranding},
+	{Name: "logo_url", Support: Implemented, Note: whyBranding},
 	{Name: "mcp_allowed_client_id_domains", Support: Refused, Note: whyMCP},
 	{Name: "merge_slashes", Support: Implemented},
 	{Name: "metrics_address", Support: Implemented},
@@ -188,12 +188,12 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "policy", Support: Implemented, Note: "the old name of routes; its routes come before those of routes, as in Pomerium"},
 	{Name: "policy_file", Support: Refused, Note: "removed from Pomerium; put the routes in the config file"},
 	{Name: "pomerium_debug", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
-	{Name: "primary_color", Support: Ignored, Note: whyBranding},
+	{Name: "primary_color", Support: Implemented, Note: whyBranding},
 	{Name: "programmatic_redirect_domain_whitelist", Support: Implemented},
 	{Name: "proxy_log_level", Support: Ignored, Note: "the proxy logs at log_level; its successful requests are logged at debug"},
 	{Name: "routes", Support: Implemented},
 	{Name: "runtime_flags", Support: Implemented, Note: "pomerium_jwt_endpoint turns /.pomerium/jwt on; the other flags tune Pomerium's internals and are ignored with a warning"},
-	{Name: "secondary_color", Support: Ignored, Note: whyBranding},
+	{Name: "secondary_color", Support: Implemented, Note: whyBranding},
 	{Name: "services", Support: Implemented},
 	{Name: "set_response_headers", Support: Implemented},
 	{Name: "shared_secret", Support: Implemented},
@@ -275,7 +275,7 @@ var pomeriumOptions = []PomeriumOption{
 	{Route: true, Name: "rewrite_response_headers", Support: Implemented, Note: "header, prefix, value: a value starting with prefix gets value instead of it"},
 	{Route: true, Name: "set_request_headers", Support: Implemented, Note: "with Pomerium's ${pomerium.*} values"},
 	{Route: true, Name: "set_response_headers", Support: Implemented},
-	{Route: true, Name: "show_error_details", Support: Refused, Note: whyPending},
+	{Route: true, Name: "show_error_details", Support: Implemented, Note: "the 403 page lists the policy's reasons"},
 	{Route: true, Name: "sub_policies", Support: Refused, Note: "a Pomerium Enterprise feature; write the rules in policy"},
 	{Route: true, Name: "timeout", Support: Implemented},
 	{Route: true, Name: "tls_client_cert", Support: Implemented},

@@ -57,7 +57,8 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: gatehouse dev-idp [flags]\n\n"+
 			"Runs an OpenID Connect provider on which anyone signs in as anyone.\n"+
-			"FOR DEVELOPMENT ONLY.\n\nFlags:")
+			"FOR DEVELOPMENT ONLY.\n\nExample:\n"+
+			"  gatehouse dev-idp --address 127.0.0.1:9000 --redirect-uri http://authenticate.localhost:8000/oauth2/callback\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

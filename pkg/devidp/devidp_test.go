@@ -701,3 +701,25 @@ func testRunCommand(t *testing.T, useTLS bool) {
 		t.Errorf("output lacks the warning:\n%s", out.String())
 	}
 }
+
+// TestEndSessionForgetsTheLoginForm checks that a sign-out clears what the
+// login form remembers, so the next sign-in at this browser starts empty.
+func TestEndSessionForgetsTheLoginForm(t *testing.T) {
+	idp := startIdP(t, Config{}, false)
+	c := *idp.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(idp.meta.EndSession + "?" + url.Values{"post_logout_redirect_uri": {"https://app.example.com/"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cleared bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == loginCookieName && ck.MaxAge < 0 && ck.Path == pathLogin {
+			cleared = true
+		}
+	}
+	if !cleared {
+		t.Errorf("end_session does not clear the %s cookie: Set-Cookie %q", loginCookieName, resp.Header.Values("Set-Cookie"))
+	}
+}

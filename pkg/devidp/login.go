@@ -24,14 +24,14 @@ var pageTemplates = template.Must(template.New("").Parse(`
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.}} · gatehouse dev IdP (for development only)</title>
 <style>
-body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#222}
+body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#222;overflow-wrap:anywhere}
 .dev{background:#fff3cd;border:2px solid #e0a800;padding:.75rem 1rem;border-radius:.4rem}
 .error{background:#f8d7da;border:1px solid #dc3545;padding:.5rem 1rem;border-radius:.4rem}
 label{display:block;margin:1rem 0 .25rem;font-weight:600}
 input{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}
 small{color:#555}
 button{margin-top:1.25rem;padding:.6rem 1.5rem;font-size:1rem}
-code{background:#eee;padding:0 .2rem}
+code{background:#eee;padding:0 .2rem;word-break:break-all}
 </style></head><body>
 <p class="dev"><strong>For development only.</strong> This identity provider lets
 anyone sign in as anyone, without a password. Never put it in front of anything real.</p>
@@ -44,11 +44,11 @@ anyone sign in as anyone, without a password. Never put it in front of anything 
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.AuthRequestID}}">
 <label for="email">Email</label>
-<input id="email" type="email" name="email" value="{{.Email}}" required autofocus placeholder="alice@example.com">
+<input id="email" type="email" name="email" value="{{.Email}}" required autofocus placeholder="you@example.com">
 <label for="name">Name</label>
-<input id="name" type="text" name="name" value="{{.Name}}" placeholder="Alice Smith">
+<input id="name" type="text" name="name" value="{{.Name}}" placeholder="Your name">
 <label for="groups">Groups <small>(comma-separated)</small></label>
-<input id="groups" type="text" name="groups" value="{{.Groups}}" placeholder="admins,dev">
+<input id="groups" type="text" name="groups" value="{{.Groups}}" placeholder="for example admins,dev">
 <button type="submit">Sign in</button>
 </form>
 </body></html>

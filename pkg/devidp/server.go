@@ -145,10 +145,15 @@ func (s *Server) routes() http.Handler {
 // permissiveEndSession lets an end_session request name a
 // post_logout_redirect_uri without client_id or id_token_hint: with one
 // client there is no doubt which client it is, and a dev IdP should not stand
-// in the way of a sign-out.
+// in the way of a sign-out. Every end_session also clears the login form's
+// remembered values.
 func (s *Server) permissiveEndSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == s.prefix+pathEndSession {
+			// A sign-out forgets the values the login form remembered:
+			// the next person at this browser starts from an empty form.
+			http.SetCookie(w, &http.Cookie{Name: loginCookieName, Value: "", Path: s.prefix + pathLogin, MaxAge: -1,
+				HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 			r.Body = http.MaxBytesReader(w, r.Body, requestBodyMaxSize)
 			if err := r.ParseForm(); err == nil &&
 				r.Form.Get("post_logout_redirect_uri") != "" &&

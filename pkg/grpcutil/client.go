@@ -43,6 +43,17 @@ type ClientOptions struct {
 	// to a blip (databroker writes). A request-path client that must fail
 	// closed fast leaves it off.
 	WaitForReady bool
+
+	// lookup resolves service names; nil is the system resolver. Tests set
+	// it to play DNS answers that change.
+	lookup lookupHost
+}
+
+func (o ClientOptions) lookupOrDefault() lookupHost {
+	if o.lookup != nil {
+		return o.lookup
+	}
+	return net.DefaultResolver.LookupHost
 }
 
 // serviceConfig balances calls round-robin over every ready replica and
@@ -117,6 +128,9 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 				grpc.WithChainStreamInterceptor(clientMetrics.StreamClientInterceptor()))
 		}
 	}
+	if strings.HasPrefix(target, dnsScheme+":") {
+		opts = append(opts, grpc.WithResolvers(&dnsBuilder{lookup: o.lookupOrDefault(), interval: ResolveInterval}))
+	}
 	if addrs != nil {
 		r := manual.NewBuilderWithScheme("gatehouse")
 		r.InitialState(resolver.State{Addresses: addrs})
@@ -145,7 +159,7 @@ func targetFor(urls []*url.URL) (string, []resolver.Address, error) {
 		if net.ParseIP(host) != nil {
 			return "passthrough:///" + hostports[0], nil, nil
 		}
-		return "dns:///" + hostports[0], nil, nil
+		return dnsScheme + ":///" + hostports[0], nil, nil
 	}
 	addrs := make([]resolver.Address, len(hostports))
 	for i, hp := range hostports {

@@ -33,12 +33,15 @@ const (
 
 // Paths served by the authenticate service and by every route host.
 const (
-	SignInPath        = "/.pomerium/sign_in"
-	SignOutPath       = "/.pomerium/sign_out"
-	CallbackPath      = "/.pomerium/callback/"
-	UserPagePath      = "/.pomerium/"
-	UserJSONPath      = "/.pomerium/user"
-	JWTPath           = "/.pomerium/jwt"
+	SignInPath   = "/.pomerium/sign_in"
+	SignOutPath  = "/.pomerium/sign_out"
+	CallbackPath = "/.pomerium/callback/"
+	UserPagePath = "/.pomerium/"
+	UserJSONPath = "/.pomerium/user"
+	JWTPath      = "/.pomerium/jwt"
+	// SignedOutPath is the "You are signed out" page a sign-out ends on
+	// when nothing else is asked for.
+	SignedOutPath     = "/.pomerium/signed_out"
 	ProgrammaticLogin = "/.pomerium/api/v1/login"
 )
 

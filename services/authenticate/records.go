@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -186,22 +185,6 @@ func claimStrings(c map[string]*structpb.ListValue, k string) []string {
 		out = append(out, string(b))
 	}
 	return out
-}
-
-// claimRow is one claim for the user page.
-type claimRow struct{ Name, Value string }
-
-func claimRows(c map[string]*structpb.ListValue) []claimRow {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	rows := make([]claimRow, 0, len(keys))
-	for _, k := range keys {
-		rows = append(rows, claimRow{k, strings.Join(claimStrings(c, k), ", ")})
-	}
-	return rows
 }
 
 // claimsJSON returns claims as a JSON-friendly map of lists.

@@ -8,13 +8,14 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 )
 
 // SignedOutPath is the page shown after a sign-out that has nowhere else to
 // go (and the post_logout_redirect_uri given to the IdP in that case).
-const SignedOutPath = "/.pomerium/signed_out"
+const SignedOutPath = handoff.SignedOutPath
 
 // ErrSignOutCSRF means a sign-out POST carried no valid CSRF token.
 var ErrSignOutCSRF = handoff.ErrSignOutCSRF
@@ -126,7 +127,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, target, http.StatusFound)
 			return
 		}
-		render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+		s.signedOutPage(w, r)
 		return
 	}
 	s.clearSessionCookies(w, st)
@@ -193,32 +194,46 @@ func (s *Service) finishSignOut(w http.ResponseWriter, r *http.Request, st *stat
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
-	render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+	s.signedOutPage(w, r)
 }
 
 // confirmSignOut shows the sign-out confirmation form.
 func (s *Service) confirmSignOut(w http.ResponseWriter, r *http.Request, st *state, h *sessionhandle.Handle) {
-	data := struct {
-		Title, Email, CSRF, RedirectURI string
-	}{Title: "Sign out"}
+	var email, redirectURI string
 	sid := ""
 	if h != nil {
 		sid = h.ID
 		if u, err := s.getUser(r.Context(), h.UserID); err == nil && u != nil {
-			data.Email = u.Email
+			email = u.Email
 		}
 	}
-	data.CSRF = st.signOutToken(sid)
+	csrf := st.signOutToken(sid)
 	if raw := r.URL.Query().Get(handoff.QueryRedirectURI); raw != "" {
 		if ret, err := st.checkRedirect(raw, false); err == nil {
-			data.RedirectURI = ret.String()
+			redirectURI = ret.String()
 		}
 	}
 	if apiClient(r) {
-		writeJSON(w, http.StatusOK, map[string]any{"csrf_token": data.CSRF, "method": "POST", "action": handoff.SignOutPath})
+		writeJSON(w, http.StatusOK, map[string]any{"csrf_token": csrf, "method": "POST", "action": handoff.SignOutPath})
 		return
 	}
-	render(w, http.StatusOK, "confirm", data)
+	fields := []pages.Field{{Name: "csrf_token", Value: csrf}}
+	if redirectURI != "" {
+		fields = append(fields, pages.Field{Name: handoff.QueryRedirectURI, Value: redirectURI})
+	}
+	p := &pages.Page{
+		Title: "Sign out?",
+		Email: email,
+		Lead:  []string{"Signing out ends your session on every application behind this gatehouse."},
+		Actions: []pages.Action{
+			{Label: "Sign out", Primary: true, Post: handoff.SignOutPath, Fields: fields},
+			{Label: "Cancel", Href: handoff.UserPagePath},
+		},
+	}
+	if email != "" {
+		p.Lead = []string{"You are signed in as " + email + ". Signing out ends your session on every application behind this gatehouse."}
+	}
+	s.page(w, r, http.StatusOK, p)
 }
 
 // handleSignedOut serves the page shown after a sign-out.
@@ -242,7 +257,7 @@ func (s *Service) handleSignedOut(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	render(w, http.StatusOK, "signedout", struct{ Title string }{"Signed out"})
+	s.signedOutPage(w, r)
 }
 
 // signInURLFor returns a signed sign-in URL that comes back to ret on the

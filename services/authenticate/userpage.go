@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	sessionv1 "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 )
@@ -105,13 +107,7 @@ func (s *Service) handleUserPage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, info)
 		return
 	}
-	render(w, http.StatusOK, "user", struct {
-		userInfo
-		Title     string
-		Claims    []claimRow
-		ExpiresAt string
-		CSRF      string
-	}{info, "Signed in", claimRows(sess.GetClaims()), info.ExpiresAt.Format(time.RFC1123), st.signOutToken(sess.GetId())})
+	s.page(w, r, http.StatusOK, userPage(info, sess, st.signOutToken(sess.GetId())))
 }
 
 // handleUserJSON serves /.pomerium/user: the signed-in user as JSON, or 401.
@@ -130,4 +126,46 @@ func (s *Service) handleUserJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, infoOf(u, sess))
+}
+
+// userPage is the authenticate host's /.pomerium/ page.
+func userPage(info userInfo, sess *sessionv1.Session, csrf string) *pages.Page {
+	groups := "none"
+	if len(info.Groups) > 0 {
+		groups = strings.Join(info.Groups, ", ")
+	}
+	title := "Signed in"
+	if info.Name != "" {
+		title += " as " + info.Name
+	} else if info.Email != "" {
+		title += " as " + info.Email
+	}
+	claims := make(map[string]any, len(sess.GetClaims()))
+	for k, v := range sess.GetClaims() {
+		if vs := v.AsSlice(); len(vs) == 1 {
+			claims[k] = vs[0]
+		} else {
+			claims[k] = vs
+		}
+	}
+	return &pages.Page{
+		Title: title,
+		Email: info.Email,
+		Lead:  []string{"You are signed in to every application behind this gatehouse with this account."},
+		Facts: []pages.Row{
+			{Label: "Email", Value: info.Email},
+			{Label: "Name", Value: info.Name},
+			{Label: "User ID", Value: info.UserID, Code: true},
+			{Label: "Groups", Value: groups},
+			{Label: "Session ID", Value: info.SessionID, Code: true},
+			pages.TimeRow("Signed in", info.IssuedAt, info.IssuedAt.Format(time.RFC3339)),
+			pages.TimeRow("Session expires", info.ExpiresAt, info.ExpiresAt.Format(time.RFC3339)),
+		},
+		Actions: []pages.Action{
+			{Label: "Sign out", Primary: true, Post: handoff.SignOutPath, Fields: []pages.Field{{Name: "csrf_token", Value: csrf}}},
+		},
+		ClaimsTitle: "Claims from the identity provider",
+		ClaimsHint:  "The ID token's and userinfo's claims, as policies read them. Hover over a date for its raw value.",
+		Claims:      pages.ClaimRows(claims),
+	}
 }

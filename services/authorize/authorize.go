@@ -27,10 +27,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
-	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/policy"
+	"github.com/gatehouse/gatehouse/pkg/requestid"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
@@ -181,7 +181,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 	if requestID == "" {
 		requestID = extauthz.Header(req, "x-request-id")
 		if requestID == "" {
-			requestID = cryptutil.RandomToken(12)
+			requestID = requestid.New()
 		}
 	}
 	if h == nil {
@@ -219,7 +219,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 	}
 	if r == nil && !internal {
 		s.logDecision(ctx, requestID, "", h.GetMethod(), host, path, nil, decisionDeny, 0, "no-route")
-		return forbidden(req, http.StatusNotFound, host, requestID), nil
+		return st.forbidden(req, http.StatusNotFound, host, requestID, nil, nil, policy.Decision{}), nil
 	}
 	routeID := ""
 	if r != nil {
@@ -297,7 +297,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		return st.signIn(req, host, requestID, now), nil
 	default:
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
-		return forbidden(req, http.StatusForbidden, host, requestID), nil
+		return st.forbidden(req, http.StatusForbidden, host, requestID, r, ident, d), nil
 	}
 }
 

@@ -1,10 +1,9 @@
 package authorize
 
 import (
-	"bytes"
 	"encoding/json"
-	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/browser"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
+	"github.com/gatehouse/gatehouse/pkg/policy"
 )
 
 // isBrowser reports whether a request comes from a browser navigating
@@ -56,42 +57,12 @@ func (st *state) signIn(req *authv3.CheckRequest, host, requestID string, now ti
 	}, jsonError("unauthenticated", requestID))
 }
 
-// errorPage is shown to browsers that are refused (403) or ask for a host
-// no route serves (404).
-var errorPage = template.Must(template.New("error").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Status}} {{.Title}}</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.5rem}code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px;word-break:break-all}
-.muted{color:#666;font-size:.9rem}
-</style>
-</head>
-<body>
-<h1>{{.Status}} {{.Title}}</h1>
-<p>{{.Message}}</p>
-<p>You asked for <code>{{.Method}} {{.URL}}</code>.</p>
-{{if .SignOut}}<p>If you should have access, you may be signed in as the wrong user: <a href="{{.SignOut}}">sign out</a> and sign in again.</p>{{end}}
-<p class="muted">Request ID: <code>{{.RequestID}}</code></p>
-</body>
-</html>
-`))
-
-type errorPageData struct {
-	Status    int
-	Title     string
-	Message   string
-	Method    string
-	URL       string
-	RequestID string
-	SignOut   string
-}
-
-// forbidden answers 403 (code "forbidden") or 404 (code "not_found").
-func forbidden(req *authv3.CheckRequest, httpStatus int, host, requestID string) *authv3.CheckResponse {
+// forbidden answers 403 (code "forbidden": the route's policy refused a
+// signed-in user) or 404 (code "not_found": no route serves the address):
+// JSON for API clients, for browsers a page saying who is signed in, which
+// route refused, why when the route has show_error_details, and how to
+// sign out or in as someone else. r, ident and d are nil/zero for a 404.
+func (st *state) forbidden(req *authv3.CheckRequest, httpStatus int, host, requestID string, r *route, ident *identity, d policy.Decision) *authv3.CheckResponse {
 	code := "forbidden"
 	if httpStatus == http.StatusNotFound {
 		code = "not_found"
@@ -103,28 +74,72 @@ func forbidden(req *authv3.CheckRequest, httpStatus int, host, requestID string)
 		}, jsonError(code, requestID))
 	}
 	h := extauthz.HTTPRequest(req)
-	d := errorPageData{
+	here := requestURL(h, host)
+	p := &pages.Page{
+		Brand:     st.brand,
 		Status:    httpStatus,
-		Title:     http.StatusText(httpStatus),
-		Method:    h.GetMethod(),
-		URL:       requestURL(h, host),
 		RequestID: requestID,
 	}
-	if httpStatus == http.StatusForbidden {
-		d.Message = "You are signed in, but the policy of this route does not allow you this request."
-		d.SignOut = handoff.SignOutPath
+	request := pages.Row{Label: "Request", Value: h.GetMethod() + " " + here, Code: true}
+	if httpStatus == http.StatusNotFound {
+		p.Title = "No application at this address"
+		p.Lead = []string{"No route is configured for " + host + "."}
+		p.Facts = []pages.Row{request}
+		p.Next = "Check the address, or ask the administrator to add a route for it, giving them the request ID below."
 	} else {
-		d.Message = "No route is configured for this address."
+		route := routeLabel(r)
+		p.Title = "Access denied"
+		if ident != nil {
+			p.Email = ident.subject.Email
+		}
+		who := "You are signed in"
+		if p.Email != "" {
+			who += " as " + p.Email
+		}
+		p.Lead = []string{who + ", but the policy of " + route + " does not allow you this request."}
+		p.Facts = []pages.Row{{Label: "Signed in as", Value: p.Email}, {Label: "Route", Value: route, Title: routeDescription(r)}, request}
+		if r != nil && r.cfg != nil && r.cfg.ShowErrorDetails {
+			p.Reasons = pages.Reasons(d.Reasons.Slice(), d.DenyResult.Value)
+		}
+		p.Next = "If you should have access, ask the administrator of " + route + " to allow your account, giving them the request ID below. " +
+			"If you signed in with the wrong account, sign in as someone else."
+		switchUser := handoff.SignOutPath
+		if h.GetMethod() == http.MethodGet {
+			switchUser += "?" + url.Values{handoff.QueryRedirectURI: {here}}.Encode()
+		}
+		p.Actions = []pages.Action{
+			{Label: "Sign in as someone else", Href: switchUser, Primary: true},
+			{Label: "Sign out", Href: handoff.SignOutPath},
+			{Label: "Your account", Href: handoff.UserPagePath},
+		}
 	}
-	var buf bytes.Buffer
-	if err := errorPage.Execute(&buf, d); err != nil {
-		buf.Reset()
-		buf.WriteString(http.StatusText(httpStatus))
+	headers := make([]*corev3.HeaderValueOption, 0, 6)
+	for _, kv := range pages.Headers() {
+		headers = append(headers, extauthz.NewHeader(kv[0], kv[1]))
 	}
-	return extauthz.Denied(httpStatus, []*corev3.HeaderValueOption{
-		extauthz.NewHeader("content-type", "text/html; charset=utf-8"),
-		extauthz.NewHeader("cache-control", "no-store"),
-	}, buf.String())
+	return extauthz.Denied(httpStatus, headers, string(p.HTML()))
+}
+
+// routeLabel names a route for people: its name, else its from URL.
+func routeLabel(r *route) string {
+	if r == nil || r.cfg == nil {
+		return "this route"
+	}
+	if r.cfg.Name != "" {
+		return r.cfg.Name
+	}
+	if r.cfg.FromURL != nil {
+		return r.cfg.FromURL.Host + strings.TrimSuffix(r.cfg.Prefix+r.cfg.Path, "/")
+	}
+	return r.cfg.From
+}
+
+// routeDescription is the route's description, shown on hover.
+func routeDescription(r *route) string {
+	if r == nil || r.cfg == nil {
+		return ""
+	}
+	return r.cfg.Description
 }
 
 // badRequest answers a CheckRequest without an HTTP request in it.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -43,6 +44,8 @@ type state struct {
 
 	jwts    *jwtCache
 	handles *handleCache
+
+	brand pages.Branding // the look of the 403 and 404 pages
 }
 
 // claimHeader is one jwt_claims_headers entry.
@@ -108,6 +111,7 @@ func compile(cfg *config.Config) (*state, error) {
 		table:      routematch.New(cfg.Routes),
 		jwts:       newJWTCache(),
 		handles:    newHandleCache(),
+		brand:      pages.BrandingFor(cfg),
 	}
 	if st.cookieName == "" {
 		st.cookieName = "_pomerium"

@@ -20,6 +20,10 @@ func BenchmarkGRPC(b *testing.B) {
 		srv := testutil.StartRedis(b)
 		benchService(b, databroker.Options{StorageType: databroker.StorageTypeRedis, ConnectionString: srv.URL()})
 	})
+	b.Run("postgres", func(b *testing.B) {
+		pg := testutil.StartPostgres(b)
+		benchService(b, databroker.Options{StorageType: databroker.StorageTypePostgres, ConnectionString: pg.CreateDatabase(b, "bench")})
+	})
 }
 
 func benchService(b *testing.B, opts databroker.Options) {

@@ -6,21 +6,23 @@ import (
 	"time"
 )
 
-// Storage types accepted in Options.StorageType.
+// Storage types accepted in Options.StorageType (see StorageTypes for the
+// registry they come from).
 const (
-	StorageTypeMemory = "memory"
-	StorageTypeRedis  = "redis"
+	StorageTypeMemory   = "memory"
+	StorageTypeRedis    = "redis"
+	StorageTypePostgres = "postgres"
 )
 
 // Options configure the databroker service. The zero value is a memory
 // store with the defaults.
 type Options struct {
-	// StorageType is "memory" (default) or "redis"
-	// (databroker_storage_type).
+	// StorageType is a registered storage type (databroker_storage_type):
+	// "memory" (default), "redis" or "postgres".
 	StorageType string
-	// ConnectionString is the Redis URL for the redis storage
-	// (databroker_storage_connection_string): redis://, rediss://,
-	// redis+sentinel://, redis+cluster://.
+	// ConnectionString is the storage's connection string
+	// (databroker_storage_connection_string), in the forms the storage
+	// type lists.
 	ConnectionString string
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -34,25 +36,25 @@ type Options struct {
 	// SweepInterval is how often Run expires records past their TTL,
 	// applies capacities and prunes the change log (default 1s).
 	SweepInterval time.Duration
-	// PollInterval is the Redis safety poll of Sync streams, for pub/sub
-	// messages lost across a reconnect (default 2s).
+	// PollInterval is the safety poll of Sync streams, for notifications
+	// lost across a reconnect (default 2s).
 	PollInterval time.Duration
-	// KeyPrefix is the Redis key hash tag name (default "gatehouse").
+	// KeyPrefix separates independent stores on one server: the Redis key
+	// hash tag name (default "gatehouse"), the PostgreSQL schema (default
+	// "gatehouse").
 	KeyPrefix string
+	// Now is the storage's clock (default time.Now); tests pass a fake one.
+	Now func() time.Time
 }
 
-// Validate checks the options and fills in defaults.
+// Validate checks the options against the storage registry and fills in
+// defaults.
 func (o *Options) Validate() error {
-	switch o.StorageType {
-	case "":
+	if o.StorageType == "" {
 		o.StorageType = StorageTypeMemory
-	case StorageTypeMemory:
-	case StorageTypeRedis:
-		if o.ConnectionString == "" {
-			return fmt.Errorf("databroker: storage type redis needs a connection string (databroker_storage_connection_string)")
-		}
-	default:
-		return fmt.Errorf("databroker: unknown storage type %q (want memory or redis)", o.StorageType)
+	}
+	if err := StorageTypes.Validate(o.StorageType, o.ConnectionString); err != nil {
+		return fmt.Errorf("databroker: %w", err)
 	}
 	o.setDefaults()
 	return nil

@@ -1,6 +1,7 @@
 // Package databroker is the databroker service: the gRPC server of
-// gatehouse.databroker.v1.DataBrokerService over a storage backend (memory
-// or Redis).
+// gatehouse.databroker.v1.DataBrokerService over a storage backend: a
+// storage.Store (the rules every backend shares) over the driver of a
+// registered storage type (memory, Redis, PostgreSQL; see StorageTypes).
 //
 // Life cycle: New builds the service (no goroutines), Register adds it to
 // a gRPC server, Run does the background sweeps until its context ends,
@@ -26,8 +27,6 @@ import (
 	_ "github.com/gatehouse/gatehouse/proto/gatehouse/session/v1"
 	_ "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
-	"github.com/gatehouse/gatehouse/services/databroker/storage/memory"
-	"github.com/gatehouse/gatehouse/services/databroker/storage/redis"
 )
 
 // syncBatch is the number of changes a Sync stream reads per storage call.
@@ -46,31 +45,26 @@ type Service struct {
 var _ databrokerv1.DataBrokerServiceServer = (*Service)(nil)
 
 // New returns a databroker service on the storage named by opts. It starts
-// no goroutines and does not need the storage to be reachable yet (a Redis
-// that is down is logged; RPCs fail with UNAVAILABLE until it is back).
+// no goroutines. A Redis that is down is logged (RPCs fail with
+// UNAVAILABLE until it is back); PostgreSQL is contacted at once, to
+// create or migrate its schema, and a wrong password, a missing database
+// or an unreachable server is an error naming the option.
 func New(ctx context.Context, opts Options) (*Service, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	var backend storage.Backend
-	switch opts.StorageType {
-	case StorageTypeMemory:
-		backend = memory.New(memory.Options{Retention: opts.Retention, MaxChanges: opts.MaxChanges})
-	case StorageTypeRedis:
-		b, err := redis.New(redis.Options{
-			ConnectionString: opts.ConnectionString,
-			Prefix:           opts.KeyPrefix,
-			Timeout:          opts.Timeout,
-			Retention:        opts.Retention,
-			MaxChanges:       opts.MaxChanges,
-			PollInterval:     opts.PollInterval,
-			Logger:           opts.Logger,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("databroker: %w", err)
-		}
-		backend = b
+	typ, _ := StorageTypes.Lookup(opts.StorageType) // Validate checked it
+	d, err := typ.Open(ctx, storage.DriverConfig{
+		ConnectionString: opts.ConnectionString,
+		Namespace:        opts.KeyPrefix,
+		Timeout:          opts.Timeout,
+		PollInterval:     opts.PollInterval,
+		Logger:           opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("databroker: %w", err)
 	}
+	backend := storage.NewStore(d, storage.StoreOptions{Retention: opts.Retention, MaxChanges: opts.MaxChanges, Now: opts.Now})
 	s := NewWithBackend(backend, opts)
 	if err := backend.Ping(ctx); err != nil {
 		s.log.Warn("databroker: storage not reachable yet", "storage", opts.StorageType, "error", err.Error())
@@ -95,7 +89,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // Run sweeps the storage (TTL expiry, capacity, change log pruning) every
 // SweepInterval until ctx ends; it then returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	s.backend.Changed() // starts the Redis subscriber before the first Sync stream
+	s.backend.Changed() // starts following the storage before the first Sync stream
 	t := time.NewTicker(s.opts.SweepInterval)
 	defer t.Stop()
 	failing := false

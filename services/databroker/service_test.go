@@ -32,7 +32,7 @@ var prefixes atomic.Int64
 // gRPC; Run goes on until the test ends.
 func newService(t testing.TB, opts databroker.Options) (*databroker.Service, databrokerv1.DataBrokerServiceClient) {
 	t.Helper()
-	if opts.StorageType == databroker.StorageTypeRedis && opts.KeyPrefix == "" {
+	if (opts.StorageType == databroker.StorageTypeRedis || opts.StorageType == databroker.StorageTypePostgres) && opts.KeyPrefix == "" {
 		opts.KeyPrefix = fmt.Sprintf("svc%d", prefixes.Add(1))
 	}
 	if opts.SweepInterval == 0 {

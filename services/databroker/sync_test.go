@@ -55,6 +55,7 @@ func TestOptionsValidate(t *testing.T) {
 		{databroker.Options{StorageType: "redis", ConnectionString: "redis://127.0.0.1:6379"}, true},
 		{databroker.Options{StorageType: "redis"}, false},
 		{databroker.Options{StorageType: "postgres"}, false},
+		{databroker.Options{StorageType: "mongodb", ConnectionString: "mongodb://x"}, false},
 	} {
 		err := tc.opts.Validate()
 		if (err == nil) != tc.ok {

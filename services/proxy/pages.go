@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
-	"html/template"
 	"net/http"
-	"sort"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/pkg/browser"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 )
 
 // Page messages. They say what happened and what to do, never why in
@@ -25,23 +23,18 @@ const (
 	msgForbidden       = "You are not allowed to access this page."
 )
 
-var baseCSS = `body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1f2328}
-main{max-width:44rem;margin:8vh auto;padding:2rem 2.25rem;background:#fff;border:1px solid #d8dee4;border-radius:10px}
-h1{font-size:1.35rem;margin:0 0 .75rem}p{margin:.5rem 0}.status{color:#59636e;font-size:.9rem;letter-spacing:.02em}
-.rid{margin-top:1.5rem;color:#59636e;font-size:.8rem}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}
-table{border-collapse:collapse;width:100%;margin:.75rem 0}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-top:1px solid #eaeef2}
-th{width:30%;font-weight:600}button{font:inherit;padding:.4rem 1rem;border:1px solid #d8dee4;border-radius:6px;background:#f6f8fa;cursor:pointer}`
-
-var errorTemplate = template.Must(template.New("error").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Status}} {{.Title}}</title><style>` + baseCSS + `</style></head>
-<body><main>
-<p class="status">{{.Status}}</p>
-<h1>{{.Title}}</h1>
-<p>{{.Message}}</p>
-{{if .RequestID}}<p class="rid">Request ID: <code>{{.RequestID}}</code></p>{{end}}
-</main></body></html>
-`))
+// errorTitles are the headings of the proxy's error pages.
+var errorTitles = map[int]string{
+	http.StatusBadRequest:          "This request could not be handled",
+	http.StatusUnauthorized:        "You are not signed in",
+	http.StatusForbidden:           "Access denied",
+	http.StatusNotFound:            "Nothing here",
+	http.StatusMethodNotAllowed:    "Method not allowed",
+	http.StatusBadGateway:          "The application is not answering",
+	http.StatusServiceUnavailable:  "Temporarily unavailable",
+	http.StatusGatewayTimeout:      "The application took too long",
+	http.StatusInternalServerError: "Something went wrong",
+}
 
 // errorBody is the JSON form of an error page.
 type errorBody struct {
@@ -55,93 +48,142 @@ type errorBody struct {
 // gRPC): the opposite of browser.Request, the rule every service shares.
 func wantsJSON(r *http.Request) bool { return !browser.Request(r) }
 
+// brandOf returns the branding of the running configuration, which
+// serveHTTP hands every handler through its recorder.
+func brandOf(w http.ResponseWriter) pages.Branding {
+	if rec, ok := w.(*recorder); ok && rec.brand != nil {
+		return *rec.brand
+	}
+	return pages.Branding{}
+}
+
 // writeError writes an error page (HTML, or JSON for API clients) with
 // the request id.
 func writeError(w http.ResponseWriter, r *http.Request, status int, message, requestID string) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	if requestID != "" {
 		h.Set(headerRequestID, requestID)
 	}
-	title := http.StatusText(status)
 	if wantsJSON(r) {
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(errorBody{Status: status, Error: title, Message: message, RequestID: requestID})
+		_ = json.NewEncoder(w).Encode(errorBody{Status: status, Error: http.StatusText(status), Message: message, RequestID: requestID})
 		return
 	}
-	var buf bytes.Buffer
-	_ = errorTemplate.Execute(&buf, struct {
-		Status                    int
-		Title, Message, RequestID string
-	}{status, title, message, requestID})
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
+	title := errorTitles[status]
+	if title == "" {
+		title = http.StatusText(status)
 	}
+	if message == msgNotFound {
+		title = "No application at this address"
+	}
+	p := &pages.Page{
+		Brand:     brandOf(w),
+		Status:    status,
+		Title:     title,
+		Lead:      []string{message},
+		Facts:     []pages.Row{{Label: "Address", Value: r.Host + requestPathOrSlash(r), Code: true}},
+		RequestID: requestID,
+	}
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if r.Method == http.MethodGet {
+			p.Actions = []pages.Action{{Label: "Try again", Href: r.URL.RequestURI(), Primary: true}}
+		}
+	case http.StatusUnauthorized:
+		p.Actions = []pages.Action{{Label: "Sign in", Href: "/", Primary: true}}
+	case http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed:
+		if message != msgNotFound {
+			p.Actions = []pages.Action{{Label: "Go to the application", Href: "/", Primary: true}}
+		}
+	}
+	p.Next = "If this keeps happening, give the administrator the request ID below."
+	pages.Write(w, r, status, p)
 }
 
-var userTemplate = template.Must(template.New("user").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Signed in{{with .Email}} as {{.}}{{end}}</title><style>` + baseCSS + `</style></head>
-<body><main>
-<h1>Signed in{{with .Name}} as {{.}}{{end}}</h1>
-<table>
-<tr><th>Email</th><td>{{.Email}}</td></tr>
-<tr><th>Name</th><td>{{.Name}}</td></tr>
-<tr><th>User ID</th><td><code>{{.User}}</code></td></tr>
-<tr><th>Groups</th><td>{{range $i, $g := .Groups}}{{if $i}}, {{end}}{{$g}}{{else}}none{{end}}</td></tr>
-</table>
-<h2 style="font-size:1.05rem;margin-top:1.5rem">Claims of the identity JWT</h2>
-<p class="status">What this route's upstream receives in <code>X-Pomerium-Jwt-Assertion</code> ({{if .JWTEndpoint}}<a href="/.pomerium/jwt">raw</a>, {{end}}<a href="/.pomerium/user">JSON</a>).</p>
-<table>
-{{range .Claims}}<tr><th><code>{{.Name}}</code></th><td><code>{{.Value}}</code></td></tr>
-{{end}}</table>
-<form method="post" action="/.pomerium/sign_out"><input type="hidden" name="csrf_token" value="{{.CSRF}}"><button type="submit">Sign out</button></form>
-{{if .RequestID}}<p class="rid">Request ID: <code>{{.RequestID}}</code></p>{{end}}
-</main></body></html>
-`))
-
-type claimRow struct{ Name, Value string }
-
-type userPage struct {
-	Email, Name, User, RequestID string
-	Groups                       []string
-	Claims                       []claimRow
-	CSRF                         string // the sign-out form's token
-	JWTEndpoint                  bool   // /.pomerium/jwt is served
+// requestPathOrSlash is the request's path for pages ("/" when empty).
+func requestPathOrSlash(r *http.Request) string {
+	if r.URL.Path == "" {
+		return "/"
+	}
+	return r.URL.Path
 }
 
-func newUserPage(claims map[string]any, requestID string) userPage {
-	p := userPage{RequestID: requestID}
-	p.Email, _ = claims["email"].(string)
-	p.Name, _ = claims["name"].(string)
-	p.User, _ = claims["sub"].(string)
+// userPage is the route host's /.pomerium/ page for the identity JWT jwt
+// with claims.
+func userPage(brand pages.Branding, claims map[string]any, jwt, csrf, requestID string, jwtEndpoint bool) *pages.Page {
+	str := func(k string) string { s, _ := claims[k].(string); return s }
+	email, name := str("email"), str("name")
+	var groups []string
 	if gs, ok := claims["groups"].([]any); ok {
 		for _, g := range gs {
 			if s, ok := g.(string); ok {
-				p.Groups = append(p.Groups, s)
+				groups = append(groups, s)
 			}
 		}
 	}
-	names := make([]string, 0, len(claims))
-	for k := range claims {
-		names = append(names, k)
+	groupList := "none"
+	if len(groups) > 0 {
+		groupList = joinComma(groups)
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		var v string
-		switch c := claims[k].(type) {
-		case string:
-			v = c
-		default:
-			b, _ := json.Marshal(c)
-			v = string(b)
+	title := "Signed in"
+	if name != "" {
+		title += " as " + name
+	} else if email != "" {
+		title += " as " + email
+	}
+	return &pages.Page{
+		Brand: brand,
+		Title: title,
+		Email: email,
+		Lead:  []string{"This is who gatehouse says you are to the application at this address."},
+		Facts: []pages.Row{
+			{Label: "Email", Value: email},
+			{Label: "Name", Value: name},
+			{Label: "User ID", Value: str("sub"), Code: true},
+			{Label: "Groups", Value: groupList},
+		},
+		Actions: []pages.Action{
+			{Label: "Back to the application", Href: "/", Primary: true},
+			{Label: "Sign out", Post: handoff.SignOutPath, Fields: []pages.Field{{Name: handoff.QueryCSRFToken, Value: csrf}}},
+		},
+		ClaimsTitle: "Claims of the identity JWT",
+		ClaimsHint:  claimsHint(jwtEndpoint),
+		Claims:      pages.ClaimRows(claims),
+		Raw: &pages.Raw{Title: "The identity JWT", Value: jwt,
+			Hint: "Signed by gatehouse; it expires " + expiresIn(claims) + ". Select it to copy; verify it with the keys at /.well-known/pomerium/jwks.json."},
+		RequestID: requestID,
+	}
+}
+
+// claimsHint says where else the claims and the JWT are served.
+func claimsHint(jwtEndpoint bool) string {
+	also := "also as JSON at /.pomerium/user"
+	if jwtEndpoint {
+		also += ", and the raw JWT at /.pomerium/jwt"
+	}
+	return "What this route's application receives in the X-Pomerium-Jwt-Assertion header (" + also + "). Hover over a date for its raw value."
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
 		}
-		p.Claims = append(p.Claims, claimRow{k, v})
+		out += v
 	}
-	return p
+	return out
+}
+
+// expiresIn says when the JWT's exp is, for the page's hint.
+func expiresIn(claims map[string]any) string {
+	for _, r := range pages.ClaimRows(map[string]any{"exp": claims["exp"]}) {
+		if r.Title != "" {
+			return "at " + r.Value
+		}
+	}
+	return "in a few minutes"
 }

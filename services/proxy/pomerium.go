@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
@@ -41,6 +44,12 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			return routeID, decisionInvalid
 		}
 		s.serveSignOut(w, r, st, cr, reqID)
+		return routeID, decisionInternal
+	case handoff.SignedOutPath:
+		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
+			return routeID, decisionInvalid
+		}
+		serveSignedOut(w, r, st, reqID)
 		return routeID, decisionInternal
 	case handoff.ProgrammaticLogin:
 		if !allowMethods(w, r, reqID, http.MethodGet, http.MethodHead) {
@@ -75,12 +84,7 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 		s.servePortal(w, r, st, credential, reqID)
 		return routeID, decisionAllow
 	}
-	var jwt string
-	for _, o := range answer.GetHeaders() {
-		if strings.EqualFold(o.GetHeader().GetKey(), headerJWTAssertion) {
-			jwt = o.GetHeader().GetValue()
-		}
-	}
+	jwt := identityJWT(answer)
 	payload, ok := jwtPayload(jwt)
 	if !ok {
 		writeError(w, r, http.StatusUnauthorized, msgNotSignedIn, reqID)
@@ -111,20 +115,58 @@ func (s *Service) servePomerium(w http.ResponseWriter, r *http.Request, st *stat
 			_, _ = w.Write(payload)
 			return routeID, decisionAllow
 		}
-		page := newUserPage(claims, reqID)
-		page.JWTEndpoint = st.cfg.JWTEndpointEnabled()
-		page.CSRF = handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
-		h.Set("X-Frame-Options", "DENY") // its sign-out button must not be clickjacked
-		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
-		var buf bytes.Buffer
-		if err := userTemplate.Execute(&buf, page); err != nil {
-			writeError(w, r, http.StatusInternalServerError, "The page could not be shown.", reqID)
-			return routeID, decisionError
-		}
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(buf.Bytes())
+		// The page's sign-out button must not be clickjacked: pages.Write
+		// forbids framing.
+		csrf := handoff.SignOutToken(st.cfg.CookieKey, sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName))
+		pages.Write(w, r, http.StatusOK, userPage(st.brand, claims, jwt, csrf, reqID, st.cfg.JWTEndpointEnabled()))
 	}
 	return routeID, decisionAllow
+}
+
+// identityJWT returns the identity JWT of authorize's OK answer ("" when
+// there is none).
+func identityJWT(answer *authv3.OkHttpResponse) string {
+	var jwt string
+	for _, o := range answer.GetHeaders() {
+		if strings.EqualFold(o.GetHeader().GetKey(), headerJWTAssertion) {
+			jwt = o.GetHeader().GetValue()
+		}
+	}
+	return jwt
+}
+
+// signedInEmail asks authorize who r's session belongs to, as the user
+// page does, and returns the email ("" when there is no live session or
+// authorize cannot say). It writes nothing to the client.
+func (s *Service) signedInEmail(r *http.Request, st *state, route *config.Route, reqID string) string {
+	in := &checkInput{r: r, requestID: reqID, routeID: route.ID, internal: true, scheme: requestScheme(r, st.hops)}
+	in.clientIP, _ = clientIP(r, st.hops)
+	resp, err := s.check(r.Context(), in)
+	if err != nil || !allowed(resp) {
+		return ""
+	}
+	payload, ok := jwtPayload(identityJWT(resp.GetOkResponse()))
+	if !ok {
+		return ""
+	}
+	var c struct {
+		Email string `json:"email"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	return c.Email
+}
+
+// serveSignedOut shows the page a sign-out on this host ends on: it says
+// so and offers to sign in again, to this host's start page.
+func serveSignedOut(w http.ResponseWriter, r *http.Request, st *state, reqID string) {
+	pages.Write(w, r, http.StatusOK, &pages.Page{
+		Brand: st.brand,
+		Title: "You are signed out",
+		Lead: []string{"Your session has ended on every application behind this gatehouse, and at the identity provider when it supports that.",
+			"To be safe on a shared computer, close the browser when you are done."},
+		Actions:   []pages.Action{{Label: "Sign in again", Href: "/", Primary: true}},
+		RequestID: reqID,
+	})
 }
 
 // jwtPayload returns the decoded claims part of a compact JWS. The token
@@ -259,7 +301,7 @@ func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state
 	handle := sessionhandle.CookieFromHeader(r.Header, st.cfg.CookieName)
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
-		s.confirmSignOut(w, r, st, handle, signOutReturn(r, st, r.URL.Query().Get(handoff.QueryRedirectURI)), reqID)
+		s.confirmSignOut(w, r, st, route, handle, signOutReturn(r, st, r.URL.Query().Get(handoff.QueryRedirectURI)), reqID)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormSize)
@@ -292,7 +334,8 @@ func (s *Service) serveSignOut(w http.ResponseWriter, r *http.Request, st *state
 
 // signOutReturn is where a sign-out on this host ends: raw when it is an
 // http(s) URL on this host, else signout_redirect_url, else this host's
-// root.
+// "You are signed out" page (never straight back to a page that would send
+// the browser to sign in again).
 func signOutReturn(r *http.Request, st *state, raw string) string {
 	if raw != "" {
 		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.User == nil && strings.EqualFold(u.Host, r.Host) {
@@ -302,7 +345,7 @@ func signOutReturn(r *http.Request, st *state, raw string) string {
 	if st.cfg.SignOutRedirectURL != "" {
 		return st.cfg.SignOutRedirectURL
 	}
-	return (&url.URL{Scheme: requestScheme(r, st.hops), Host: r.Host, Path: "/"}).String()
+	return (&url.URL{Scheme: requestScheme(r, st.hops), Host: r.Host, Path: handoff.SignedOutPath}).String()
 }
 
 // serveProgrammaticLogin answers the sign-in URL for an API client as

@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"net/url"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 )
 
 // Paths of the routes portal, as Pomerium serves them.
@@ -76,8 +76,7 @@ func routeName(cr *config.Route) string {
 }
 
 // servePortal writes the routes portal: JSON for the API path and API
-// clients, a minimal HTML list otherwise (its look belongs with the other
-// pages).
+// clients, else a page of the shared set (pkg/pages) listing them.
 func (s *Service) servePortal(w http.ResponseWriter, r *http.Request, st *state, credential, reqID string) {
 	routes := s.portalRoutes(r, st, credential, reqID)
 	h := w.Header()
@@ -89,28 +88,27 @@ func (s *Service) servePortal(w http.ResponseWriter, r *http.Request, st *state,
 		}{routes})
 		return
 	}
-	var buf bytes.Buffer
-	if err := portalTemplate.Execute(&buf, struct {
-		Routes    []portalRoute
-		RequestID string
-	}{routes, reqID}); err != nil {
-		writeError(w, r, http.StatusInternalServerError, "The page could not be shown.", reqID)
-		return
+	p := &pages.Page{
+		Brand:     st.brand,
+		Title:     "Your applications",
+		Lead:      []string{"The applications behind this gatehouse that you may open."},
+		RequestID: reqID,
+		Actions:   []pages.Action{{Label: "Your account", Href: handoff.UserPagePath}},
 	}
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
-	_, _ = w.Write(buf.Bytes())
+	if len(routes) == 0 {
+		p.Lead = []string{"No application behind this gatehouse is open to you."}
+	}
+	for _, rt := range routes {
+		p.Facts = append(p.Facts, pages.Row{Label: rt.Name, Value: rt.Description, Href: rt.From, Icon: pageImage(rt.LogoURL)})
+	}
+	pages.Write(w, r, http.StatusOK, p)
 }
 
-var portalTemplate = template.Must(template.New("routes").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Routes</title><style>` + baseCSS + `</style></head>
-<body><main>
-<h1>Routes</h1>
-{{if .Routes}}<table>
-{{range .Routes}}<tr><th>{{if .LogoURL}}<img src="{{.LogoURL}}" alt="" width="24" height="24"> {{end}}<a href="{{.From}}">{{.Name}}</a></th><td>{{.Description}}</td></tr>
-{{end}}</table>{{else}}<p>No route is open to you.</p>{{end}}
-{{if .RequestID}}<p class="rid">Request ID: <code>{{.RequestID}}</code></p>{{end}}
-</main></body></html>
-`))
+// pageImage is u when it is an http(s) URL a page may show, else "".
+func pageImage(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+		return ""
+	}
+	return u
+}

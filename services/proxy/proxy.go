@@ -14,12 +14,9 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +29,8 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/logging"
+	"github.com/gatehouse/gatehouse/pkg/pages"
+	"github.com/gatehouse/gatehouse/pkg/requestid"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 )
@@ -97,6 +96,7 @@ type state struct {
 	underscores config.UnderscoreAction
 	respHTTP    []headerKV // response headers of the proxy's own pages
 	respHTTPS   []headerKV
+	brand       pages.Branding // the look of the proxy's own pages
 }
 
 // New builds the proxy service from the current configuration and adds it
@@ -209,6 +209,7 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
 	}
 	st.respHTTP, st.respHTTPS = responseHeaders(cfg, &config.Route{})
+	st.brand = pages.BrandingFor(cfg)
 	return func() {
 		s.state.Store(st)
 		s.transports.retain(keep)
@@ -241,6 +242,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	brand  *pages.Branding // the running configuration's, for error pages
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -276,6 +278,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
+	rec.brand = &s.state.Load().brand
 	routeID, d := s.serve(rec, r, credential, assertion, reqID)
 
 	// Requests that went through are logged at debug: a JSON line costs
@@ -302,7 +305,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Duration("duration", time.Since(start)),
 		)
 	}
-	rec.ResponseWriter = nil
+	rec.ResponseWriter, rec.brand = nil, nil
 	recorderPool.Put(rec)
 }
 
@@ -445,35 +448,13 @@ func (st *state) setResponseHeaders(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestID returns the request's X-Request-Id when the client sent a
-// sane one, else a new one, and makes sure the header carries it (so the
-// upstream gets it too).
+// sane one, else a new one (requestid's format, shared by every service),
+// and makes sure the header carries it (so the upstream gets it too).
 func requestID(h http.Header) string {
-	if vs := h[headerRequestID]; len(vs) == 1 && validRequestID(vs[0]) {
+	if vs := h[headerRequestID]; len(vs) == 1 && requestid.Valid(vs[0]) {
 		return vs[0]
 	}
-	// Unique, not secret: math/rand/v2's per-thread generator is enough
-	// and costs a fraction of crypto/rand.
-	var raw [16]byte
-	var out [32]byte
-	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(raw[8:], rand.Uint64())
-	hex.Encode(out[:], raw[:])
-	id := string(out[:])
+	id := requestid.New()
 	h[headerRequestID] = []string{id}
 	return id
-}
-
-// validRequestID accepts up to 128 characters of [A-Za-z0-9._:-], enough
-// for UUIDs and tracing ids, and nothing that could forge a log line.
-func validRequestID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
 }

@@ -576,8 +576,8 @@ func TestSignOut(t *testing.T) {
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || loc.Scheme+"://"+loc.Host != testAuthURL || loc.Path != handoff.SignOutPath ||
-		loc.Query().Get(handoff.QueryRedirectURI) != "http://app.test/" {
-		t.Errorf("Location %q", resp.Header.Get("Location"))
+		loc.Query().Get(handoff.QueryRedirectURI) != "http://app.test"+handoff.SignedOutPath {
+		t.Errorf("Location %q, want the sign-out to end on this host's signed-out page", resp.Header.Get("Location"))
 	}
 	if err := cryptutil.VerifySignedURL(cfg.URLKey, loc, time.Now()); err != nil {
 		t.Errorf("sign-out URL does not verify: %v", err)
@@ -585,6 +585,17 @@ func TestSignOut(t *testing.T) {
 	cs := resp.Cookies()
 	if len(cs) != 1 || cs[0].Name != "_pomerium" || cs[0].MaxAge >= 0 {
 		t.Errorf("cookie not cleared: %v", cs)
+	}
+
+	// Where the sign-out ends: a page that says so and offers to sign in
+	// again, without asking authorize (there is no session to ask about).
+	resp, body := h.get(t, "app.test", handoff.SignedOutPath, "Accept", "text/html")
+	if resp.StatusCode != 200 || !strings.Contains(body, "You are signed out") || !strings.Contains(body, `href="/">Sign in again`) ||
+		resp.Header.Get("X-Request-Id") == "" || !strings.Contains(body, resp.Header.Get("X-Request-Id")) {
+		t.Errorf("signed-out page: %d\n%s", resp.StatusCode, body)
+	}
+	if up.count() != 0 {
+		t.Error("the signed-out page reached the upstream")
 	}
 }
 

@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
-	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
+	"github.com/gatehouse/gatehouse/pkg/pages"
 )
 
 // Messages of the sign-in and sign-out pages.
@@ -77,47 +75,41 @@ func (s *Service) bindSignIn(w http.ResponseWriter, st *state, route *config.Rou
 // maxFormSize bounds a POSTed sign-out form.
 const maxFormSize = 64 << 10
 
-var signOutTemplate = template.Must(template.New("signout").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Sign out</title><style>` + baseCSS + `</style></head>
-<body><main>
-<h1>Sign out?</h1>
-<p>{{if .SignedIn}}Do you want to sign out of every application behind this gatehouse?{{else}}You are not signed in on this site. You can still sign out of gatehouse everywhere else.{{end}}</p>
-<form method="post" action="/.pomerium/sign_out">
-<input type="hidden" name="csrf_token" value="{{.CSRF}}">
-<input type="hidden" name="pomerium_redirect_uri" value="{{.RedirectURI}}">
-<button type="submit">Sign out</button>
-</form>
-{{if .RequestID}}<p class="rid">Request ID: <code>{{.RequestID}}</code></p>{{end}}
-</main></body></html>
-`))
-
 // confirmSignOut shows the sign-out form (JSON with the token and how to
-// use it for API clients). The page may not be framed, so that no other
-// site can trick a click on its button.
-func (s *Service) confirmSignOut(w http.ResponseWriter, r *http.Request, st *state, handle, back, reqID string) {
+// use it for API clients). The page may not be framed (pages.Write), so
+// that no other site can trick a click on its button.
+func (s *Service) confirmSignOut(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, handle, back, reqID string) {
 	token := handoff.SignOutToken(st.cfg.CookieKey, handle)
 	h := w.Header()
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 	if wantsJSON(r) {
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		h.Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"csrf_token": token, "method": http.MethodPost, "action": handoff.SignOutPath, handoff.QueryRedirectURI: back,
 		})
 		return
 	}
-	var buf bytes.Buffer
-	if err := signOutTemplate.Execute(&buf, struct {
-		SignedIn                     bool
-		CSRF, RedirectURI, RequestID string
-	}{handle != "", token, back, reqID}); err != nil {
-		writeError(w, r, http.StatusInternalServerError, "The page could not be shown.", reqID)
-		return
+	p := &pages.Page{
+		Brand:     st.brand,
+		Title:     "Sign out?",
+		RequestID: reqID,
+		Actions: []pages.Action{
+			{Label: "Sign out", Primary: true, Post: handoff.SignOutPath, Fields: []pages.Field{
+				{Name: handoff.QueryCSRFToken, Value: token}, {Name: handoff.QueryRedirectURI, Value: back}}},
+			{Label: "Cancel", Href: "/"},
+		},
 	}
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
+	if handle != "" {
+		p.Email = s.signedInEmail(r, st, route, reqID)
 	}
+	switch {
+	case handle == "":
+		p.Lead = []string{"You are not signed in on this site. You can still sign out of gatehouse everywhere else."}
+	case p.Email != "":
+		p.Lead = []string{"You are signed in as " + p.Email + ". Signing out ends your session on every application behind this gatehouse."}
+	default:
+		p.Lead = []string{"Signing out ends your session on every application behind this gatehouse."}
+	}
+	pages.Write(w, r, http.StatusOK, p)
 }

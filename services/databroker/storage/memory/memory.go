@@ -1,15 +1,12 @@
-// Package memory is the in-process databroker storage backend: records per
-// type in maps, an ordered and bounded change log, TTL and capacity
-// eviction, and Sync wake-ups through a broadcast channel.
+// Package memory is the in-process databroker storage driver: records per
+// type in maps, an ordered change log and leases, behind one lock. The
+// rules (TTL, capacity, leases, retention) are storage.Store's.
 package memory
 
 import (
-	"container/list"
 	"context"
 	"fmt"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,480 +18,249 @@ import (
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
 )
 
-// Options configure a memory backend. The zero value uses the defaults.
-type Options struct {
-	// Retention is how long the change log keeps a change (default 1h).
-	Retention time.Duration
-	// MaxChanges caps the change log's length (default 1,000,000).
-	MaxChanges int
-	// Now returns the current time (default time.Now); tests inject it.
-	Now func() time.Time
+// Type is the memory storage type: the default, for one databroker
+// process.
+var Type = storage.Type{
+	Name: "memory",
+	Use:  "one databroker process (all-in-one, development); records are lost when it stops",
+	Open: func(context.Context, storage.DriverConfig) (storage.Driver, error) { return NewDriver(), nil },
 }
 
-func (o *Options) setDefaults() {
-	if o.Retention <= 0 {
-		o.Retention = time.Hour
-	}
-	if o.MaxChanges <= 0 {
-		o.MaxChanges = 1_000_000
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+// New returns a Store on a new memory driver.
+func New(opts storage.StoreOptions) *storage.Store {
+	return storage.NewStore(NewDriver(), opts)
 }
 
-// Backend is the memory storage backend. It is safe for concurrent use.
-type Backend struct {
-	opts          Options
+// Driver is the memory storage driver. It is safe for concurrent use.
+type Driver struct {
 	serverVersion uint64
 	notify        storage.Notifier
 
-	mu     sync.RWMutex
-	latest uint64
-	pruned uint64 // every change up to pruned may be gone from log
-	tables map[string]*table
-	log    []change
-	leases map[string]lease
+	mu      sync.RWMutex
+	latest  uint64
+	pruned  uint64 // every change up to pruned may be gone from log
+	tables  map[string]*table
+	log     []*databrokerv1.Record
+	leases  map[string]storage.Lease
+	options map[string]*databrokerv1.Options
 }
 
-var _ storage.Backend = (*Backend)(nil)
-
-type change struct {
-	rec *databrokerv1.Record
-	at  time.Time
-}
-
-type lease struct {
-	id      string
-	expires time.Time
-}
+var _ storage.Driver = (*Driver)(nil)
 
 type table struct {
-	records map[string]*entry
-	order   list.List // *entry, least recently modified first
-	index   map[string]map[string]map[string]struct{}
-	options *databrokerv1.Options
+	records map[string]*databrokerv1.Record
 }
 
-type entry struct {
-	rec  *databrokerv1.Record
-	idx  storage.Index
-	elem *list.Element
-}
-
-// New returns an empty memory backend with a fresh server version.
-func New(opts Options) *Backend {
-	opts.setDefaults()
-	return &Backend{
-		opts:          opts,
+// NewDriver returns an empty memory driver with a fresh server version.
+func NewDriver() *Driver {
+	return &Driver{
 		serverVersion: storage.NewServerVersion(),
 		tables:        map[string]*table{},
-		leases:        map[string]lease{},
+		leases:        map[string]storage.Lease{},
+		options:       map[string]*databrokerv1.Options{},
 	}
 }
 
-func (b *Backend) tableLocked(typ string) *table {
-	t := b.tables[typ]
+func (d *Driver) tableLocked(typ string) *table {
+	t := d.tables[typ]
 	if t == nil {
-		t = &table{records: map[string]*entry{}, index: map[string]map[string]map[string]struct{}{}}
-		b.tables[typ] = t
+		t = &table{records: map[string]*databrokerv1.Record{}}
+		d.tables[typ] = t
 	}
 	return t
 }
 
-// ServerVersion implements storage.Backend.
-func (b *Backend) ServerVersion(context.Context) (uint64, error) { return b.serverVersion, nil }
-
-// Versions implements storage.Backend.
-func (b *Backend) Versions(context.Context) (storage.Versions, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.versionsLocked(), nil
+// Versions implements storage.Driver.
+func (d *Driver) Versions(context.Context) (storage.Versions, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return storage.Versions{Server: d.serverVersion, Earliest: d.pruned, Latest: d.latest}, nil
 }
 
-func (b *Backend) versionsLocked() storage.Versions {
-	return storage.Versions{Server: b.serverVersion, Earliest: b.pruned, Latest: b.latest}
+// Append implements storage.Driver.
+func (d *Driver) Append(_ context.Context, writes []storage.Write, now time.Time) (uint64, []uint64, error) {
+	d.mu.Lock()
+	for _, w := range writes {
+		if !w.Conditional {
+			continue
+		}
+		var have uint64
+		if t := d.tables[w.Type]; t != nil && t.records[w.ID] != nil {
+			have = t.records[w.ID].GetVersion()
+		}
+		if have != w.Version {
+			d.mu.Unlock()
+			return 0, nil, storage.ErrConflict
+		}
+	}
+	ts := timestamppb.New(now)
+	versions := make([]uint64, len(writes))
+	for i, w := range writes {
+		d.latest++
+		versions[i] = d.latest
+		var data *anypb.Any
+		if w.Data != nil {
+			data = proto.Clone(w.Data).(*anypb.Any)
+		}
+		rec := &databrokerv1.Record{Type: w.Type, Id: w.ID, Data: data, Version: d.latest, ModifiedAt: ts}
+		t := d.tableLocked(w.Type)
+		if w.Delete {
+			rec.DeletedAt = ts
+			delete(t.records, w.ID)
+		} else {
+			t.records[w.ID] = rec
+		}
+		d.log = append(d.log, rec)
+	}
+	d.mu.Unlock()
+	d.notify.Broadcast()
+	return d.serverVersion, versions, nil
 }
 
-// Get implements storage.Backend.
-func (b *Backend) Get(_ context.Context, typ, id string) (*databrokerv1.Record, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if t := b.tables[typ]; t != nil {
-		if e := t.records[id]; e != nil {
-			return e.rec, nil
+// Get implements storage.Driver.
+func (d *Driver) Get(_ context.Context, typ, id string) (*databrokerv1.Record, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if t := d.tables[typ]; t != nil {
+		if r := t.records[id]; r != nil {
+			return r, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %s/%s", storage.ErrNotFound, typ, id)
 }
 
-// Put implements storage.Backend.
-func (b *Backend) Put(_ context.Context, records []*databrokerv1.Record) (uint64, []*databrokerv1.Record, error) {
-	if err := storage.ValidateRecords(records); err != nil {
-		return 0, nil, err
-	}
-	b.mu.Lock()
-	now := b.opts.Now()
-	out := make([]*databrokerv1.Record, 0, len(records))
-	touched := map[string]struct{}{}
-	for _, r := range records {
-		var data *anypb.Any
-		if r.GetData() != nil {
-			data = proto.Clone(r.GetData()).(*anypb.Any)
-		}
-		out = append(out, b.writeLocked(r.GetType(), r.GetId(), data, r.GetDeletedAt() != nil, now))
-		touched[r.GetType()] = struct{}{}
-	}
-	for typ := range touched {
-		b.enforceCapacityLocked(typ, now)
-	}
-	b.pruneLocked(now)
-	b.mu.Unlock()
-	b.notify.Broadcast()
-	return b.serverVersion, out, nil
-}
-
-// writeLocked stores one write with the next version and logs it.
-func (b *Backend) writeLocked(typ, id string, data *anypb.Any, del bool, now time.Time) *databrokerv1.Record {
-	b.latest++
-	ts := timestamppb.New(now)
-	rec := &databrokerv1.Record{Type: typ, Id: id, Data: data, Version: b.latest, ModifiedAt: ts}
-	t := b.tableLocked(typ)
-	if old := t.records[id]; old != nil {
-		t.order.Remove(old.elem)
-		t.unindex(id, old.idx)
-		delete(t.records, id)
-	}
-	if del {
-		rec.DeletedAt = ts
-	} else {
-		e := &entry{rec: rec, idx: storage.ExtractIndex(data)}
-		e.elem = t.order.PushBack(e)
-		t.records[id] = e
-		t.reindex(id, e.idx)
-	}
-	b.log = append(b.log, change{rec: rec, at: now})
-	return rec
-}
-
-func (t *table) reindex(id string, idx storage.Index) {
-	for f, v := range idx {
-		byValue := t.index[f]
-		if byValue == nil {
-			byValue = map[string]map[string]struct{}{}
-			t.index[f] = byValue
-		}
-		ids := byValue[v]
-		if ids == nil {
-			ids = map[string]struct{}{}
-			byValue[v] = ids
-		}
-		ids[id] = struct{}{}
-	}
-}
-
-func (t *table) unindex(id string, idx storage.Index) {
-	for f, v := range idx {
-		if ids := t.index[f][v]; ids != nil {
-			delete(ids, id)
-			if len(ids) == 0 {
-				delete(t.index[f], v)
+// Records implements storage.Driver.
+func (d *Driver) Records(_ context.Context, typ string) ([]*databrokerv1.Record, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []*databrokerv1.Record
+	for name, t := range d.tables {
+		if typ == "" || name == typ {
+			for _, r := range t.records {
+				out = append(out, r)
 			}
 		}
 	}
+	return out, nil
 }
 
-func (b *Backend) enforceCapacityLocked(typ string, now time.Time) int {
-	t := b.tables[typ]
-	if t == nil || t.options.GetCapacity() == 0 {
-		return 0
+// Oldest implements storage.Driver.
+func (d *Driver) Oldest(ctx context.Context, typ string, limit int) ([]*databrokerv1.Record, error) {
+	recs, _ := d.Records(ctx, typ)
+	sort.Slice(recs, func(i, j int) bool { return recs[i].GetVersion() < recs[j].GetVersion() })
+	if len(recs) > limit {
+		recs = recs[:limit]
 	}
-	n := 0
-	for uint64(len(t.records)) > t.options.GetCapacity() {
-		e := t.order.Front().Value.(*entry)
-		b.writeLocked(typ, e.rec.GetId(), e.rec.GetData(), true, now)
-		n++
-	}
-	return n
+	return recs, nil
 }
 
-func (b *Backend) pruneLocked(now time.Time) {
-	cut := 0
-	if over := len(b.log) - b.opts.MaxChanges; over > 0 {
-		cut = over
+// Count implements storage.Driver.
+func (d *Driver) Count(_ context.Context, typ string) (int, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if t := d.tables[typ]; t != nil {
+		return len(t.records), nil
 	}
-	limit := now.Add(-b.opts.Retention)
-	for cut < len(b.log) && b.log[cut].at.Before(limit) {
-		cut++
-	}
-	if cut == 0 {
-		return
-	}
-	b.pruned = b.log[cut-1].rec.GetVersion()
-	clear(b.log[:cut]) // drop references so pruned records can be freed
-	b.log = b.log[cut:]
+	return 0, nil
 }
 
-// Patch implements storage.Backend.
-func (b *Backend) Patch(_ context.Context, records []*databrokerv1.Record, paths []string) (uint64, []*databrokerv1.Record, error) {
-	if err := storage.ValidateRecords(records); err != nil {
-		return 0, nil, err
-	}
-	b.mu.Lock()
-	now := b.opts.Now()
-	// Compute every patch first so that a bad one changes nothing.
-	patched := make([]*databrokerv1.Record, 0, len(records))
-	for _, r := range records {
-		t := b.tables[r.GetType()]
-		if t == nil {
-			continue
-		}
-		e := t.records[r.GetId()]
-		if e == nil {
-			continue
-		}
-		data, err := storage.ApplyFieldMask(e.rec.GetData(), r.GetData(), paths)
-		if err != nil {
-			b.mu.Unlock()
-			return 0, nil, err
-		}
-		patched = append(patched, &databrokerv1.Record{Type: r.GetType(), Id: r.GetId(), Data: data})
-	}
-	out := make([]*databrokerv1.Record, 0, len(patched))
-	for _, r := range patched {
-		out = append(out, b.writeLocked(r.GetType(), r.GetId(), r.GetData(), false, now))
-	}
-	b.pruneLocked(now)
-	b.mu.Unlock()
-	if len(out) > 0 {
-		b.notify.Broadcast()
-	}
-	return b.serverVersion, out, nil
-}
-
-// Query implements storage.Backend.
-func (b *Backend) Query(_ context.Context, q storage.Query) (*storage.QueryResult, error) {
-	if err := storage.ValidateFilter(q.Filter); err != nil {
-		return nil, err
-	}
-	q.Text = strings.ToLower(q.Text)
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	res := &storage.QueryResult{ServerVersion: b.serverVersion, RecordVersion: b.latest}
-	t := b.tables[q.Type]
-	if t == nil {
-		return res, nil
-	}
-	var matches []*databrokerv1.Record
-	consider := func(e *entry) {
-		if e != nil && storage.Match(&q, e.rec.GetId(), e.idx) {
-			matches = append(matches, e.rec)
-		}
-	}
-	switch {
-	case len(q.Filter["id"]) > 0:
-		for _, id := range dedupe(q.Filter["id"]) {
-			consider(t.records[id])
-		}
-	case t.indexedFilter(&q) != "":
-		f := t.indexedFilter(&q)
-		seen := map[string]struct{}{}
-		for _, v := range q.Filter[f] {
-			for id := range t.index[f][v] {
-				if _, ok := seen[id]; !ok {
-					seen[id] = struct{}{}
-					consider(t.records[id])
-				}
-			}
-		}
-	default:
-		for _, e := range t.records {
-			consider(e)
-		}
-	}
-	res.Records, res.TotalCount = storage.Page(&q, matches)
-	return res, nil
-}
-
-func (t *table) indexedFilter(q *storage.Query) string {
-	for f := range q.Filter {
-		if f != "id" {
-			return f
-		}
-	}
-	return ""
-}
-
-func dedupe(s []string) []string {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return slices.Compact(s)
-}
-
-// ListTypes implements storage.Backend.
-func (b *Backend) ListTypes(context.Context) ([]string, error) {
-	b.mu.RLock()
-	types := make([]string, 0, len(b.tables))
-	for typ := range b.tables {
+// Types implements storage.Driver.
+func (d *Driver) Types(context.Context) ([]string, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	types := make([]string, 0, len(d.tables))
+	for typ := range d.tables {
 		types = append(types, typ)
 	}
-	b.mu.RUnlock()
-	sort.Strings(types)
 	return types, nil
 }
 
-// Changes implements storage.Backend.
-func (b *Backend) Changes(_ context.Context, serverVersion uint64, typ string, after uint64, limit int) (*storage.ChangeBatch, error) {
-	if limit <= 0 {
-		limit = 1000
+// Changes implements storage.Driver.
+func (d *Driver) Changes(_ context.Context, serverVersion, after uint64, limit int) (*storage.ChangeBatch, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if serverVersion != d.serverVersion {
+		return nil, fmt.Errorf("%w: got %d, store has %d", storage.ErrServerVersionMismatch, serverVersion, d.serverVersion)
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if serverVersion != b.serverVersion {
-		return nil, fmt.Errorf("%w: got %d, store has %d", storage.ErrServerVersionMismatch, serverVersion, b.serverVersion)
+	if after < d.pruned {
+		return nil, fmt.Errorf("%w: asked for changes after %d, earliest retained is after %d", storage.ErrVersionTooOld, after, d.pruned)
 	}
-	if after < b.pruned {
-		return nil, fmt.Errorf("%w: asked for changes after %d, earliest retained is after %d", storage.ErrVersionTooOld, after, b.pruned)
+	i := sort.Search(len(d.log), func(i int) bool { return d.log[i].GetVersion() > after })
+	recs := d.log[i:]
+	batch := &storage.ChangeBatch{Through: max(after, d.latest)}
+	if len(recs) > limit {
+		recs = recs[:limit]
+		batch.More = true
+		batch.Through = recs[limit-1].GetVersion()
 	}
-	batch := &storage.ChangeBatch{Through: max(after, b.latest)}
-	i := sort.Search(len(b.log), func(i int) bool { return b.log[i].rec.GetVersion() > after })
-	// Bound the scan so a filtered stream does not hold the lock for long.
-	scanLimit := limit * 16
-	for n := 0; i < len(b.log); i, n = i+1, n+1 {
-		if len(batch.Records) == limit || n == scanLimit {
-			batch.More = true
-			batch.Through = b.log[i-1].rec.GetVersion()
-			break
-		}
-		if r := b.log[i].rec; typ == "" || r.GetType() == typ {
-			batch.Records = append(batch.Records, r)
-		}
-	}
+	batch.Records = append([]*databrokerv1.Record(nil), recs...)
 	return batch, nil
 }
 
-// Changed implements storage.Backend.
-func (b *Backend) Changed() <-chan struct{} { return b.notify.C() }
+// Changed implements storage.Driver.
+func (d *Driver) Changed() <-chan struct{} { return d.notify.C() }
 
-// Latest implements storage.Backend.
-func (b *Backend) Latest(_ context.Context, typ string) ([]*databrokerv1.Record, storage.Versions, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var out []*databrokerv1.Record
-	add := func(t *table) {
-		for e := t.order.Front(); e != nil; e = e.Next() {
-			out = append(out, e.Value.(*entry).rec)
-		}
+// Prune implements storage.Driver.
+func (d *Driver) Prune(_ context.Context, before time.Time, keep int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cut := max(len(d.log)-keep, 0)
+	for cut < len(d.log) && d.log[cut].GetModifiedAt().AsTime().Before(before) {
+		cut++
 	}
-	if typ != "" {
-		if t := b.tables[typ]; t != nil {
-			add(t)
-		}
+	if cut == 0 {
+		return nil
+	}
+	d.pruned = d.log[cut-1].GetVersion()
+	clear(d.log[:cut]) // drop references so pruned records can be freed
+	d.log = d.log[cut:]
+	return nil
+}
+
+// Lease implements storage.Driver.
+func (d *Driver) Lease(_ context.Context, name string) (storage.Lease, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.leases[name], nil
+}
+
+// SwapLease implements storage.Driver.
+func (d *Driver) SwapLease(_ context.Context, name string, old, next storage.Lease) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.leases[name].Equal(old) {
+		return false, nil
+	}
+	if next.IsZero() {
+		delete(d.leases, name)
 	} else {
-		for _, t := range b.tables {
-			add(t)
-		}
+		d.leases[name] = next
 	}
-	return out, b.versionsLocked(), nil
+	return true, nil
 }
 
-// AcquireLease implements storage.Backend.
-func (b *Backend) AcquireLease(_ context.Context, name, id string, ttl time.Duration) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.opts.Now()
-	if l, ok := b.leases[name]; ok && l.id != id && now.Before(l.expires) {
-		return fmt.Errorf("%w: %s", storage.ErrLeaseHeld, name)
+// TypeOptions implements storage.Driver.
+func (d *Driver) TypeOptions(context.Context) (map[string]*databrokerv1.Options, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make(map[string]*databrokerv1.Options, len(d.options))
+	for k, v := range d.options {
+		out[k] = v
 	}
-	b.leases[name] = lease{id: id, expires: now.Add(ttl)}
+	return out, nil
+}
+
+// SetTypeOptions implements storage.Driver.
+func (d *Driver) SetTypeOptions(_ context.Context, typ string, opts *databrokerv1.Options) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.options[typ] = proto.Clone(opts).(*databrokerv1.Options)
+	d.tableLocked(typ)
 	return nil
 }
 
-// RenewLease implements storage.Backend.
-func (b *Backend) RenewLease(_ context.Context, name, id string, ttl time.Duration) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.opts.Now()
-	l, ok := b.leases[name]
-	switch {
-	case !ok || !now.Before(l.expires):
-		return fmt.Errorf("%w: %s", storage.ErrLeaseNotHeld, name)
-	case l.id != id:
-		return fmt.Errorf("%w: %s", storage.ErrLeaseHeld, name)
-	}
-	b.leases[name] = lease{id: id, expires: now.Add(ttl)}
-	return nil
-}
+// Ping implements storage.Driver; memory is always reachable.
+func (d *Driver) Ping(context.Context) error { return nil }
 
-// ReleaseLease implements storage.Backend.
-func (b *Backend) ReleaseLease(_ context.Context, name, id string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if l, ok := b.leases[name]; ok && l.id == id {
-		delete(b.leases, name)
-	}
-	return nil
-}
-
-// SetOptions implements storage.Backend.
-func (b *Backend) SetOptions(_ context.Context, typ string, opts *databrokerv1.Options) error {
-	if typ == "" {
-		return fmt.Errorf("%w: options need a type", storage.ErrInvalid)
-	}
-	b.mu.Lock()
-	b.tableLocked(typ).options = proto.Clone(opts).(*databrokerv1.Options)
-	n := b.enforceCapacityLocked(typ, b.opts.Now())
-	b.mu.Unlock()
-	if n > 0 {
-		b.notify.Broadcast()
-	}
-	return nil
-}
-
-// GetOptions implements storage.Backend.
-func (b *Backend) GetOptions(_ context.Context, typ string) (*databrokerv1.Options, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if t := b.tables[typ]; t != nil && t.options != nil {
-		return proto.Clone(t.options).(*databrokerv1.Options), nil
-	}
-	return &databrokerv1.Options{}, nil
-}
-
-// Sweep implements storage.Backend.
-func (b *Backend) Sweep(context.Context) error {
-	b.mu.Lock()
-	now := b.opts.Now()
-	before := b.latest
-	for typ, t := range b.tables {
-		ttl := t.options.GetTtl().AsDuration()
-		if t.options.GetTtl() != nil && ttl > 0 {
-			for f := t.order.Front(); f != nil; f = t.order.Front() {
-				e := f.Value.(*entry)
-				if now.Before(e.rec.GetModifiedAt().AsTime().Add(ttl)) {
-					break
-				}
-				b.writeLocked(typ, e.rec.GetId(), e.rec.GetData(), true, now)
-			}
-		}
-		b.enforceCapacityLocked(typ, now)
-	}
-	for name, l := range b.leases {
-		if !now.Before(l.expires) {
-			delete(b.leases, name)
-		}
-	}
-	b.pruneLocked(now)
-	changed := b.latest != before
-	b.mu.Unlock()
-	if changed {
-		b.notify.Broadcast()
-	}
-	return nil
-}
-
-// Ping implements storage.Backend; memory is always reachable.
-func (b *Backend) Ping(context.Context) error { return nil }
-
-// Close implements storage.Backend.
-func (b *Backend) Close() error { return nil }
+// Close implements storage.Driver.
+func (d *Driver) Close() error { return nil }

@@ -9,7 +9,7 @@ import (
 )
 
 func newBackend(t testing.TB, o storagetest.Options) storage.Backend {
-	b := memory.New(memory.Options{Retention: o.Retention, MaxChanges: o.MaxChanges})
+	b := memory.New(o.StoreOptions())
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }

@@ -37,10 +37,8 @@ func TestConformanceCluster(t *testing.T) {
 		b, err := redis.New(redis.Options{
 			ConnectionString: "redis+cluster://" + srv.Addr(),
 			Prefix:           fmt.Sprintf("cluster%d", prefixes.Add(1)),
-			Retention:        o.Retention,
-			MaxChanges:       o.MaxChanges,
 			PollInterval:     200 * time.Millisecond,
-		})
+		}, o.StoreOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,9 @@
-// Package redis is the databroker storage backend on Redis (standalone,
+// Package redis is the databroker storage driver on Redis (standalone,
 // sentinel or cluster, through go-redis's UniversalClient). Several
 // databroker replicas may share one Redis: versions are assigned by Lua
 // scripts in Redis, server_version lives in Redis, and a pub/sub channel
 // wakes every replica's Sync streams. See scripts.go for the key layout.
+// The rules (TTL, capacity, leases, retention) are storage.Store's.
 package redis
 
 import (
@@ -10,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +36,6 @@ type Options struct {
 	// Timeout bounds every Redis operation (default 5s); past it the call
 	// fails with storage.ErrUnavailable.
 	Timeout time.Duration
-	// Retention is how long the change log keeps a change (default 1h).
-	Retention time.Duration
-	// MaxChanges caps the change log's length (default 1,000,000).
-	MaxChanges int
 	// PollInterval is the safety poll that wakes Sync streams even when a
 	// pub/sub message was lost, e.g. across a reconnect (default 2s).
 	PollInterval time.Duration
@@ -54,12 +50,6 @@ func (o *Options) setDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	if o.Retention <= 0 {
-		o.Retention = time.Hour
-	}
-	if o.MaxChanges <= 0 {
-		o.MaxChanges = 1_000_000
-	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
 	}
@@ -68,10 +58,33 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// sweepBudget caps the deletions of one sweep script call.
-const sweepBudget = 10000
+// pruneBudget caps the deletions of one prune script call.
+const pruneBudget = 10000
 
-// Backend is the Redis storage backend. It is safe for concurrent use.
+// Type is the redis storage type.
+var Type = storage.Type{
+	Name:            "redis",
+	Use:             "several databroker replicas (split or HA deployments) on Redis standalone, Sentinel or Cluster; run Redis with persistence",
+	ConnectionForms: "redis://, rediss://, redis+sentinel:// or redis+cluster://",
+	ValidateConnectionString: func(s string) error {
+		c, err := NewClient(s)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	},
+	Open: func(_ context.Context, cfg storage.DriverConfig) (storage.Driver, error) {
+		return NewDriver(Options{
+			ConnectionString: cfg.ConnectionString,
+			Prefix:           cfg.Namespace,
+			Timeout:          cfg.Timeout,
+			PollInterval:     cfg.PollInterval,
+			Logger:           cfg.Logger,
+		})
+	},
+}
+
+// Backend is the Redis storage driver. It is safe for concurrent use.
 type Backend struct {
 	opts    Options
 	client  goredis.UniversalClient
@@ -85,15 +98,23 @@ type Backend struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 	down   atomic.Bool // logs only the transitions between reachable and not
-	tail   tail
 }
 
-var _ storage.Backend = (*Backend)(nil)
+var _ storage.Driver = (*Backend)(nil)
 
-// New returns a backend for opts.ConnectionString. It does not contact
+// New returns a Store on a Redis driver for opts.
+func New(opts Options, store storage.StoreOptions) (*storage.Store, error) {
+	d, err := NewDriver(opts)
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewStore(d, store), nil
+}
+
+// NewDriver returns a driver for opts.ConnectionString. It does not contact
 // Redis (so a databroker starts while Redis is down); the first operation
 // does, and installs the server version when the store has none.
-func New(opts Options) (*Backend, error) {
+func NewDriver(opts Options) (*Backend, error) {
 	opts.setDefaults()
 	quietOnce.Do(func() { goredis.SetLogger(debugLogger{opts.Logger}) })
 	client, err := NewClient(opts.ConnectionString)
@@ -103,7 +124,7 @@ func New(opts Options) (*Backend, error) {
 	return newBackend(client, opts), nil
 }
 
-// NewFromClient returns a backend on an existing client, which Close
+// NewFromClient returns a driver on an existing client, which Close
 // closes.
 func NewFromClient(client goredis.UniversalClient, opts Options) *Backend {
 	opts.setDefaults()
@@ -220,13 +241,7 @@ func parseUint(v any) uint64 {
 	return 0
 }
 
-// ServerVersion implements storage.Backend.
-func (b *Backend) ServerVersion(ctx context.Context) (uint64, error) {
-	vs, err := b.Versions(ctx)
-	return vs.Server, err
-}
-
-// Versions implements storage.Backend.
+// Versions implements storage.Driver.
 func (b *Backend) Versions(ctx context.Context) (storage.Versions, error) {
 	res, err := b.run(ctx, infoScript, b.keySV)
 	if err != nil {
@@ -236,7 +251,7 @@ func (b *Backend) Versions(ctx context.Context) (storage.Versions, error) {
 	return storage.Versions{Server: parseUint(a[0]), Earliest: parseUint(a[1]), Latest: parseUint(a[2])}, nil
 }
 
-// Get implements storage.Backend.
+// Get implements storage.Driver.
 func (b *Backend) Get(ctx context.Context, typ, id string) (*databrokerv1.Record, error) {
 	ctx, cancel := b.op(ctx)
 	defer cancel()
@@ -251,92 +266,38 @@ func (b *Backend) Get(ctx context.Context, typ, id string) (*databrokerv1.Record
 	return decode(val)
 }
 
-// Put implements storage.Backend.
-func (b *Backend) Put(ctx context.Context, records []*databrokerv1.Record) (uint64, []*databrokerv1.Record, error) {
-	if err := storage.ValidateRecords(records); err != nil {
-		return 0, nil, err
-	}
-	return b.put(ctx, records, nil)
-}
-
-// put runs the put script; expect, when set, holds the version each record
-// must have ("0": absent).
-func (b *Backend) put(ctx context.Context, records []*databrokerv1.Record, expect []uint64) (uint64, []*databrokerv1.Record, error) {
-	if len(records) == 0 {
-		sv, err := b.ServerVersion(ctx)
-		return sv, nil, err
-	}
-	args := make([]any, 0, 1+5*len(records))
-	args = append(args, len(records))
-	for i, r := range records {
+// Append implements storage.Driver.
+func (b *Backend) Append(ctx context.Context, writes []storage.Write, now time.Time) (uint64, []uint64, error) {
+	args := make([]any, 0, 2+5*len(writes))
+	args = append(args, strconv.FormatInt(now.UnixMicro(), 10), len(writes))
+	for _, w := range writes {
 		del := "0"
-		if r.GetDeletedAt() != nil {
+		if w.Delete {
 			del = "1"
 		}
 		want := ""
-		if expect != nil {
-			want = strconv.FormatUint(expect[i], 10)
+		if w.Conditional {
+			want = strconv.FormatUint(w.Version, 10)
 		}
-		payload, err := encodePayload(r)
+		payload, err := encodePayload(&databrokerv1.Record{Type: w.Type, Id: w.ID, Data: w.Data})
 		if err != nil {
 			return 0, nil, fmt.Errorf("%w: %v", storage.ErrInvalid, err)
 		}
-		args = append(args, r.GetType(), r.GetId(), del, want, payload)
+		args = append(args, w.Type, w.ID, del, want, payload)
 	}
-	res, err := b.run(ctx, putScript, b.keySV, args...)
+	res, err := b.run(ctx, appendScript, b.keySV, args...)
 	if err != nil {
 		if strings.Contains(err.Error(), "CONFLICT") {
 			return 0, nil, storage.ErrConflict
 		}
-		return 0, nil, b.wrap("put", err)
+		return 0, nil, b.wrap("append", err)
 	}
 	a := res.([]any)
-	sv := parseUint(a[0])
-	mod, _ := strconv.ParseInt(a[1].(string), 10, 64)
-	ts := timestamppb.New(time.UnixMicro(mod))
-	out := make([]*databrokerv1.Record, len(records))
-	for i, r := range records {
-		out[i] = &databrokerv1.Record{Type: r.GetType(), Id: r.GetId(), Data: r.GetData(), Version: parseUint(a[2+i]), ModifiedAt: ts}
-		if r.GetDeletedAt() != nil {
-			out[i].DeletedAt = ts
-		}
+	versions := make([]uint64, len(writes))
+	for i := range writes {
+		versions[i] = parseUint(a[1+i])
 	}
-	return sv, out, nil
-}
-
-// Patch implements storage.Backend: an optimistic read-modify-write that
-// retries when a concurrent write changed a record in between.
-func (b *Backend) Patch(ctx context.Context, records []*databrokerv1.Record, paths []string) (uint64, []*databrokerv1.Record, error) {
-	if err := storage.ValidateRecords(records); err != nil {
-		return 0, nil, err
-	}
-	for attempt := 0; ; attempt++ {
-		var patched []*databrokerv1.Record
-		var expect []uint64
-		for _, r := range records {
-			cur, err := b.Get(ctx, r.GetType(), r.GetId())
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			} else if err != nil {
-				return 0, nil, err
-			}
-			data, err := storage.ApplyFieldMask(cur.GetData(), r.GetData(), paths)
-			if err != nil {
-				return 0, nil, err
-			}
-			patched = append(patched, &databrokerv1.Record{Type: r.GetType(), Id: r.GetId(), Data: data})
-			expect = append(expect, cur.GetVersion())
-		}
-		if len(patched) == 0 {
-			sv, err := b.ServerVersion(ctx)
-			return sv, nil, err
-		}
-		sv, out, err := b.put(ctx, patched, expect)
-		if errors.Is(err, storage.ErrConflict) && attempt < 20 {
-			continue
-		}
-		return sv, out, err
-	}
+	return parseUint(a[0]), versions, nil
 }
 
 // scanType calls fn with every live record of typ, once each (HSCAN may
@@ -366,59 +327,74 @@ func (b *Backend) scanType(ctx context.Context, typ string, fn func(*databrokerv
 	return b.wrap("scan", iter.Err())
 }
 
-// Query implements storage.Backend. It scans the type's records: Redis
-// keeps no secondary index, queries are not on a hot path.
-func (b *Backend) Query(ctx context.Context, q storage.Query) (*storage.QueryResult, error) {
-	if err := storage.ValidateFilter(q.Filter); err != nil {
-		return nil, err
-	}
-	q.Text = strings.ToLower(q.Text)
-	vs, err := b.Versions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var matches []*databrokerv1.Record
-	err = b.scanType(ctx, q.Type, func(r *databrokerv1.Record) error {
-		if storage.Match(&q, r.GetId(), storage.ExtractIndex(r.GetData())) {
-			matches = append(matches, r)
+// Records implements storage.Driver.
+func (b *Backend) Records(ctx context.Context, typ string) ([]*databrokerv1.Record, error) {
+	types := []string{typ}
+	if typ == "" {
+		var err error
+		if types, err = b.Types(ctx); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	res := &storage.QueryResult{ServerVersion: vs.Server, RecordVersion: vs.Latest}
-	res.Records, res.TotalCount = storage.Page(&q, matches)
-	return res, nil
+	var out []*databrokerv1.Record
+	for _, t := range types {
+		err := b.scanType(ctx, t, func(r *databrokerv1.Record) error {
+			out = append(out, r)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// ListTypes implements storage.Backend.
-func (b *Backend) ListTypes(ctx context.Context) ([]string, error) {
+// Oldest implements storage.Driver.
+func (b *Backend) Oldest(ctx context.Context, typ string, limit int) ([]*databrokerv1.Record, error) {
+	ctx, cancel := b.op(ctx)
+	defer cancel()
+	ids, err := b.client.ZRange(ctx, b.prefix+":order:"+typ, 0, int64(limit)-1).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, b.wrap("oldest", err)
+	}
+	vals, err := b.client.HMGet(ctx, b.prefix+":records:"+typ, ids...).Result()
+	if err != nil {
+		return nil, b.wrap("oldest", err)
+	}
+	out := make([]*databrokerv1.Record, 0, len(vals))
+	for _, v := range vals {
+		if s, ok := v.(string); ok { // nil: deleted in between
+			r, err := decode(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Count implements storage.Driver.
+func (b *Backend) Count(ctx context.Context, typ string) (int, error) {
+	ctx, cancel := b.op(ctx)
+	defer cancel()
+	n, err := b.client.HLen(ctx, b.prefix+":records:"+typ).Result()
+	return int(n), b.wrap("count", err)
+}
+
+// Types implements storage.Driver.
+func (b *Backend) Types(ctx context.Context) ([]string, error) {
 	ctx, cancel := b.op(ctx)
 	defer cancel()
 	types, err := b.client.SMembers(ctx, b.prefix+":types").Result()
 	if err != nil {
 		return nil, b.wrap("types", err)
 	}
-	sort.Strings(types)
 	return types, nil
 }
 
-// Changes implements storage.Backend.
-// Streams that keep up are served from the replica's tail of recent
-// changes (one Redis read per write for the whole replica, not one per
-// stream); others read Redis.
-func (b *Backend) Changes(ctx context.Context, serverVersion uint64, typ string, after uint64, limit int) (*storage.ChangeBatch, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
-	if batch, ok := b.tail.changes(serverVersion, typ, after, limit); ok {
-		return batch, nil
-	}
-	return b.changesFromRedis(ctx, serverVersion, typ, after, limit)
-}
-
-func (b *Backend) changesFromRedis(ctx context.Context, serverVersion uint64, typ string, after uint64, limit int) (*storage.ChangeBatch, error) {
+// Changes implements storage.Driver.
+func (b *Backend) Changes(ctx context.Context, serverVersion, after uint64, limit int) (*storage.ChangeBatch, error) {
 	res, err := b.run(ctx, changesScript, b.keySV, strconv.FormatUint(serverVersion, 10), strconv.FormatUint(after, 10), limit)
 	if err != nil {
 		return nil, b.wrap("changes", err)
@@ -440,14 +416,12 @@ func (b *Backend) changesFromRedis(ctx context.Context, serverVersion uint64, ty
 		if batch.More {
 			batch.Through = r.GetVersion()
 		}
-		if typ == "" || r.GetType() == typ {
-			batch.Records = append(batch.Records, r)
-		}
+		batch.Records = append(batch.Records, r)
 	}
 	return batch, nil
 }
 
-// Changed implements storage.Backend. The first call starts the pub/sub
+// Changed implements storage.Driver. The first call starts the pub/sub
 // subscriber, which runs until Close.
 func (b *Backend) Changed() <-chan struct{} {
 	b.once.Do(b.subscribe)
@@ -461,9 +435,8 @@ func (b *Backend) subscribe() {
 		defer b.wg.Done()
 		defer ps.Close()
 		// Once the subscription is confirmed no publish is missed; the
-		// refresh then catches whatever was written before it.
+		// wake-up then catches whatever was written before it.
 		if _, err := ps.Receive(b.ctx); err == nil {
-			b.tail.refresh(b.ctx, b)
 			b.notify.Broadcast()
 		}
 		msgs := ps.Channel()
@@ -477,7 +450,7 @@ func (b *Backend) subscribe() {
 				if !ok {
 					return
 				}
-				// Coalesce a burst of publishes into one read.
+				// Coalesce a burst of publishes into one wake-up.
 				for drained := false; !drained; {
 					select {
 					case <-msgs:
@@ -488,121 +461,98 @@ func (b *Backend) subscribe() {
 			case <-poll.C:
 				// A publish lost while the connection was down is caught here.
 			}
-			b.tail.refresh(b.ctx, b)
 			b.notify.Broadcast()
 		}
 	}()
 }
 
-// Latest implements storage.Backend. It reads the versions first, then
-// scans: records written meanwhile may be newer than the versions, and
-// Sync from them replays those writes harmlessly.
-func (b *Backend) Latest(ctx context.Context, typ string) ([]*databrokerv1.Record, storage.Versions, error) {
-	vs, err := b.Versions(ctx)
-	if err != nil {
-		return nil, vs, err
-	}
-	types := []string{typ}
-	if typ == "" {
-		if types, err = b.ListTypes(ctx); err != nil {
-			return nil, vs, err
-		}
-	}
-	var out []*databrokerv1.Record
-	for _, t := range types {
-		err := b.scanType(ctx, t, func(r *databrokerv1.Record) error {
-			out = append(out, r)
-			return nil
-		})
+// Prune implements storage.Driver.
+func (b *Backend) Prune(ctx context.Context, before time.Time, keep int) error {
+	for {
+		res, err := b.run(ctx, pruneScript, b.keySV, before.UnixMicro(), keep, pruneBudget)
 		if err != nil {
-			return nil, vs, err
+			return b.wrap("prune", err)
+		}
+		if res.(int64) < pruneBudget {
+			return nil
 		}
 	}
-	return out, vs, nil
 }
 
-// AcquireLease implements storage.Backend.
-func (b *Backend) AcquireLease(ctx context.Context, name, id string, ttl time.Duration) error {
-	res, err := b.run(ctx, acquireScript, []string{b.prefix + ":lease:" + name}, name, id, max(ttl.Milliseconds(), 1))
+// Lease implements storage.Driver.
+func (b *Backend) Lease(ctx context.Context, name string) (storage.Lease, error) {
+	ctx, cancel := b.op(ctx)
+	defer cancel()
+	val, err := b.client.Get(ctx, b.prefix+":lease:"+name).Result()
+	if errors.Is(err, goredis.Nil) {
+		return storage.Lease{}, nil
+	}
 	if err != nil {
-		return b.wrap("acquire lease", err)
+		return storage.Lease{}, b.wrap("lease", err)
 	}
-	if res.(int64) != 1 {
-		return fmt.Errorf("%w: %s", storage.ErrLeaseHeld, name)
-	}
-	return nil
-}
-
-// RenewLease implements storage.Backend.
-func (b *Backend) RenewLease(ctx context.Context, name, id string, ttl time.Duration) error {
-	res, err := b.run(ctx, renewScript, []string{b.prefix + ":lease:" + name}, name, id, max(ttl.Milliseconds(), 1))
+	exp, holder, _ := strings.Cut(val, "|")
+	us, err := strconv.ParseInt(exp, 10, 64)
 	if err != nil {
-		return b.wrap("renew lease", err)
+		return storage.Lease{}, fmt.Errorf("redis: malformed lease %s: %q", name, val)
 	}
-	switch res.(int64) {
-	case 0:
-		return fmt.Errorf("%w: %s", storage.ErrLeaseNotHeld, name)
-	case -1:
-		return fmt.Errorf("%w: %s", storage.ErrLeaseHeld, name)
-	}
-	return nil
+	return storage.Lease{Holder: holder, Expires: time.UnixMicro(us)}, nil
 }
 
-// ReleaseLease implements storage.Backend.
-func (b *Backend) ReleaseLease(ctx context.Context, name, id string) error {
-	_, err := b.run(ctx, releaseScript, []string{b.prefix + ":lease:" + name}, name, id)
-	return b.wrap("release lease", err)
+func encodeLease(l storage.Lease) string {
+	if l.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(l.Expires.UnixMicro(), 10) + "|" + l.Holder
 }
 
-// SetOptions implements storage.Backend.
-func (b *Backend) SetOptions(ctx context.Context, typ string, opts *databrokerv1.Options) error {
-	if typ == "" {
-		return fmt.Errorf("%w: options need a type", storage.ErrInvalid)
+// SwapLease implements storage.Driver.
+func (b *Backend) SwapLease(ctx context.Context, name string, old, next storage.Lease) (bool, error) {
+	ctx, cancel := b.op(ctx)
+	defer cancel()
+	res, err := swapLeaseScript.Run(ctx, b.client, []string{b.prefix + ":lease:" + name}, encodeLease(old), encodeLease(next)).Int64()
+	if err != nil {
+		return false, b.wrap("swap lease", err)
 	}
+	b.reachable()
+	return res == 1, nil
+}
+
+// SetTypeOptions implements storage.Driver.
+func (b *Backend) SetTypeOptions(ctx context.Context, typ string, opts *databrokerv1.Options) error {
 	raw, err := proto.Marshal(opts)
 	if err != nil {
 		return fmt.Errorf("%w: %v", storage.ErrInvalid, err)
 	}
-	var ttl int64
-	if opts.GetTtl() != nil {
-		ttl = max(opts.GetTtl().AsDuration().Milliseconds(), 0)
-	}
-	_, err = b.run(ctx, setOptionsScript, b.keySV, typ, raw, ttl, strconv.FormatUint(opts.GetCapacity(), 10))
+	ctx, cancel := b.op(ctx)
+	defer cancel()
+	_, err = b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, b.prefix+":options", typ, raw)
+		p.SAdd(ctx, b.prefix+":types", typ)
+		return nil
+	})
 	return b.wrap("set options", err)
 }
 
-// GetOptions implements storage.Backend.
-func (b *Backend) GetOptions(ctx context.Context, typ string) (*databrokerv1.Options, error) {
+// TypeOptions implements storage.Driver.
+func (b *Backend) TypeOptions(ctx context.Context) (map[string]*databrokerv1.Options, error) {
 	ctx, cancel := b.op(ctx)
 	defer cancel()
-	raw, err := b.client.HGet(ctx, b.prefix+":options", typ).Bytes()
-	opts := &databrokerv1.Options{}
-	if errors.Is(err, goredis.Nil) {
-		return opts, nil
-	}
+	all, err := b.client.HGetAll(ctx, b.prefix+":options").Result()
 	if err != nil {
-		return nil, b.wrap("get options", err)
+		return nil, b.wrap("options", err)
 	}
-	if err := proto.Unmarshal(raw, opts); err != nil {
-		return nil, fmt.Errorf("redis: malformed options of %s: %w", typ, err)
+	out := make(map[string]*databrokerv1.Options, len(all))
+	for typ, raw := range all {
+		o := &databrokerv1.Options{}
+		if err := proto.Unmarshal([]byte(raw), o); err != nil {
+			return nil, fmt.Errorf("redis: malformed options of %s: %w", typ, err)
+		}
+		out[typ] = o
 	}
-	return opts, nil
+	return out, nil
 }
 
-// Sweep implements storage.Backend.
-func (b *Backend) Sweep(ctx context.Context) error {
-	for {
-		res, err := b.run(ctx, sweepScript, b.keySV, b.opts.Retention.Milliseconds(), b.opts.MaxChanges, sweepBudget)
-		if err != nil {
-			return b.wrap("sweep", err)
-		}
-		if res.(int64) < sweepBudget {
-			return nil
-		}
-	}
-}
-
-// Ping implements storage.Backend.
+// Ping implements storage.Driver.
 func (b *Backend) Ping(ctx context.Context) error {
 	ctx, cancel := b.op(ctx)
 	defer cancel()

@@ -26,10 +26,8 @@ func newFactory(srv *testutil.Redis) storagetest.Factory {
 		b, err := redis.New(redis.Options{
 			ConnectionString: srv.URL(),
 			Prefix:           fmt.Sprintf("test%d", prefixes.Add(1)),
-			Retention:        o.Retention,
-			MaxChanges:       o.MaxChanges,
 			PollInterval:     200 * time.Millisecond,
-		})
+		}, o.StoreOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

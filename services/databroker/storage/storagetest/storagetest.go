@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gatehouse/gatehouse/pkg/databroker"
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	userv1 "github.com/gatehouse/gatehouse/proto/gatehouse/user/v1"
 	"github.com/gatehouse/gatehouse/services/databroker/storage"
@@ -28,6 +29,14 @@ type Options struct {
 	Retention time.Duration
 	// MaxChanges caps the change log length (zero: the backend default).
 	MaxChanges int
+	// Now is the store's clock (storage.StoreOptions.Now); the suite
+	// passes a fake one and moves it instead of sleeping.
+	Now func() time.Time
+}
+
+// StoreOptions returns the storage.StoreOptions of o, for factories.
+func (o Options) StoreOptions() storage.StoreOptions {
+	return storage.StoreOptions{Retention: o.Retention, MaxChanges: o.MaxChanges, Now: o.Now}
 }
 
 // Factory returns a fresh, empty backend configured with opts; it
@@ -49,6 +58,8 @@ func DeleteRecord(typ, id string) *databrokerv1.Record {
 }
 
 // Run runs the conformance suite against backends made by newBackend.
+// Time-dependent cases (TTL, lease expiry, change-log retention) run on a
+// fake clock that the suite moves: no case sleeps.
 func Run(t *testing.T, newBackend Factory) {
 	t.Run("PutGetDelete", func(t *testing.T) { t.Parallel(); testPutGetDelete(t, newBackend(t, Options{})) })
 	t.Run("ConcurrentVersions", func(t *testing.T) { t.Parallel(); testConcurrentVersions(t, newBackend(t, Options{})) })
@@ -57,11 +68,20 @@ func Run(t *testing.T, newBackend Factory) {
 	t.Run("Aborted", func(t *testing.T) { t.Parallel(); testAborted(t, newBackend(t, Options{MaxChanges: 10})) })
 	t.Run("PruneKeepsUpToDateStream", func(t *testing.T) {
 		t.Parallel()
-		testPruneKeepsStream(t, newBackend(t, Options{Retention: 300 * time.Millisecond}))
+		clock := testutil.NewClock(time.Now())
+		testPruneKeepsStream(t, newBackend(t, Options{Retention: 300 * time.Millisecond, Now: clock.Now}), clock)
 	})
-	t.Run("TTL", func(t *testing.T) { t.Parallel(); testTTL(t, newBackend(t, Options{})) })
+	t.Run("TTL", func(t *testing.T) {
+		t.Parallel()
+		clock := testutil.NewClock(time.Now())
+		testTTL(t, newBackend(t, Options{Now: clock.Now}), clock)
+	})
 	t.Run("Capacity", func(t *testing.T) { t.Parallel(); testCapacity(t, newBackend(t, Options{})) })
-	t.Run("Leases", func(t *testing.T) { t.Parallel(); testLeases(t, newBackend(t, Options{})) })
+	t.Run("Leases", func(t *testing.T) {
+		t.Parallel()
+		clock := testutil.NewClock(time.Now())
+		testLeases(t, newBackend(t, Options{Now: clock.Now}), clock)
+	})
 	t.Run("Query", func(t *testing.T) { t.Parallel(); testQuery(t, newBackend(t, Options{})) })
 	t.Run("Patch", func(t *testing.T) { t.Parallel(); testPatch(t, newBackend(t, Options{})) })
 	t.Run("LatestAndTypes", func(t *testing.T) { t.Parallel(); testLatest(t, newBackend(t, Options{})) })
@@ -369,23 +389,34 @@ func testAborted(t *testing.T, b storage.Backend) {
 	}
 }
 
-func testPruneKeepsStream(t *testing.T, b storage.Backend) {
+func testPruneKeepsStream(t *testing.T, b storage.Backend, clock *testutil.Clock) {
 	ctx := ctxT(t)
 	sv := must[uint64](t)(b.ServerVersion(ctx))
 	first := put(t, b, UserRecord("a", ""))[0].GetVersion()
 	got := make(chan []*databrokerv1.Record, 1)
+	sawB := make(chan struct{})
 	go func() {
 		var recs []*databrokerv1.Record
-		_ = Follow(ctx, b, sv, "", first, func(r *databrokerv1.Record) bool {
+		err := Follow(ctx, b, sv, "", first, func(r *databrokerv1.Record) bool {
 			recs = append(recs, r)
+			if len(recs) == 1 {
+				close(sawB)
+			}
 			return len(recs) < 2
 		})
+		if err != nil {
+			t.Errorf("follower: %v", err)
+		}
 		got <- recs
 	}()
 	put(t, b, UserRecord("b", ""))
-	// Real time passes: the backends read the wall clock (Redis its own),
-	// and giving them a clock is issue 16.
-	time.Sleep(400 * time.Millisecond) // past the 300ms retention
+	// The stream is up to date (it has b) when the log is pruned past b.
+	select {
+	case <-sawB:
+	case <-ctx.Done():
+		t.Fatal("the follower did not get b")
+	}
+	clock.Advance(400 * time.Millisecond) // past the 300ms retention
 	if err := b.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +435,7 @@ func testPruneKeepsStream(t *testing.T, b storage.Backend) {
 	}
 }
 
-func testTTL(t *testing.T, b storage.Backend) {
+func testTTL(t *testing.T, b storage.Backend, clock *testutil.Clock) {
 	ctx := ctxT(t)
 	const typ = databroker.SessionType
 	ttl := 600 * time.Millisecond
@@ -424,7 +455,12 @@ func testTTL(t *testing.T, b storage.Backend) {
 		t.Fatal(err)
 	}
 	must[*databrokerv1.Record](t)(b.Get(ctx, typ, "old1"))
-	time.Sleep(ttl + 100*time.Millisecond) // real time, as in testPruneKeepsStream
+	clock.Advance(ttl - time.Microsecond)
+	if err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	must[*databrokerv1.Record](t)(b.Get(ctx, typ, "old2")) // not yet: expiry is at ttl exactly
+	clock.Advance(time.Microsecond)
 	put(t, b, rec("fresh"))
 	if err := b.Sweep(ctx); err != nil {
 		t.Fatal(err)
@@ -493,7 +529,7 @@ func testCapacity(t *testing.T, b storage.Backend) {
 	}
 }
 
-func testLeases(t *testing.T, b storage.Backend) {
+func testLeases(t *testing.T, b storage.Backend, clock *testutil.Clock) {
 	ctx := ctxT(t)
 	long := 10 * time.Second
 	if err := b.AcquireLease(ctx, "refresher", "one", long); err != nil {
@@ -533,7 +569,11 @@ func testLeases(t *testing.T, b storage.Backend) {
 	if err := b.AcquireLease(ctx, "refresher", "one", long); !errors.Is(err, storage.ErrLeaseHeld) {
 		t.Fatalf("before expiry: %v, want ErrLeaseHeld", err)
 	}
-	time.Sleep(short + 100*time.Millisecond) // real time, as in testPruneKeepsStream
+	clock.Advance(short - time.Microsecond)
+	if err := b.AcquireLease(ctx, "refresher", "one", long); !errors.Is(err, storage.ErrLeaseHeld) {
+		t.Fatalf("a microsecond before expiry: %v, want ErrLeaseHeld", err)
+	}
+	clock.Advance(time.Microsecond)
 	if err := b.RenewLease(ctx, "refresher", "two", long); !errors.Is(err, storage.ErrLeaseNotHeld) {
 		t.Fatalf("renew expired: %v, want ErrLeaseNotHeld", err)
 	}
