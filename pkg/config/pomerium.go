@@ -60,7 +60,6 @@ const (
 	whyDownMTLS    = "downstream mTLS (client certificates) is not supported yet"
 	whyGCP         = "Google Cloud serverless authentication is not implemented"
 	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
-	whyPending     = "not implemented yet"
 	whyMultiIdP    = "gatehouse signs everyone in with the one identity provider client of idp_client_id"
 	whyRouteIdP    = "not implemented: authenticate signs everyone in with the global idp_client_id, and a route's own client needs its own sign-in, callback and session per client; signing a route's users in with the global client instead would skip the client the IdP's rules are attached to"
 )
