@@ -162,6 +162,25 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 		}
 		decodeStrict(val, field.Addr().Interface(), key, errs, lines)
 		return nil
+	case []RewriteHeader:
+		return decodeList(val, field, key, errs, func(n *yaml.Node, what string) reflect.Value {
+			var h RewriteHeader
+			decodeStrict(n, &h, what, errs, lines)
+			if h.Header == "" {
+				errs.add(what+".header", n.Line, "required: the response header to rewrite")
+			}
+			return reflect.ValueOf(h)
+		})
+	case *RouteRedirect:
+		var rr RouteRedirect
+		decodeStrict(val, &rr, key, errs, lines)
+		field.Set(reflect.ValueOf(&rr))
+		return nil
+	case *DirectResponse:
+		var dr DirectResponse
+		decodeStrict(val, &dr, key, errs, lines)
+		field.Set(reflect.ValueOf(&dr))
+		return nil
 	case *yaml.Node:
 		c := *val
 		field.Set(reflect.ValueOf(&c))

@@ -291,6 +291,9 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 				return nil, s.signError(err)
 			}
 		}
+		if r.k8s != nil {
+			ans = st.withKubernetesHeaders(r, ans, ident, now)
+		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
 		return ans.pick(fromAuthorization), nil
 	case certDenied(&d):
@@ -320,7 +323,15 @@ type okAnswer struct {
 func newOKAnswer(ok *authv3.OkHttpResponse) *okAnswer {
 	remove := make([]string, 0, len(ok.HeadersToRemove)+1)
 	remove = append(remove, ok.HeadersToRemove...)
-	remove = append(remove, "authorization")
+	setsAuthorization := false
+	for _, h := range ok.Headers {
+		if strings.EqualFold(h.GetHeader().GetKey(), "authorization") {
+			setsAuthorization = true // it replaces the client's, handle and all
+		}
+	}
+	if !setsAuthorization {
+		remove = append(remove, "authorization")
+	}
 	wrap := func(ok *authv3.OkHttpResponse) *authv3.CheckResponse {
 		return &authv3.CheckResponse{
 			Status:       extauthz.StatusOK,

@@ -34,6 +34,7 @@ type jwtKey struct {
 	sessionID string
 	routeID   string
 	audience  string
+	issuerURI bool // jwt_issuer_format uri, for internal answers (a route's own is in routeID)
 }
 
 type jwtEntry struct {
@@ -85,7 +86,11 @@ func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
 // internal answers (the proxy's own pages; r may be nil) carry the JWT
 // alone. The answer comes from the JWT cache when it can.
 func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
-	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey}
+	var cr *config.Route
+	if r != nil {
+		cr = r.cfg
+	}
+	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey, issuerURI: st.cfg.JWTIssuerURIFor(cr)}
 	if !internal {
 		k.routeID = r.id
 	}
@@ -93,6 +98,10 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 		return ans, nil
 	}
 	claims := st.identityClaims(ident, audience, now)
+	if k.issuerURI {
+		// jwt_issuer_format: uri, as Pomerium writes it.
+		claims.Issuer = "https://" + audience + "/"
+	}
 	jwt, err := st.keys.Sign(claims)
 	if err != nil {
 		return nil, err
@@ -105,7 +114,11 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 	var remove []string
 	if !internal {
 		for _, ch := range st.claimHeaders {
-			if v := claimString(&ident.subject, ch.claim, audience); v != "" {
+			v := claimString(&ident.subject, ch.claim, audience)
+			if ch.claim == "iss" {
+				v = claims.Issuer
+			}
+			if v != "" {
 				headers = append(headers, extauthz.NewHeader(ch.header, v))
 			} else if !r.setsHeader(ch.header) {
 				// No value to write: whatever the client sent under this

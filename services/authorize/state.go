@@ -67,6 +67,8 @@ type route struct {
 	// okPlain is the allowed answer without identity headers, shared by
 	// every such response (read-only).
 	okPlain *okAnswer
+	// k8s is the service account token of a Kubernetes API route, or nil.
+	k8s *k8sToken
 }
 
 // setsHeader reports whether the route's set_request_headers writes the
@@ -125,7 +127,7 @@ func compile(cfg *config.Config) (*state, error) {
 	}
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
-		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr)}
+		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr), k8s: newK8sToken(cr)}
 		names := make([]string, 0, len(cr.SetRequestHeaders))
 		for k := range cr.SetRequestHeaders {
 			names = append(names, k)

@@ -89,11 +89,14 @@ type state struct {
 	routes    map[*config.Route]*route
 	cipher    *cryptutil.Cipher
 	jwks      http.Handler
+	keys      *signingkey.KeySet // verifies X-Pomerium-Jwt-Assertion-For
 	wellKnown http.Handler
 	hops      int
-	respHTTP  []headerKV // response headers of the proxy's own pages
-	respHTTPS []headerKV
-	brand     pages.Branding // the look of the proxy's own pages
+	// underscores is headers_with_underscores_action.
+	underscores config.UnderscoreAction
+	respHTTP    []headerKV // response headers of the proxy's own pages
+	respHTTPS   []headerKV
+	brand       pages.Branding // the look of the proxy's own pages
 }
 
 // New builds the proxy service from the current configuration and adds it
@@ -163,12 +166,21 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 		table:  routematch.New(cfg.Routes),
 		routes: make(map[*config.Route]*route, len(cfg.Routes)),
 		hops:   cfg.XFFNumTrustedHops,
+
+		underscores: cfg.UnderscoreHeaders,
 	}
 	keep := map[transportKey]bool{}
 	claimHeaders := claimHeaderNames(cfg)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		if r.FromURL == nil || len(r.ToURLs) == 0 {
+		if r.FromURL == nil {
+			continue
+		}
+		if r.Redirect != nil || r.Response != nil {
+			st.routes[r] = s.newDirectRoute(cfg, r, claimHeaders)
+			continue
+		}
+		if len(r.ToURLs) == 0 {
 			continue
 		}
 		rt, key, err := s.newRoute(cfg, r, claimHeaders)
@@ -191,6 +203,7 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 			return nil, fmt.Errorf("proxy: signing key: %w", err)
 		}
 		st.jwks = ks.JWKSHandler()
+		st.keys = ks
 	}
 	if cfg.AuthenticateURLParsed != nil {
 		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
@@ -259,13 +272,14 @@ var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// 1. Header safety before anything else.
+	assertion := incomingAssertion(r.Header)
 	credential := stripPomeriumHeaders(r.Header)
 	reqID := requestID(r.Header)
 
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
 	rec.brand = &s.state.Load().brand
-	routeID, d := s.serve(rec, r, credential, reqID)
+	routeID, d := s.serve(rec, r, credential, assertion, reqID)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
@@ -297,8 +311,12 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve handles one request and returns the route id and decision for the
 // access log.
-func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID string, d decision) {
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, assertion, reqID string) (routeID string, d decision) {
 	st := s.state.Load()
+	// 1a. headers_with_underscores_action, as Envoy's codec applies it.
+	if st.underscores != config.UnderscoresAllow && !underscoreHeaders(w, r, st.underscores, reqID) {
+		return "", decisionInvalid
+	}
 	// 1b. One normal path for everything below (see normalizeRequestPath).
 	p, refused := normalizeRequestPath(w, r, st.cfg.PathNormalization, reqID)
 	if p == "" {
@@ -374,11 +392,23 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		}
 	}
 
-	// 5. Forward. The upstream request's headers (authorize's, the
+	// 5. A redirect or a fixed response, once the policy allowed it.
+	if rt.proxy == nil {
+		rt.serveDirect(w, r)
+		return rt.cfg.ID, decisionAllow
+	}
+
+	// 6. Forward. The upstream request's headers (authorize's, the
 	// route's, the strip of the client's) are written in rt.rewrite,
 	// after ReverseProxy removed the hop-by-hop headers.
 	if ok != nil {
 		r = withOK(r, ok)
+	}
+	if assertion != "" && rt.passIdentity && st.keys != nil && st.keys.Verify(assertion, s.now()) == nil {
+		// Pomerium's X-Pomerium-Jwt-Assertion-For, for a service that
+		// calls another on its user's behalf; only an identity JWT this
+		// deployment signed, unexpired, is passed on.
+		r = withAssertionFor(r, assertion)
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, decisionAllow
