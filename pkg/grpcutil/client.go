@@ -15,12 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // ClientOptions configures Dial.
@@ -128,6 +131,9 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 				grpc.WithChainStreamInterceptor(clientMetrics.StreamClientInterceptor()))
 		}
 	}
+	if !o.WaitForReady {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(reconnectWhenNoneReady))
+	}
 	if strings.HasPrefix(target, dnsScheme+":") {
 		opts = append(opts, grpc.WithResolvers(&dnsBuilder{lookup: o.lookupOrDefault(), interval: ResolveInterval}))
 	}
@@ -142,6 +148,32 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	return cc, nil
+}
+
+// NoReplicaWait bounds how long a call that found no ready replica waits
+// for one to connect after the reconnect backoff is cut short. It keeps a
+// rolling restart from failing requests in the moment between one replica
+// leaving (its health turns NOT_SERVING at SIGTERM) and the client's
+// connection to a freshly restarted one, which may still sit in reconnect
+// backoff although the replica already serves; it stays short so that with
+// every replica down the caller still fails closed at once.
+var NoReplicaWait = 50 * time.Millisecond
+
+// reconnectWhenNoneReady retries, once, a call that failed because no
+// replica was ready: it asks every connection in backoff to reconnect now
+// and waits for one for at most NoReplicaWait.
+func reconnectWhenNoneReady(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if status.Code(err) != codes.Unavailable || cc.GetState() == connectivity.Ready || ctx.Err() != nil {
+		return err
+	}
+	cc.ResetConnectBackoff()
+	wctx, cancel := context.WithTimeout(ctx, NoReplicaWait)
+	defer cancel()
+	if rerr := invoker(wctx, method, req, reply, cc, append(opts, grpc.WaitForReady(true))...); rerr == nil || wctx.Err() == nil {
+		return rerr
+	}
+	return err // the first answer says why better than a timeout
 }
 
 // targetFor returns a dns target for one URL, or the addresses of several.
