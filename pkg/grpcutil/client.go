@@ -161,7 +161,8 @@ var NoReplicaWait = 50 * time.Millisecond
 
 // reconnectWhenNoneReady retries, once, a call that failed because no
 // replica was ready: it asks every connection in backoff to reconnect now
-// and waits for one for at most NoReplicaWait.
+// and, when one comes up within NoReplicaWait, sends the call there. When
+// the reconnects fail too (every replica is down), it gives up at once.
 func reconnectWhenNoneReady(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	if status.Code(err) != codes.Unavailable || cc.GetState() == connectivity.Ready || ctx.Err() != nil {
@@ -170,10 +171,20 @@ func reconnectWhenNoneReady(ctx context.Context, method string, req, reply any, 
 	cc.ResetConnectBackoff()
 	wctx, cancel := context.WithTimeout(ctx, NoReplicaWait)
 	defer cancel()
-	if rerr := invoker(wctx, method, req, reply, cc, append(opts, grpc.WaitForReady(true))...); rerr == nil || wctx.Err() == nil {
-		return rerr
+	tried := false // a reconnect was under way since the reset
+	for {
+		switch st := cc.GetState(); {
+		case st == connectivity.Ready:
+			return invoker(ctx, method, req, reply, cc, opts...)
+		case st == connectivity.Connecting || st == connectivity.Idle:
+			tried = true
+		case tried:
+			return err // the reconnects failed: no replica is up
+		}
+		if !cc.WaitForStateChange(wctx, cc.GetState()) {
+			return err
+		}
 	}
-	return err // the first answer says why better than a timeout
 }
 
 // targetFor returns a dns target for one URL, or the addresses of several.
