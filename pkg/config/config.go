@@ -72,6 +72,8 @@ type Config struct {
 	// path_with_escaped_slashes_action: the rules the proxy and authorize
 	// apply to every request path.
 	PathNormalization pathnorm.Options
+	// Tracing is what the otel_* and tracing_* options resolve to.
+	Tracing TracingSettings
 
 	lines    map[string]int
 	warnings []string
@@ -308,6 +310,7 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}
 	c.validatePathNormalization(errs)
+	c.validateTracing(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)

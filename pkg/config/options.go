@@ -111,6 +111,31 @@ type Options struct {
 	DarkmodeSecondaryColor     string `yaml:"darkmode_secondary_color"`
 	ErrorMessageFirstParagraph string `yaml:"error_message_first_paragraph"`
 
+	// Tracing: Pomerium's otel_* options, whose upper-cased names are the
+	// standard OpenTelemetry environment variables (OTEL_TRACES_EXPORTER,
+	// OTEL_EXPORTER_OTLP_ENDPOINT, ...), and the older tracing_* names.
+	// See TracingSettings for what they resolve to; durations are whole
+	// milliseconds as in Pomerium (or Go duration text).
+	OtelTracesExporter             string        `yaml:"otel_traces_exporter"`
+	OtelTracesSamplerArg           *float64      `yaml:"otel_traces_sampler_arg"`
+	OtelResourceAttributes         StringList    `yaml:"otel_resource_attributes"`
+	OtelLogLevel                   string        `yaml:"otel_log_level"`
+	OtelAttributeValueLengthLimit  *int          `yaml:"otel_attribute_value_length_limit"`
+	OtelExporterOTLPEndpoint       string        `yaml:"otel_exporter_otlp_endpoint"`
+	OtelExporterOTLPTracesEndpoint string        `yaml:"otel_exporter_otlp_traces_endpoint"`
+	OtelExporterOTLPProtocol       string        `yaml:"otel_exporter_otlp_protocol"`
+	OtelExporterOTLPTracesProtocol string        `yaml:"otel_exporter_otlp_traces_protocol"`
+	OtelExporterOTLPHeaders        StringList    `yaml:"otel_exporter_otlp_headers"`
+	OtelExporterOTLPTracesHeaders  StringList    `yaml:"otel_exporter_otlp_traces_headers"`
+	OtelExporterOTLPTimeout        *Milliseconds `yaml:"otel_exporter_otlp_timeout"`
+	OtelExporterOTLPTracesTimeout  *Milliseconds `yaml:"otel_exporter_otlp_traces_timeout"`
+	OtelBSPScheduleDelay           *Milliseconds `yaml:"otel_bsp_schedule_delay"`
+	OtelBSPMaxExportBatchSize      *int          `yaml:"otel_bsp_max_export_batch_size"`
+	TracingProvider                string        `yaml:"tracing_provider"`
+	TracingSampleRate              *float64      `yaml:"tracing_sample_rate"`
+	TracingOTLPEndpoint            string        `yaml:"tracing_otlp_endpoint"`
+	TracingOTLPProtocol            string        `yaml:"tracing_otlp_protocol"`
+
 	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
 	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune
 	// Pomerium's internals and are named in a warning.
