@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
@@ -30,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/health"
 	"github.com/gatehouse/gatehouse/pkg/logging"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // drainTimeout bounds how long shutdown waits for in-flight requests and
@@ -51,6 +53,8 @@ type process struct {
 	runners  []func(context.Context) error
 	closers  []func()
 	grpcConn map[string]*grpc.ClientConn
+	// tracing is the process's OpenTelemetry tracing; nil when off.
+	tracing *tracing.Provider
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -119,6 +123,9 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 		grpcConn: map[string]*grpc.ClientConn{},
 	}
 	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := p.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.build(ctx); err != nil {
 		p.close()
 		return nil, err
@@ -140,7 +147,7 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 func (p *process) build(ctx context.Context) error {
 	cfg := p.cfg
 	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
-		p.grpc = newGRPCServer(cfg, p.logger, p.metrics)
+		p.grpc = newGRPCServer(cfg, p.logger, p.metrics, p.tracing.TracerProvider())
 	}
 	if cfg.Runs(config.ServiceDataBroker) {
 		if err := p.addDataBroker(ctx); err != nil {
@@ -193,13 +200,13 @@ func (p *process) add(name string, svc service) {
 
 // newGRPCServer returns the gRPC server of the databroker and authorize
 // services: service tokens, health, reflection, panic recovery, metrics.
-func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer) *grpcutil.Server {
+func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer, tp trace.TracerProvider) *grpcutil.Server {
 	var creds credentials.TransportCredentials
 	if !cfg.GRPCInsecureOrDefault() {
 		creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
 	}
 	return grpcutil.NewServer(grpcutil.ServerOptions{
-		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics,
+		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics, TracerProvider: tp,
 	})
 }
 
@@ -231,7 +238,7 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{
 		Targets: targets, SharedKey: p.cfg.SharedKey, Insecure: p.cfg.GRPCInsecure != nil && *p.cfg.GRPCInsecure,
-		RootCAs: p.cfg.CAPool, Registerer: p.metrics,
+		RootCAs: p.cfg.CAPool, Registerer: p.metrics, TracerProvider: p.tracing.TracerProvider(),
 		// A sign-in's write waits out a databroker reconnect (bounded by
 		// its deadline); a Check to authorize fails closed at once.
 		WaitForReady: service == config.ServiceDataBroker,

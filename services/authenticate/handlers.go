@@ -262,7 +262,7 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 			Message: "The answer comes from another identity provider than the one gatehouse uses."})
 		return
 	}
-	tok, err := d.oauth.Exchange(st.idp.context(r.Context()), code, oauth2.VerifierOption(as.Verifier))
+	tok, err := s.exchange(r.Context(), st, d, code, as.Verifier)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {

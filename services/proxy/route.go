@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
@@ -186,8 +187,11 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	rt.removeSet = newHeaderSet(rt.removeReq...)
 	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
 	rt.proxy = &httputil.ReverseProxy{
-		Rewrite:   rt.rewrite,
-		Transport: &retryTransport{rt: tr, bal: rt.bal},
+		Rewrite: rt.rewrite,
+		// With tracing on, a client span per upstream request that sends
+		// the trace to the upstream as traceparent (replacing any the
+		// client sent), so the upstream's own traces join it.
+		Transport: tracing.Transport(&retryTransport{rt: tr, bal: rt.bal}, s.tracerProvider, "upstream"),
 		// 0, not -1: ReverseProxy already flushes every write of a
 		// streaming response (SSE, or no Content-Length), and a flush per
 		// write would cost a second write(2) on every small response.
