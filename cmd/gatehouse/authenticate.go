@@ -18,7 +18,7 @@ func (p *process) addAuthenticate(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	svc, err := authenticate.New(ctx, authenticate.Options{
-		Source: p.src, Logger: p.logger, DataBroker: cc, TracerProvider: p.tracing.TracerProvider(),
+		Source: p.src, Logger: p.logger, DataBroker: cc, TracerProvider: p.tracing.TracerProvider(), Metrics: p.metrics,
 	})
 	if err != nil {
 		return nil, err

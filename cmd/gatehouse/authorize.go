@@ -25,6 +25,7 @@ func (p *process) addAuthorize(ctx context.Context) (*authorize.Service, error) 
 		// would cost more than the Check itself. Denials stay at info.
 		DecisionLogLevel: slog.LevelDebug,
 		TracerProvider:   p.tracing.TracerProvider(),
+		Metrics:          p.metrics,
 	})
 	if err != nil {
 		return nil, err

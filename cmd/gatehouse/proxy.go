@@ -23,6 +23,7 @@ func (p *process) addProxy(ctx context.Context, local authv3.AuthorizationClient
 		Authorizer:          local,
 		InProcessAuthorizer: local != nil,
 		TracerProvider:      p.tracing.TracerProvider(),
+		Metrics:             p.metrics,
 	}
 	if local == nil {
 		cc, err := p.conn(config.ServiceAuthorize)

@@ -18,7 +18,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -122,7 +121,8 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 		metrics:  prometheus.NewRegistry(),
 		grpcConn: map[string]*grpc.ClientConn{},
 	}
-	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		certCollector{src: src})
 	if err := p.startTracing(ctx); err != nil {
 		return nil, err
 	}
@@ -293,10 +293,7 @@ func (p *process) run(ctx context.Context) error {
 		})
 	}
 	if cfg.MetricsAddr != "" {
-		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", h)
-		g.Go(func() error { return health.Serve(ctx, cfg.MetricsAddr, mux, p.logger, drainTimeout) })
+		g.Go(func() error { return p.serveMetrics(ctx) })
 	}
 	for _, r := range p.runners {
 		g.Go(func() error { return r(ctx) })

@@ -74,6 +74,8 @@ type Config struct {
 	PathNormalization pathnorm.Options
 	// Tracing is what the otel_* and tracing_* options resolve to.
 	Tracing TracingSettings
+	// Metrics is the metrics listener's authentication and TLS.
+	Metrics MetricsSettings
 
 	lines    map[string]int
 	warnings []string
@@ -311,6 +313,7 @@ func (c *Config) validate(errs *Errors) {
 	}
 	c.validatePathNormalization(errs)
 	c.validateTracing(errs)
+	c.validateMetrics(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)

@@ -27,6 +27,18 @@ type Options struct {
 	HealthCheckAddr string `yaml:"health_check_addr"`
 	// MetricsAddr serves Prometheus /metrics when set.
 	MetricsAddr string `yaml:"metrics_address"`
+	// MetricsBasicAuth is base64 of "user:password" that /metrics
+	// requires (HTTP basic authentication), as in Pomerium.
+	MetricsBasicAuth string `yaml:"metrics_basic_auth"`
+	// The metrics listener's TLS certificate and key (PEM, or base64 PEM,
+	// or files) and the CA its clients' certificates must chain to
+	// (mutual TLS).
+	MetricsCertificate        string `yaml:"metrics_certificate"`
+	MetricsCertificateFile    string `yaml:"metrics_certificate_file"`
+	MetricsCertificateKey     string `yaml:"metrics_certificate_key"`
+	MetricsCertificateKeyFile string `yaml:"metrics_certificate_key_file"`
+	MetricsClientCA           string `yaml:"metrics_client_ca"`
+	MetricsClientCAFile       string `yaml:"metrics_client_ca_file"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json (default) or text.

@@ -58,7 +58,7 @@ const (
 	whyRaft        = "gatehouse's databroker replicas share Redis instead of forming a Raft cluster; set databroker_storage_type: redis"
 	whyDownMTLS    = "downstream mTLS (client certificates) is not supported yet"
 	whyGCP         = "Google Cloud serverless authentication is not implemented"
-	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
+	whyMetricsAuth = "protects metrics_address (TLS, mutual TLS with metrics_client_ca)"
 	whyPending     = "not implemented yet"
 	whyIdPBearer   = "gatehouse accepts only its own session handles as bearer tokens (bearer_token_format: default)"
 	whyMultiIdP    = "gatehouse signs everyone in with the one identity provider client of idp_client_id"
@@ -158,13 +158,13 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "mcp_allowed_client_id_domains", Support: Refused, Note: whyMCP},
 	{Name: "merge_slashes", Support: Implemented},
 	{Name: "metrics_address", Support: Implemented},
-	{Name: "metrics_basic_auth", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_file", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_key", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_key_file", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_client_ca", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_client_ca_file", Support: Refused, Note: whyMetricsAuth},
+	{Name: "metrics_basic_auth", Support: Implemented, Note: "base64 of user:password"},
+	{Name: "metrics_certificate", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_file", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_key", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_key_file", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_client_ca", Support: Implemented, Note: "clients of metrics_address must present a certificate it signed"},
+	{Name: "metrics_client_ca_file", Support: Implemented, Note: whyMetricsAuth},
 	{Name: "normalize_path", Support: Implemented},
 	{Name: "otel_attribute_value_length_limit", Support: Implemented},
 	{Name: "otel_bsp_max_export_batch_size", Support: Implemented},

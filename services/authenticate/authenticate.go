@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
@@ -59,6 +60,9 @@ type Options struct {
 	// provider's token exchange and the calls it makes to the IdP; nil
 	// traces nothing.
 	TracerProvider trace.TracerProvider
+	// Metrics receives the service's metrics (sign-ins, refreshes,
+	// sign-outs); nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Service is the authenticate service. It is safe for concurrent use.
@@ -70,6 +74,7 @@ type Service struct {
 	now        func() time.Time
 	handler    http.Handler
 	refresh    *refresher
+	metrics    *metrics
 	// tracer and tracerProvider are nil when tracing is off.
 	tracer         trace.Tracer
 	tracerProvider trace.TracerProvider
@@ -110,6 +115,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		states:     newReplayCache(),
 		now:        time.Now,
 
+		metrics:        newMetrics(o.Metrics),
 		tracer:         tracing.Tracer(o.TracerProvider),
 		tracerProvider: o.TracerProvider,
 	}

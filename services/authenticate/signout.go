@@ -115,6 +115,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("authenticate: signed out", "user", h.UserID)
+		s.metrics.signOuts.Inc()
 	}
 	if foreign {
 		// This browser's own session and its IdP session stay.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -66,6 +67,10 @@ type Options struct {
 	// server's, or the in-process call's) and records the signing of
 	// identity JWTs; nil traces nothing.
 	TracerProvider trace.TracerProvider
+	// Metrics receives the service's metrics (Checks by decision, the
+	// synced copy's record counts, the Sync stream's version and lag);
+	// nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Service is the authorize service. It is safe for concurrent use.
@@ -79,7 +84,8 @@ type Service struct {
 	// sessionWait is SessionWait; tests shorten it.
 	sessionWait time.Duration
 	// tracer is nil when tracing is off.
-	tracer trace.Tracer
+	tracer  trace.Tracer
+	metrics *metrics
 }
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
@@ -102,10 +108,11 @@ func New(_ context.Context, o Options) (*Service, error) {
 		s.logger = slog.Default()
 	}
 	s.logger = s.logger.With("service", "authorize")
+	s.metrics = newMetrics(o.Metrics, s.store)
 	if o.DataBroker != nil {
 		client := databrokerv1.NewDataBrokerServiceClient(o.DataBroker)
 		// Every type in one stream: see store.
-		s.syncer = databroker.NewSyncer(client, "", syncHandler{s.store}, databroker.SyncerOptions{Logger: s.logger})
+		s.syncer = databroker.NewSyncer(client, "", syncHandler{s.store}, databroker.SyncerOptions{Logger: s.logger, Metrics: o.Metrics})
 		s.store.src = s.syncer
 	}
 	st, err := compile(o.Source.Current())
@@ -389,6 +396,7 @@ func corsHeaders(req *authv3.CheckRequest) http.Header {
 // reasons are the policy's; reason, when set, explains a decision taken
 // without the policy instead.
 func (s *Service) logDecision(ctx context.Context, requestID, routeID, method, host, path string, ident *identity, decision string, reasons policy.Reasons, reason string) {
+	s.metrics.count(decision)
 	if s.tracer != nil {
 		annotateCheck(ctx, routeID, ident != nil, decision, reasons, reason)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
@@ -67,6 +68,10 @@ type Options struct {
 	// request, which gets the trace as traceparent); nil traces nothing
 	// and adds nothing to the request path.
 	TracerProvider trace.TracerProvider
+	// Metrics receives the proxy's metrics (requests by route, status and
+	// decision; Check and upstream latency; upstream errors); nil
+	// registers none (they are still counted, unexported).
+	Metrics prometheus.Registerer
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
@@ -86,6 +91,8 @@ type Service struct {
 	// checkErrors keeps a failing authorize from writing an error line
 	// per request.
 	checkErrors *logging.Limiter
+
+	metrics *metrics
 
 	// tracer and tracerProvider are nil when tracing is off.
 	tracer         trace.Tracer
@@ -131,6 +138,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		usedBindings: handoff.NewUsedSet(maxUsedBindings),
 		checkErrors:  logging.NewLimiter(checkErrorLogInterval),
 
+		metrics:        newMetrics(o.Metrics),
 		tracer:         tracing.Tracer(o.TracerProvider),
 		tracerProvider: o.TracerProvider,
 	}
@@ -294,6 +302,8 @@ func (s *Service) serveLogged(w http.ResponseWriter, r *http.Request) (routeID s
 	if status == 0 && d == decisionAllow && isUpgrade(r) {
 		status = http.StatusSwitchingProtocols
 	}
+	elapsed := time.Since(start)
+	s.metrics.route(routeID).observe(status, d, elapsed)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
@@ -312,7 +322,7 @@ func (s *Service) serveLogged(w http.ResponseWriter, r *http.Request) (routeID s
 			slog.String("path", requestPath(r)),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", elapsed),
 		)
 	}
 	rec.ResponseWriter, rec.brand = nil, nil

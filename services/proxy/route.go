@@ -49,6 +49,7 @@ type headerKV struct{ key, value string }
 // once built (the balancer has its own lock).
 type route struct {
 	cfg          *config.Route
+	metrics      *routeMetrics
 	proxy        *httputil.ReverseProxy
 	bal          *balancer
 	passIdentity bool
@@ -170,6 +171,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		protected:    protectedHeaders(cfg, r),
 		claimHeaders: claimHeaders,
 		upgrades:     routeUpgrades(r),
+		metrics:      s.metrics.route(r.ID),
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
@@ -191,7 +193,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 		// With tracing on, a client span per upstream request that sends
 		// the trace to the upstream as traceparent (replacing any the
 		// client sent), so the upstream's own traces join it.
-		Transport: tracing.Transport(&retryTransport{rt: tr, bal: rt.bal}, s.tracerProvider, "upstream"),
+		Transport: tracing.Transport(&retryTransport{rt: tr, bal: rt.bal, metrics: rt.metrics}, s.tracerProvider, "upstream"),
 		// 0, not -1: ReverseProxy already flushes every write of a
 		// streaming response (SSE, or no Content-Length), and a flush per
 		// write would cost a second write(2) on every small response.
@@ -319,6 +321,14 @@ func (rt *route) errorHandler(w http.ResponseWriter, req *http.Request, err erro
 	case isDialError(err):
 		rt.bal.markDown(req.URL.Host)
 	}
+	switch {
+	case status == http.StatusGatewayTimeout:
+		rt.metrics.upstreamError(upstreamErrTimeout)
+	case isDialError(err):
+		rt.metrics.upstreamError(upstreamErrUnreachable)
+	default:
+		rt.metrics.upstreamError(upstreamErrOther)
+	}
 	rt.logger.Warn("upstream request failed", "route", rt.cfg.ID, "request_id", reqID,
 		"upstream", req.URL.Host, "status", status, "error", err.Error())
 	for _, kv := range rt.respHeaders(req) {
@@ -339,11 +349,21 @@ func (rt *route) respHeaders(out *http.Request) []headerKV {
 // non-idempotent request is safe to send elsewhere) and the request has
 // no body to replay.
 type retryTransport struct {
-	rt  http.RoundTripper
-	bal *balancer
+	rt      http.RoundTripper
+	bal     *balancer
+	metrics *routeMetrics
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.roundTrip(req)
+	if err == nil {
+		t.metrics.upstream.Observe(time.Since(start).Seconds())
+	}
+	return resp, err
+}
+
+func (t *retryTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil || len(t.bal.ups) < 2 || !isDialError(err) {
 		return resp, err
