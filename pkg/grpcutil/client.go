@@ -13,6 +13,10 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -46,6 +50,9 @@ type ClientOptions struct {
 	// to a blip (databroker writes). A request-path client that must fail
 	// closed fast leaves it off.
 	WaitForReady bool
+	// TracerProvider records a client span per call and sends it to the
+	// server as traceparent metadata; nil traces nothing.
+	TracerProvider trace.TracerProvider
 
 	// lookup resolves service names; nil is the system resolver. Tests set
 	// it to play DNS answers that change.
@@ -133,6 +140,14 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 	}
 	if !o.WaitForReady {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(reconnectWhenNoneReady))
+	}
+	if o.TracerProvider != nil {
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(o.TracerProvider),
+			otelgrpc.WithPropagators(propagation.TraceContext{}),
+			otelgrpc.WithMeterProvider(noop.NewMeterProvider()),
+			otelgrpc.WithFilter(tracedCall),
+		)))
 	}
 	if strings.HasPrefix(target, dnsScheme+":") {
 		opts = append(opts, grpc.WithResolvers(&dnsBuilder{lookup: o.lookupOrDefault(), interval: ResolveInterval}))
