@@ -6,6 +6,10 @@ export PATH := $(CURDIR)/.tools:/usr/local/go/bin:$(PATH)
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+# oauth2-proxy is make bench's peer (not a dependency): built from its Go
+# module at a pinned version, cached in .tools under its version.
+OAUTH2_PROXY_VERSION := v7.15.6
+OAUTH2_PROXY := .tools/oauth2-proxy-$(OAUTH2_PROXY_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
@@ -76,8 +80,16 @@ fuzz:
 	  done; \
 	done
 
-bench: build
-	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -out bin/bench/results.json $(BENCH_FLAGS)
+$(OAUTH2_PROXY):
+	@mkdir -p .tools
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	GOBIN=$$tmp CGO_ENABLED=0 $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION) && \
+	mv $$tmp/oauth2-proxy $@
+
+## bench: gatehouse against a bare Go reverse proxy and oauth2-proxy (cookie
+## and Redis session stores), interleaved; see cmd/gatehouse-bench.
+bench: build $(OAUTH2_PROXY)
+	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -oauth2-proxy $(OAUTH2_PROXY) -out bin/bench/results.json $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin
