@@ -70,10 +70,7 @@ func ingressControllerCommand(args []string, stderr io.Writer) error {
 	}
 	sig := stopSignals()
 	defer sig.stop()
-	syncCtx, cancel := context.WithTimeout(sig.ctx, *syncTimeout)
-	err = ctl.Sync(syncCtx)
-	cancel()
-	if err != nil {
+	if err := ctl.Sync(sig.ctx, *syncTimeout); err != nil {
 		return err
 	}
 	logger.Info("ingress controller synced", "ingress_class", *class, "routes", len(ctl.Current().Routes))

@@ -105,6 +105,7 @@ type Controller struct {
 	state   map[string]*ingressState // namespace/name → last outcome
 	checked map[string]string        // validation cache: fragment → error ("" = valid)
 	written map[string]string        // namespace/name → last Event message written
+	applied []byte                   // the document of the configuration in force (rebuild only)
 }
 
 type nsListers struct {
@@ -210,15 +211,18 @@ func (c *Controller) trigger() {
 	}
 }
 
-// Sync starts the informers, waits until their caches are filled (bounded
-// by ctx), and puts the first configuration in force. Call it before the
-// services are built from Current, so that they start with the routes.
-func (c *Controller) Sync(ctx context.Context) error {
+// Sync starts the informers, which run until ctx ends, waits (at most
+// timeout) until their caches are filled, and puts the first
+// configuration in force. Call it before the services are built from
+// Current, so that they start with the routes.
+func (c *Controller) Sync(ctx context.Context, timeout time.Duration) error {
 	for _, f := range c.factory {
 		f.Start(ctx.Done())
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("ingress: the Kubernetes caches did not fill: %w", context.Cause(ctx))
+	wait, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(wait.Done(), c.synced...) {
+		return fmt.Errorf("ingress: the Kubernetes caches did not fill within %s (is the API server reachable, and does RBAC allow list and watch?)", timeout)
 	}
 	// Drain the kicks of the initial listing: this rebuild covers them.
 	select {
@@ -260,6 +264,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.kick:
 		default:
 		}
+		c.logger.Debug("ingress: rebuilding after a change")
 		if err := c.rebuild(ctx); err != nil {
 			c.logger.Error("ingress: configuration not applied; keeping the running one", "error", err.Error())
 		}
@@ -463,43 +468,16 @@ func (c *Controller) rebuild(ctx context.Context) error {
 			}
 		}
 	}
-	if same(c.Current(), cfg) {
-		return nil
+	if bytes.Equal(data, c.applied) {
+		c.logger.Debug("ingress: nothing to apply", "ingresses", len(state))
+		return nil // nothing that matters changed (a status write, a resync)
 	}
 	if err := c.Apply(ctx, cfg); err != nil {
 		return err
 	}
+	c.applied = data
 	c.logger.Info("ingress: configuration applied", "ingresses", len(state), "routes", len(cfg.Routes))
 	return nil
-}
-
-// same reports whether two configurations have the same options (routes,
-// certificates and settings): then nothing needs to switch.
-func same(a, b *config.Config) bool {
-	if a == nil || b == nil {
-		return false
-	}
-	ya, err1 := yaml.Marshal(routesOf(a))
-	yb, err2 := yaml.Marshal(routesOf(b))
-	return err1 == nil && err2 == nil && bytes.Equal(ya, yb) &&
-		reflect.DeepEqual(a.Certificates, b.Certificates) && a.Path == b.Path &&
-		reflect.DeepEqual(withoutRoutes(a.Options), withoutRoutes(b.Options))
-}
-
-func routesOf(c *config.Config) []map[string]any {
-	out := make([]map[string]any, len(c.Routes))
-	for i, r := range c.Routes {
-		var m map[string]any
-		b, _ := yaml.Marshal(r)
-		_ = yaml.Unmarshal(b, &m)
-		out[i] = m
-	}
-	return out
-}
-
-func withoutRoutes(o config.Options) config.Options {
-	o.Routes, o.Policy, o.Certificates = nil, nil, nil
-	return o
 }
 
 func contains(list []string, s string) bool {
