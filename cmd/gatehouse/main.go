@@ -60,7 +60,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("gatehouse: identity-aware access proxy (Pomerium-compatible configuration)\n\nUsage:\n  gatehouse COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-14s %s\n", c.name, firstSentence(c.summary))
+		fmt.Fprintf(&b, "  %-19s %s\n", c.name, firstSentence(c.summary))
 	}
 	b.WriteString("\nRun `gatehouse help COMMAND` or `gatehouse COMMAND --help` for a command's flags and an example.\n")
 	return b.String()
