@@ -576,6 +576,13 @@ func (c *Controller) publish(ctx context.Context) {
 		states = append(states, st)
 	}
 	c.mu.Unlock()
+	c.mu.Lock()
+	for k := range c.written {
+		if c.state[k] == nil {
+			delete(c.written, k) // deleted, or no longer of our class
+		}
+	}
+	c.mu.Unlock()
 	addrs := c.statusAddresses(ctx)
 	for _, st := range states {
 		k := key(st.ing)
@@ -586,10 +593,8 @@ func (c *Controller) publish(ctx context.Context) {
 			msg = "Warning/Problem: " + strings.Join(st.warnings, "; ")
 		}
 		c.mu.Lock()
-		changed := c.written[k] != msg+"@"+st.ing.ResourceVersion && c.written[k] != msg
-		if changed {
-			c.written[k] = msg
-		}
+		changed := c.written[k] != msg
+		c.written[k] = msg
 		c.mu.Unlock()
 		if changed && c.recorder != nil {
 			typ, rest, _ := strings.Cut(msg, "/")
