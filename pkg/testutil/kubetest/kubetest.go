@@ -46,7 +46,7 @@ func Assets() (dir, why string) {
 		dir = DefaultAssets()
 	}
 	if dir == "" {
-		return "", "KUBE_ASSETS is empty"
+		return "", "KUBE_ASSETS is empty (.ci/run sets it so while the kube binaries build in the background, and runs `make test-kube` afterwards when they are ready)"
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".stamp")); err != nil {
 		return "", fmt.Sprintf("no kube binaries in %s (no .stamp: not built, or the build is still running); build them with `make kube-assets` (about 20 min cold, seconds warm)", dir)
