@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -217,8 +218,12 @@ func TestKubeIngressGuideEndToEnd(t *testing.T) {
 			Transport: &http.Transport{DialContext: dial, TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	grafanaURL := "https://" + guideHost + ":" + port + "/"
+	var reused bool // whether the last get went over a connection opened before
 	get := func(c *http.Client) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, grafanaURL, nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
 		req.Header.Set("Accept", "application/json")
 		resp, err := c.Do(req)
 		if err != nil {
@@ -305,6 +310,11 @@ func TestKubeIngressGuideEndToEnd(t *testing.T) {
 	}
 	if code, b := get(alice); code != http.StatusOK {
 		t.Fatalf("alice after an invalid Ingress: %d %s", code, b)
+	}
+	// Alice's connection, opened before the policy edit and the invalid
+	// Ingress, was kept: changes apply without dropping connections.
+	if !reused {
+		t.Fatal("alice's keep-alive connection was dropped by a configuration change")
 	}
 
 	// The Ingress's TLS Secret (cert-manager's job): served by SNI.
