@@ -17,7 +17,9 @@ func (p *process) addAuthenticate(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := authenticate.New(ctx, authenticate.Options{Source: p.src, Logger: p.logger, DataBroker: cc})
+	svc, err := authenticate.New(ctx, authenticate.Options{
+		Source: p.src, Logger: p.logger, DataBroker: cc, TracerProvider: p.tracing.TracerProvider(), Metrics: p.metrics,
+	})
 	if err != nil {
 		return nil, err
 	}

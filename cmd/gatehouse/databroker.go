@@ -18,6 +18,7 @@ func (p *process) addDataBroker(ctx context.Context) error {
 		StorageType:      p.cfg.DataBrokerStorageType,
 		ConnectionString: p.cfg.DataBrokerStorageConnectionString,
 		Logger:           p.logger.With("service", config.ServiceDataBroker),
+		Metrics:          p.metrics,
 	})
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/health"
 	"github.com/gatehouse/gatehouse/pkg/logging"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // drainTimeout bounds how long shutdown waits for in-flight requests and
@@ -64,6 +65,8 @@ type process struct {
 	dependencyUp *prometheus.GaugeVec
 	// autocert obtains the HTTPS listener's certificates (nil when off).
 	autocert *autocert.Manager
+	// tracing is the process's OpenTelemetry tracing; nil when off.
+	tracing *tracing.Provider
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -174,7 +177,11 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 		Name: "gatehouse_dependency_up",
 		Help: "1 while a dependency the process serves without for a while (databroker, its storage) answers, else 0. Readiness does not follow it.",
 	}, []string{"dependency"})
-	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.dependencyUp)
+	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		p.dependencyUp, certCollector{src: src})
+	if err := p.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.build(ctx); err != nil {
 		p.close()
 		return nil, err
@@ -196,7 +203,7 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 func (p *process) build(ctx context.Context) error {
 	cfg := p.cfg
 	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
-		p.grpc = newGRPCServer(cfg, p.logger, p.metrics)
+		p.grpc = newGRPCServer(cfg, p.logger, p.metrics, p.tracing.TracerProvider())
 	}
 	if cfg.Runs(config.ServiceDataBroker) {
 		if err := p.addDataBroker(ctx); err != nil {
@@ -254,13 +261,13 @@ func (p *process) add(name string, svc service) {
 
 // newGRPCServer returns the gRPC server of the databroker and authorize
 // services: service tokens, health, reflection, panic recovery, metrics.
-func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer) *grpcutil.Server {
+func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer, tp trace.TracerProvider) *grpcutil.Server {
 	var creds credentials.TransportCredentials
 	if !cfg.GRPCInsecureOrDefault() {
 		creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
 	}
 	return grpcutil.NewServer(grpcutil.ServerOptions{
-		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics,
+		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics, TracerProvider: tp,
 	})
 }
 
@@ -292,7 +299,7 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{
 		Targets: targets, SharedKey: p.cfg.SharedKey, Insecure: p.cfg.GRPCInsecure != nil && *p.cfg.GRPCInsecure,
-		RootCAs: p.cfg.CAPool, Registerer: p.metrics,
+		RootCAs: p.cfg.CAPool, Registerer: p.metrics, TracerProvider: p.tracing.TracerProvider(),
 		// A sign-in's write waits out a databroker reconnect (bounded by
 		// its deadline); a Check to authorize fails closed at once.
 		WaitForReady: service == config.ServiceDataBroker,
@@ -394,10 +401,7 @@ func (p *process) serve(ctx context.Context) error {
 		})
 	}
 	if cfg.MetricsAddr != "" {
-		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", h)
-		g.Go(func() error { return health.Serve(ctx, cfg.MetricsAddr, mux, p.logger, drainTimeout) })
+		g.Go(func() error { return p.serveMetrics(ctx) })
 	}
 	for _, r := range p.runners {
 		g.Go(func() error { return r(ctx) })

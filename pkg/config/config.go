@@ -80,6 +80,10 @@ type Config struct {
 	MTLS *MTLS
 	// Autocert is autocert (ACME), nil when off.
 	Autocert *AutocertSettings
+	// Tracing is what the otel_* and tracing_* options resolve to.
+	Tracing TracingSettings
+	// Metrics is the metrics listener's authentication and TLS.
+	Metrics MetricsSettings
 
 	lines    map[string]int
 	warnings []string
@@ -319,6 +323,8 @@ func (c *Config) validate(errs *Errors) {
 	c.validateUnderscoreHeaders(errs)
 	checkJWTIssuerFormat(errs, "jwt_issuer_format", at("jwt_issuer_format"), o.JWTIssuerFormat)
 	checkBearerTokenFormat(errs, "bearer_token_format", at("bearer_token_format"), o.BearerTokenFormat)
+	c.validateTracing(errs)
+	c.validateMetrics(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)

@@ -28,6 +28,18 @@ type Options struct {
 	HealthCheckAddr string `yaml:"health_check_addr"`
 	// MetricsAddr serves Prometheus /metrics when set.
 	MetricsAddr string `yaml:"metrics_address"`
+	// MetricsBasicAuth is base64 of "user:password" that /metrics
+	// requires (HTTP basic authentication), as in Pomerium.
+	MetricsBasicAuth string `yaml:"metrics_basic_auth"`
+	// The metrics listener's TLS certificate and key (PEM, or base64 PEM,
+	// or files) and the CA its clients' certificates must chain to
+	// (mutual TLS).
+	MetricsCertificate        string `yaml:"metrics_certificate"`
+	MetricsCertificateFile    string `yaml:"metrics_certificate_file"`
+	MetricsCertificateKey     string `yaml:"metrics_certificate_key"`
+	MetricsCertificateKeyFile string `yaml:"metrics_certificate_key_file"`
+	MetricsClientCA           string `yaml:"metrics_client_ca"`
+	MetricsClientCAFile       string `yaml:"metrics_client_ca_file"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json (default) or text.
@@ -127,6 +139,31 @@ type Options struct {
 	DarkmodePrimaryColor       string `yaml:"darkmode_primary_color"`
 	DarkmodeSecondaryColor     string `yaml:"darkmode_secondary_color"`
 	ErrorMessageFirstParagraph string `yaml:"error_message_first_paragraph"`
+
+	// Tracing: Pomerium's otel_* options, whose upper-cased names are the
+	// standard OpenTelemetry environment variables (OTEL_TRACES_EXPORTER,
+	// OTEL_EXPORTER_OTLP_ENDPOINT, ...), and the older tracing_* names.
+	// See TracingSettings for what they resolve to; durations are whole
+	// milliseconds as in Pomerium (or Go duration text).
+	OtelTracesExporter             string        `yaml:"otel_traces_exporter"`
+	OtelTracesSamplerArg           *float64      `yaml:"otel_traces_sampler_arg"`
+	OtelResourceAttributes         StringList    `yaml:"otel_resource_attributes"`
+	OtelLogLevel                   string        `yaml:"otel_log_level"`
+	OtelAttributeValueLengthLimit  *int          `yaml:"otel_attribute_value_length_limit"`
+	OtelExporterOTLPEndpoint       string        `yaml:"otel_exporter_otlp_endpoint"`
+	OtelExporterOTLPTracesEndpoint string        `yaml:"otel_exporter_otlp_traces_endpoint"`
+	OtelExporterOTLPProtocol       string        `yaml:"otel_exporter_otlp_protocol"`
+	OtelExporterOTLPTracesProtocol string        `yaml:"otel_exporter_otlp_traces_protocol"`
+	OtelExporterOTLPHeaders        StringList    `yaml:"otel_exporter_otlp_headers"`
+	OtelExporterOTLPTracesHeaders  StringList    `yaml:"otel_exporter_otlp_traces_headers"`
+	OtelExporterOTLPTimeout        *Milliseconds `yaml:"otel_exporter_otlp_timeout"`
+	OtelExporterOTLPTracesTimeout  *Milliseconds `yaml:"otel_exporter_otlp_traces_timeout"`
+	OtelBSPScheduleDelay           *Milliseconds `yaml:"otel_bsp_schedule_delay"`
+	OtelBSPMaxExportBatchSize      *int          `yaml:"otel_bsp_max_export_batch_size"`
+	TracingProvider                string        `yaml:"tracing_provider"`
+	TracingSampleRate              *float64      `yaml:"tracing_sample_rate"`
+	TracingOTLPEndpoint            string        `yaml:"tracing_otlp_endpoint"`
+	TracingOTLPProtocol            string        `yaml:"tracing_otlp_protocol"`
 
 	// RuntimeFlags are Pomerium's feature switches. gatehouse reads
 	// pomerium_jwt_endpoint (serve /.pomerium/jwt); the others tune

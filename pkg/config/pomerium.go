@@ -51,13 +51,12 @@ const (
 	whyEnvoy       = "tunes Envoy, which gatehouse does not run"
 	whyEnvoyDNS    = "tunes Envoy's DNS resolver; gatehouse resolves upstreams with the system resolver"
 	whyCluster     = "tunes Envoy's upstream cluster; gatehouse skips an upstream that refuses connections for 30s and retries another"
-	whyTracing     = "tracing is not implemented: gatehouse exports no spans (logs carry request_id)"
 	whyBranding    = "branding of every built-in page (pkg/pages)"
 	whySSH         = "gatehouse has no SSH proxy"
 	whyMCP         = "gatehouse has no Model Context Protocol support"
 	whyRaft        = "gatehouse's databroker replicas share Redis instead of forming a Raft cluster; set databroker_storage_type: redis"
 	whyGCP         = "Google Cloud serverless authentication is not implemented"
-	whyMetricsAuth = "the metrics listener has no authentication or TLS of its own; bind metrics_address to a private interface"
+	whyMetricsAuth = "protects metrics_address (TLS, mutual TLS with metrics_client_ca)"
 	whyMultiIdP    = "gatehouse signs everyone in with the one identity provider client of idp_client_id"
 	whyRouteIdP    = "not implemented: authenticate signs everyone in with the global idp_client_id, and a route's own client needs its own sign-in, callback and session per client; signing a route's users in with the global client instead would skip the client the IdP's rules are attached to"
 )
@@ -156,29 +155,29 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "mcp_allowed_client_id_domains", Support: Refused, Note: whyMCP},
 	{Name: "merge_slashes", Support: Implemented},
 	{Name: "metrics_address", Support: Implemented},
-	{Name: "metrics_basic_auth", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_file", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_key", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_certificate_key_file", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_client_ca", Support: Refused, Note: whyMetricsAuth},
-	{Name: "metrics_client_ca_file", Support: Refused, Note: whyMetricsAuth},
+	{Name: "metrics_basic_auth", Support: Implemented, Note: "base64 of user:password"},
+	{Name: "metrics_certificate", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_file", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_key", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_certificate_key_file", Support: Implemented, Note: whyMetricsAuth},
+	{Name: "metrics_client_ca", Support: Implemented, Note: "clients of metrics_address must present a certificate it signed"},
+	{Name: "metrics_client_ca_file", Support: Implemented, Note: whyMetricsAuth},
 	{Name: "normalize_path", Support: Implemented},
-	{Name: "otel_attribute_value_length_limit", Support: Ignored, Note: whyTracing},
-	{Name: "otel_bsp_max_export_batch_size", Support: Ignored, Note: whyTracing},
-	{Name: "otel_bsp_schedule_delay", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_endpoint", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_headers", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_protocol", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_timeout", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_traces_endpoint", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_traces_headers", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_traces_protocol", Support: Ignored, Note: whyTracing},
-	{Name: "otel_exporter_otlp_traces_timeout", Support: Ignored, Note: whyTracing},
-	{Name: "otel_log_level", Support: Ignored, Note: whyTracing},
-	{Name: "otel_resource_attributes", Support: Ignored, Note: whyTracing},
-	{Name: "otel_traces_exporter", Support: Ignored, Note: whyTracing},
-	{Name: "otel_traces_sampler_arg", Support: Ignored, Note: whyTracing},
+	{Name: "otel_attribute_value_length_limit", Support: Implemented},
+	{Name: "otel_bsp_max_export_batch_size", Support: Implemented},
+	{Name: "otel_bsp_schedule_delay", Support: Implemented},
+	{Name: "otel_exporter_otlp_endpoint", Support: Implemented},
+	{Name: "otel_exporter_otlp_headers", Support: Implemented},
+	{Name: "otel_exporter_otlp_protocol", Support: Implemented, Note: "grpc or http/protobuf; unset, port 4317 means grpc, anything else http/protobuf"},
+	{Name: "otel_exporter_otlp_timeout", Support: Implemented},
+	{Name: "otel_exporter_otlp_traces_endpoint", Support: Implemented},
+	{Name: "otel_exporter_otlp_traces_headers", Support: Implemented},
+	{Name: "otel_exporter_otlp_traces_protocol", Support: Implemented},
+	{Name: "otel_exporter_otlp_traces_timeout", Support: Implemented},
+	{Name: "otel_log_level", Support: Implemented, Note: "the level of the OpenTelemetry SDK's own messages (export failures) in gatehouse's log"},
+	{Name: "otel_resource_attributes", Support: Implemented},
+	{Name: "otel_traces_exporter", Support: Implemented},
+	{Name: "otel_traces_sampler_arg", Support: Implemented, Note: "head sampling by trace id, the same choice in every service; a client's traceparent is continued as a parent only, its sampled flag decides nothing"},
 	{Name: "override_certificate_name", Support: Refused, Note: "not implemented: gRPC clients check the service URL's host name; use a service URL whose name the certificate carries"},
 	{Name: "pass_identity_headers", Support: Implemented},
 	{Name: "path_with_escaped_slashes_action", Support: Implemented},
@@ -213,10 +212,10 @@ var pomeriumOptions = []PomeriumOption{
 	{Name: "tracing_datadog_address", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
 	{Name: "tracing_jaeger_agent_endpoint", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
 	{Name: "tracing_jaeger_collector_endpoint", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
-	{Name: "tracing_otlp_endpoint", Support: Ignored, Note: whyTracing},
-	{Name: "tracing_otlp_protocol", Support: Ignored, Note: whyTracing},
-	{Name: "tracing_provider", Support: Ignored, Note: whyTracing},
-	{Name: "tracing_sample_rate", Support: Ignored, Note: whyTracing},
+	{Name: "tracing_otlp_endpoint", Support: Implemented, Note: "the older name of otel_exporter_otlp_endpoint"},
+	{Name: "tracing_otlp_protocol", Support: Implemented, Note: "the older name of otel_exporter_otlp_protocol"},
+	{Name: "tracing_provider", Support: Implemented, Note: "the older name: otlp is otel_traces_exporter: otlp"},
+	{Name: "tracing_sample_rate", Support: Implemented, Note: "the older name of otel_traces_sampler_arg"},
 	{Name: "tracing_zipkin_endpoint", Support: Ignored, Note: "deprecated and ignored by Pomerium too"},
 	{Name: "use_proxy_protocol", Support: Refused, Note: "the PROXY protocol is not implemented: run the load balancer in HTTP mode and set xff_num_trusted_hops"},
 	{Name: "xff_num_trusted_hops", Support: Implemented},

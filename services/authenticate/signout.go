@@ -121,6 +121,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 				"user", h.UserID, "error", err.Error(), "queue_error", fmt.Sprint(qerr))
 		} else {
 			s.log.Info("authenticate: signed out", "user", h.UserID)
+			s.metrics.signOuts.Inc()
 		}
 	}
 	if pending {

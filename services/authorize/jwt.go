@@ -1,6 +1,7 @@
 package authorize
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
@@ -85,7 +86,7 @@ func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
 // set_request_headers, X-Pomerium-Jwt-Assertion and the claim headers.
 // internal answers (the proxy's own pages; r may be nil) carry the JWT
 // alone. The answer comes from the JWT cache when it can.
-func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
+func (st *state) identityOK(ctx context.Context, r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
 	var cr *config.Route
 	if r != nil {
 		cr = r.cfg
@@ -102,7 +103,7 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 		// jwt_issuer_format: uri, as Pomerium writes it.
 		claims.Issuer = "https://" + audience + "/"
 	}
-	jwt, err := st.keys.Sign(claims)
+	jwt, err := st.sign(ctx, claims)
 	if err != nil {
 		return nil, err
 	}
@@ -208,13 +209,13 @@ func claimString(s *policy.Subject, claim, audience string) string {
 // headers. Without a session the session's values are empty. The answer
 // is built per request (these values are the user's or the request's), so
 // only routes that use such values pay for it.
-func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, cert *policy.ClientCertificate, audience string, now time.Time) (*okAnswer, error) {
+func (st *state) withDynamicHeaders(ctx context.Context, r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, cert *policy.ClientCertificate, audience string, now time.Time) (*okAnswer, error) {
 	var jwt string
 	for _, d := range r.dynHeaders {
 		if ident == nil || !d.tmpl.Uses(config.VarJWT) {
 			continue
 		}
-		ans, err := st.identityOK(r, true, ident, audience, now)
+		ans, err := st.identityOK(ctx, r, true, ident, audience, now)
 		if err != nil {
 			return nil, err
 		}

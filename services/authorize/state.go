@@ -8,6 +8,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
@@ -25,6 +26,9 @@ const (
 // when the configuration is loaded. It is immutable; a configuration change
 // builds a new one (with empty caches) and swaps it in atomically.
 type state struct {
+	// tracer records JWT signing; nil when tracing is off. Set by the
+	// Service once compiled.
+	tracer     trace.Tracer
 	cfg        *config.Config
 	keys       *signingkey.KeySet
 	handleKey  []byte // verifies session handles

@@ -78,6 +78,14 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 // closes.
 func NewWithBackend(backend storage.Backend, opts Options) *Service {
 	opts.setDefaults()
+	if opts.Metrics != nil {
+		if opts.Metrics.Register(storageErrors) == nil {
+			for _, c := range []codes.Code{codes.Unavailable, codes.Internal, codes.DeadlineExceeded} {
+				storageErrors.WithLabelValues(c.String())
+			}
+		}
+		_ = opts.Metrics.Register(collector{backend: backend})
+	}
 	return &Service{opts: opts, log: opts.Logger, backend: backend}
 }
 
@@ -161,6 +169,7 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	}
+	countStorageError(code)
 	return status.Error(code, err.Error())
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -156,6 +157,8 @@ func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckRespo
 	b.fill(in)
 	var resp *authv3.CheckResponse
 	var err error
+	start := time.Now()
+	defer func() { s.metrics.check.Observe(time.Since(start).Seconds()) }()
 	if s.checkTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.checkTimeout)

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
@@ -33,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/requestid"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // DefaultCheckTimeout bounds one Check call to authorize when
@@ -60,6 +63,15 @@ type Options struct {
 	// CheckTimeout bounds each Check to a remote Authorizer; zero means
 	// DefaultCheckTimeout. It must not be negative.
 	CheckTimeout time.Duration
+	// TracerProvider traces every request (a server span continuing the
+	// client's traceparent, the route match, the Check, the upstream
+	// request, which gets the trace as traceparent); nil traces nothing
+	// and adds nothing to the request path.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the proxy's metrics (requests by route, status and
+	// decision; Check and upstream latency; upstream errors); nil
+	// registers none (they are still counted, unexported).
+	Metrics prometheus.Registerer
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
@@ -79,6 +91,12 @@ type Service struct {
 	// checkErrors keeps a failing authorize from writing an error line
 	// per request.
 	checkErrors *logging.Limiter
+
+	metrics *metrics
+
+	// tracer and tracerProvider are nil when tracing is off.
+	tracer         trace.Tracer
+	tracerProvider trace.TracerProvider
 }
 
 // state is everything compiled from one configuration. It is never
@@ -122,6 +140,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		transports:   newTransportCache(),
 		usedBindings: handoff.NewUsedSet(maxUsedBindings),
 		checkErrors:  logging.NewLimiter(checkErrorLogInterval),
+
+		metrics:        newMetrics(o.Metrics),
+		tracer:         tracing.Tracer(o.TracerProvider),
+		tracerProvider: o.TracerProvider,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -270,6 +292,16 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.tracer != nil {
+		s.serveTraced(w, r)
+		return
+	}
+	s.serveLogged(w, r)
+}
+
+// serveLogged serves a request and writes its access log line. It returns
+// what the log line says, for the request's span.
+func (s *Service) serveLogged(w http.ResponseWriter, r *http.Request) (routeID string, d decision, status int) {
 	start := time.Now()
 	// 1. Header safety before anything else.
 	assertion := incomingAssertion(r.Header)
@@ -279,7 +311,13 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
 	rec.brand = &s.state.Load().brand
-	routeID, d := s.serve(rec, r, credential, assertion, reqID)
+	routeID, d = s.serve(rec, r, credential, assertion, reqID)
+	status = rec.status
+	if status == 0 && d == decisionAllow && isUpgrade(r) {
+		status = http.StatusSwitchingProtocols
+	}
+	elapsed := time.Since(start)
+	s.metrics.route(routeID).observe(status, d, elapsed)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
@@ -289,10 +327,6 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		level = slog.LevelInfo
 	}
 	if s.logger.Enabled(r.Context(), level) {
-		status := rec.status
-		if status == 0 && d == decisionAllow && isUpgrade(r) {
-			status = http.StatusSwitchingProtocols
-		}
 		s.logger.LogAttrs(r.Context(), level, "http request",
 			slog.String("request_id", reqID),
 			slog.String("route", routeID),
@@ -302,11 +336,12 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("path", requestPath(r)),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", elapsed),
 		)
 	}
 	rec.ResponseWriter, rec.brand = nil, nil
 	recorderPool.Put(rec)
+	return routeID, d, status
 }
 
 // serve handles one request and returns the route id and decision for the
@@ -363,7 +398,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, asse
 	r.URL.RawQuery, _ = handoff.StripReservedQuery(r.URL.RawQuery)
 
 	// 3. Route.
-	cr := st.table.Match(r.Host, p)
+	var cr *config.Route
+	if s.tracer != nil {
+		cr = s.tracedMatch(r, st, p)
+	} else {
+		cr = st.table.Match(r.Host, p)
+	}
 	var rt *route
 	if cr != nil {
 		rt = st.routes[cr]

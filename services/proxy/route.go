@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
@@ -49,6 +50,7 @@ type headerKV struct{ key, value string }
 // once built (the balancer has its own lock).
 type route struct {
 	cfg          *config.Route
+	metrics      *routeMetrics
 	proxy        *httputil.ReverseProxy
 	bal          *balancer
 	passIdentity bool
@@ -181,6 +183,7 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 
 		skipXFFAppend: cfg.SkipXFFAppend,
 		kubernetes:    r.IsForKubernetes(),
+		metrics:       s.metrics.route(r.ID),
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
@@ -198,8 +201,11 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	rt.removeSet = newHeaderSet(rt.removeReq...)
 	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
 	rt.proxy = &httputil.ReverseProxy{
-		Rewrite:   rt.rewrite,
-		Transport: &retryTransport{rt: tr, bal: rt.bal},
+		Rewrite: rt.rewrite,
+		// With tracing on, a client span per upstream request that sends
+		// the trace to the upstream as traceparent (replacing any the
+		// client sent), so the upstream's own traces join it.
+		Transport: tracing.Transport(&retryTransport{rt: tr, bal: rt.bal, metrics: rt.metrics}, s.tracerProvider, "upstream"),
 		// 0, not -1: ReverseProxy already flushes every write of a
 		// streaming response (SSE, or no Content-Length), and a flush per
 		// write would cost a second write(2) on every small response.
@@ -389,6 +395,14 @@ func (rt *route) errorHandler(w http.ResponseWriter, req *http.Request, err erro
 	case isDialError(err):
 		rt.bal.markDown(req.URL.Host)
 	}
+	switch {
+	case status == http.StatusGatewayTimeout:
+		rt.metrics.upstreamError(upstreamErrTimeout)
+	case isDialError(err):
+		rt.metrics.upstreamError(upstreamErrUnreachable)
+	default:
+		rt.metrics.upstreamError(upstreamErrOther)
+	}
 	rt.logger.Warn("upstream request failed", "route", rt.cfg.ID, "request_id", reqID,
 		"upstream", req.URL.Host, "status", status, "error", err.Error())
 	for _, kv := range rt.respHeaders(req) {
@@ -409,15 +423,24 @@ func (rt *route) respHeaders(out *http.Request) []headerKV {
 // non-idempotent request is safe to send elsewhere) and the request has
 // no body to replay.
 type retryTransport struct {
-	rt  http.RoundTripper
-	bal *balancer
+	rt      http.RoundTripper
+	bal     *balancer
+	metrics *routeMetrics
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	var resp *http.Response
+	var err error
 	if t.bal.policy == config.LBLeastRequest {
-		return t.countActive(req)
+		resp, err = t.countActive(req)
+	} else {
+		resp, err = t.roundTrip(req)
 	}
-	return t.roundTrip(req)
+	if err == nil {
+		t.metrics.upstream.Observe(time.Since(start).Seconds())
+	}
+	return resp, err
 }
 
 // countActive sends req counting it as in flight to its upstream until
