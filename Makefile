@@ -45,7 +45,7 @@ kube-assets:
 ## test-kube: the tests that run a real Kubernetes control plane (the Ingress
 ## controller's end-to-end test); they skip when KUBE_ASSETS is not built.
 test-kube:
-	$(GO) test -race -count=1 -timeout 10m -run 'Kube' -v ./cmd/gatehouse ./pkg/ingress
+	$(GO) test -race -count=1 -timeout 10m -run '^TestKube(Ingress|Controller)' -v ./cmd/gatehouse ./pkg/ingress ./deployments
 
 ## chaos: the chaos suite (cmd/gatehouse/chaos_test.go, build tag chaos): the
 ## split deployment under a modest load while processes, Redis and the IdP
