@@ -2,6 +2,8 @@ package deployments
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/testutil/kubetest"
 	// The databroker's storage registry, which config validation reads.
 	_ "github.com/gatehouse/gatehouse/services/databroker"
 )
@@ -65,7 +68,7 @@ func TestComposePostgresOverride(t *testing.T) {
 // Redis, adds PostgreSQL, and points the databroker's storage options at
 // it (the JSON patch's tests hold against the base Deployment).
 func TestKubernetesPostgresVariant(t *testing.T) {
-	dir := filepath.Join(k8sDir, "postgres")
+	dir := "kubernetes-postgres" // beside the base: kustomize refuses an overlay inside its base
 	var k struct {
 		Resources []string `yaml:"resources"`
 		Patches   []struct {
@@ -76,7 +79,7 @@ func TestKubernetesPostgresVariant(t *testing.T) {
 	if err := yaml.Unmarshal(readFile(t, filepath.Join(dir, "kustomization.yaml")), &k); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(k.Resources, ",") != "../,postgres.yaml" {
+	if strings.Join(k.Resources, ",") != "../kubernetes,postgres.yaml" {
 		t.Errorf("resources %v", k.Resources)
 	}
 	o, _ := loadK8s(t)
@@ -141,5 +144,25 @@ func TestKubernetesPostgresVariant(t *testing.T) {
 	e := map[string]string{"SERVICES": "databroker", "SHARED_SECRET_FILE": filepath.Join(genSecrets(t), "shared_secret"), "DATABROKER_STORAGE_TYPE": "postgres", "DATABROKER_STORAGE_CONNECTION_STRING": conn}
 	if _, err := config.Parse([]byte(""), "", mapEnv(e)); err != nil {
 		t.Fatalf("the databroker's storage options do not validate: %v", err)
+	}
+}
+
+// The postgres overlay renders with kubectl kustomize (it once sat inside
+// its base's folder, which kustomize refuses as a cycle).
+func TestKubePostgresOverlayRenders(t *testing.T) {
+	assets, why := kubetest.Assets()
+	if assets == "" {
+		t.Skipf("skipping: kubectl comes with the kube binaries: %s", why)
+	}
+	kubectl := filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("skipping: no kubectl in %s", assets)
+	}
+	out, err := exec.Command(kubectl, "kustomize", "kubernetes-postgres").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize kubernetes-postgres: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "name: gatehouse-postgres") || strings.Contains(string(out), "name: redis\n") {
+		t.Errorf("the rendered overlay should add PostgreSQL and drop Redis:\n%s", out)
 	}
 }
