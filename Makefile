@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test deps test-go lint proto proto-check tools bench fuzz clean
+.PHONY: all build run test deps test-go lint proto proto-check tools bench fuzz clean compose-docker
 
 all: build
 
@@ -29,6 +29,12 @@ deps:
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## compose-docker: docker-compose.yaml on a real Docker engine, no registry needed
+## (root): a dockerd of its own, the compose plugin, every image built locally,
+## then TestDockerCompose; see deployments/compose/ci.sh.
+compose-docker:
+	deployments/compose/ci.sh
 
 ## tools: the protobuf generators at pinned versions, built from Go modules.
 tools: .tools/buf .tools/protoc-gen-go .tools/protoc-gen-go-grpc
