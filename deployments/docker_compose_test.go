@@ -179,8 +179,9 @@ func TestDockerCompose(t *testing.T) {
 	d.mark(crashed.name + " restarted by Docker, healthy")
 	loop.waitMore(t, 100)
 
+	restartAt := time.Now()
 	d.compose(3*time.Minute, "restart", "databroker")
-	d.mark("docker compose restart databroker returned")
+	d.mark("docker compose restart databroker returned; restarted: " + strings.Join(d.startedSince(restartAt), " "))
 	testutil.WaitFor(t, 90*time.Second, "every databroker healthy again", func() error {
 		for _, c := range d.containers("databroker") {
 			if h := d.inspect(c.id, "{{.State.Health.Status}}"); h != "healthy" {
@@ -355,6 +356,24 @@ func (d *dockerCompose) containers(service string) []dockerContainer {
 func (d *dockerCompose) inspect(id, format string) string {
 	d.t.Helper()
 	return strings.TrimSpace(d.docker(time.Minute, "inspect", "-f", format, id))
+}
+
+// startedSince names the project's running containers started after t.
+func (d *dockerCompose) startedSince(t time.Time) []string {
+	d.t.Helper()
+	var names []string
+	ids := strings.Fields(d.docker(time.Minute, "ps", "-q", "--filter", "label=com.docker.compose.project="+composeProject))
+	for _, id := range ids {
+		f := strings.Fields(d.inspect(id, "{{.Name}} {{.State.StartedAt}}"))
+		if len(f) != 2 {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, f[1]); err == nil && at.After(t.Add(-time.Second)) {
+			names = append(names, strings.TrimPrefix(f[0], "/"))
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (d *dockerCompose) logs(id string) string {

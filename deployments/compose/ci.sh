@@ -133,8 +133,17 @@ docker() { "$DOCKER" "$@"; }
 # --- 2. dockerd -----------------------------------------------------------
 step_start "start dockerd"
 mkdir -p "$RUN_DIR" "$EXEC_ROOT" "$DATA_ROOT" "$DOCKER_CONFIG/cli-plugins" "$CACHE"
-# A daemon of ours left by a run that was killed outright: stop it by the
-# PID it wrote.
+# One run at a time on a machine: they share the daemon's paths.
+exec 9>"$RUN_DIR/lock"
+flock -w 600 9 || { echo "ci.sh: another run holds $RUN_DIR/lock"; exit 1; }
+# The ports docker-compose.yaml publishes (on 127.0.0.1 here) must be free.
+busy=$(ss -H -ltn 'sport = :443 or sport = :9000 or sport = :3000' | awk '{print $4}')
+if [ -n "$busy" ]; then
+  echo "ci.sh: the compose file publishes 443, 9000 and 3000, but these are taken:" $busy >&2
+  exit 1
+fi
+# A daemon of ours left by a run that was killed outright (the lock says no
+# run is alive): stop it by the PID it wrote.
 if [ -f "$PIDFILE" ]; then
   old=$(cat "$PIDFILE")
   if [ -n "$old" ] && [ "$(cat "/proc/$old/comm" 2>/dev/null)" = dockerd ]; then
