@@ -9,7 +9,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run test deps test-go lint proto proto-check tools bench fuzz clean compose-docker
+.PHONY: all build run test deps test-go chaos lint proto proto-check tools bench fuzz clean compose-docker
 
 all: build
 
@@ -20,9 +20,10 @@ build:
 run: build
 	deployments/dev/run.sh
 
-## test: every Go test (race detector on), then the proto freshness check and lint.
-## It first installs the Debian packages the tests use when missing (.ci/install-deps).
-test: deps test-go proto-check lint
+## test: every Go test (race detector on), the chaos suite, then the proto
+## freshness check and lint. It first installs the Debian packages the tests
+## use when missing (.ci/install-deps).
+test: deps test-go chaos proto-check lint
 
 deps:
 	.ci/install-deps
@@ -35,6 +36,13 @@ test-go:
 ## then TestDockerCompose; see deployments/compose/ci.sh.
 compose-docker:
 	deployments/compose/ci.sh
+
+## chaos: the chaos suite (cmd/gatehouse/chaos_test.go, build tag chaos): the
+## split deployment under a modest load while processes, Redis and the IdP
+## fail; zero failed requests and zero lost sessions per scenario. A couple
+## of minutes; no race detector (the processes under test are plain builds).
+chaos:
+	$(GO) test -tags chaos -count=1 -timeout 10m -run '^TestChaos$$' -v ./cmd/gatehouse
 
 ## tools: the protobuf generators at pinned versions, built from Go modules.
 tools: .tools/buf .tools/protoc-gen-go .tools/protoc-gen-go-grpc

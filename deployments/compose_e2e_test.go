@@ -45,7 +45,9 @@ import (
 //   - nginx (edge): this test binary re-executed as an SNI passthrough
 //     that routes by the mounted edge.conf;
 //   - grafana: this test binary re-executed as pkg/grafanatest, configured
-//     by the mounted grafana.ini and the container's GF_* environment.
+//     by the mounted grafana.ini and the container's GF_* environment;
+//   - prometheus: this test binary re-executed as a scraper of the mounted
+//     prometheus.yml's targets.
 //
 // Container paths are rewritten to what the mounts hold (bind mounts: the
 // repository's files; named volumes: a directory per volume), nothing
@@ -160,6 +162,8 @@ func runRole(role string, args []string) int {
 		err = grafanatest.RunCommand(ctx, args, os.Stdout)
 	case "edge":
 		err = runEdge(ctx, args)
+	case "prometheus":
+		err = runPrometheus(ctx, args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -345,7 +349,7 @@ func (c *composeContainer) paths(args []string) []string {
 
 // standIn names the stand-in for a service's image.
 func standIn(s types.ServiceConfig) string {
-	for _, kind := range []string{"gatehouse", "redis", "nginx", "grafana/grafana"} {
+	for _, kind := range []string{"gatehouse", "redis", "nginx", "grafana/grafana", "prom/prometheus"} {
 		if strings.HasPrefix(s.Image, kind+":") {
 			return kind
 		}
@@ -419,6 +423,9 @@ func (r *composeRun) start(c *composeContainer) {
 	case "grafana/grafana":
 		// Grafana reads /etc/grafana/grafana.ini and listens on :3000.
 		cmd = c.ns.Command(r.self, e2eRole+"grafana", "--config", c.path("/etc/grafana/grafana.ini"), "--address", "0.0.0.0:3000")
+	case "prom/prometheus":
+		// Prometheus reads /etc/prometheus/prometheus.yml and listens on :9090.
+		cmd = c.ns.Command(r.self, e2eRole+"prometheus", "--config", c.path("/etc/prometheus/prometheus.yml"))
 	default:
 		r.t.Fatalf("%s: no stand-in for image %s", c.name, s.Image)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -377,6 +378,11 @@ func TestComposeConfigValidates(t *testing.T) {
 			if len(cfg.ServiceSet) != 1 || !cfg.Runs(name) {
 				t.Errorf("runs %v, want only %s", cfg.ServiceSet, name)
 			}
+			// Docker's SIGKILL must not come before the grace period and
+			// the drain are over.
+			if g := p.Services[name].StopGracePeriod; g == nil || time.Duration(*g) < cfg.ShutdownGrace()+maxDrain {
+				t.Errorf("stop_grace_period %v does not cover shutdown_grace_period %v + the %v drain", g, cfg.ShutdownGrace(), maxDrain)
+			}
 			if (name == "authorize" || name == "authenticate") && len(cfg.DataBrokerTargets) == 0 {
 				t.Error("no databroker targets")
 			}
@@ -389,6 +395,10 @@ func TestComposeConfigValidates(t *testing.T) {
 		})
 	}
 }
+
+// maxDrain is how long a gatehouse process drains at most after its
+// shutdown grace period (drainTimeout in cmd/gatehouse).
+const maxDrain = 10 * time.Second
 
 // TestDockerfile checks the image's shape: a Go builder, a static binary,
 // a small final image running as a non-root user with gatehouse as the

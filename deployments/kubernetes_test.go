@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -532,6 +533,12 @@ func TestKubernetesConfigValidates(t *testing.T) {
 			}
 			if len(cfg.ServiceSet) != 1 || !cfg.Runs(name) {
 				t.Errorf("runs %v, want only %s", cfg.ServiceSet, name)
+			}
+			// SIGTERM → shutdown_grace_period serving while not ready →
+			// drain: the pod's grace must cover both, or the kubelet's
+			// SIGKILL cuts requests in flight.
+			if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < cfg.ShutdownGrace()+maxDrain+5*time.Second {
+				t.Errorf("terminationGracePeriodSeconds %v does not cover shutdown_grace_period %v + the %v drain + 5s", g, cfg.ShutdownGrace(), maxDrain)
 			}
 			checkGuideRoute(t, "configmap.yaml", routesOf(t, data))
 			if cfg.AuthenticateURL != authenticateURL {

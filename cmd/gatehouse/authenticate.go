@@ -17,10 +17,15 @@ func (p *process) addAuthenticate(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := authenticate.New(ctx, authenticate.Options{Source: p.src, Logger: p.logger, DataBroker: cc})
+	svc, err := authenticate.New(ctx, authenticate.Options{
+		Source: p.src, Logger: p.logger, DataBroker: cc, TracerProvider: p.tracing.TracerProvider(), Metrics: p.metrics,
+	})
 	if err != nil {
 		return nil, err
 	}
 	p.add(config.ServiceAuthenticate, svc)
+	// Sign-outs not written yet: reported (readyz detail, metric, logs),
+	// never unready.
+	p.health.AddDependency("authenticate sign-outs written", svc.PendingSignOuts)
 	return svc.Handler(), nil
 }

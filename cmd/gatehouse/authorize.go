@@ -24,6 +24,8 @@ func (p *process) addAuthorize(ctx context.Context) (*authorize.Service, error) 
 		// Allowed requests are logged at debug: a log line per request
 		// would cost more than the Check itself. Denials stay at info.
 		DecisionLogLevel: slog.LevelDebug,
+		TracerProvider:   p.tracing.TracerProvider(),
+		Metrics:          p.metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ func (p *process) addDataBroker(ctx context.Context) error {
 		StorageType:      p.cfg.DataBrokerStorageType,
 		ConnectionString: p.cfg.DataBrokerStorageConnectionString,
 		Logger:           p.logger.With("service", config.ServiceDataBroker),
+		Metrics:          p.metrics,
 	})
 	if err != nil {
 		return err
@@ -25,5 +26,9 @@ func (p *process) addDataBroker(ctx context.Context) error {
 	svc.Register(p.grpc)
 	p.closers = append(p.closers, func() { _ = svc.Close() })
 	p.add(config.ServiceDataBroker, svc)
+	// Ready means serving; whether the storage answers is reported apart
+	// (a Redis outage fails writes, not the service: Sync streams and the
+	// caches built from them go on).
+	p.health.AddDependency(config.ServiceDataBroker+" storage", svc.StorageHealth)
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/gatehouse/gatehouse/services/proxy"
 )
 
 // serveHTTP runs the HTTP(S) listener of the proxy and authenticate
@@ -27,17 +29,18 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 		return fmt.Errorf("listen address %s: %w", cfg.Address, err)
 	}
 	if !cfg.InsecureServer {
-		srv.TLSConfig = &tls.Config{
-			Certificates: cfg.TLSCertificates,
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"},
-		}
+		srv.TLSConfig = p.serverTLSConfig()
+		srv.ConnContext = proxy.ConnContext
 		lis = tls.NewListener(lis, srv.TLSConfig)
 	}
 	p.logger.Info("http listener started", "address", lis.Addr().String(), "tls", !cfg.InsecureServer)
 	var redirect *http.Server
 	if cfg.HTTPRedirectAddr != "" {
-		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: redirectToHTTPS(cfg.Address)}
+		var h http.Handler = redirectToHTTPS(cfg.Address)
+		if p.autocert != nil {
+			h = p.autocert.HTTPHandler(h) // HTTP-01 challenges
+		}
+		redirect = &http.Server{Addr: cfg.HTTPRedirectAddr, ReadHeaderTimeout: 10 * time.Second, Handler: h}
 		go func() {
 			if err := redirect.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 				p.logger.Error("http redirect listener failed", "error", err)
@@ -49,6 +52,17 @@ func (p *process) serveHTTP(ctx context.Context, h http.Handler) error {
 	select {
 	case err := <-errc:
 		return err
+	case <-p.stopping:
+		// The shutdown grace period: new connections are still served,
+		// but every answer now closes its connection, so that clients
+		// that kept one open come back through their load balancer (to
+		// another replica) rather than meet a closed socket later.
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)

@@ -22,6 +22,8 @@ func (p *process) addProxy(ctx context.Context, local authv3.AuthorizationClient
 		// waited for at most authorize.SessionWait): no deadline is added.
 		Authorizer:          local,
 		InProcessAuthorizer: local != nil,
+		TracerProvider:      p.tracing.TracerProvider(),
+		Metrics:             p.metrics,
 	}
 	if local == nil {
 		cc, err := p.conn(config.ServiceAuthorize)

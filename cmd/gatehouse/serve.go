@@ -18,23 +18,30 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/gatehouse/gatehouse/pkg/autocert"
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/grpcutil"
 	"github.com/gatehouse/gatehouse/pkg/health"
 	"github.com/gatehouse/gatehouse/pkg/logging"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // drainTimeout bounds how long shutdown waits for in-flight requests and
 // streams before closing them.
 const drainTimeout = 10 * time.Second
+
+// dependencyInterval is how often the dependencies (the databroker, the
+// databroker's storage) are checked for logs and the
+// gatehouse_dependency_up metric.
+const dependencyInterval = 5 * time.Second
 
 // process is everything one gatehouse process runs, assembled from the
 // services named in the config by build.
@@ -51,6 +58,15 @@ type process struct {
 	runners  []func(context.Context) error
 	closers  []func()
 	grpcConn map[string]*grpc.ClientConn
+	// stopping is closed when the shutdown grace period begins.
+	stopping chan struct{}
+	// dependencyUp is gatehouse_dependency_up{dependency}: 1 while a
+	// dependency (health.Registry.AddDependency) answers, else 0.
+	dependencyUp *prometheus.GaugeVec
+	// autocert obtains the HTTPS listener's certificates (nil when off).
+	autocert *autocert.Manager
+	// tracing is the process's OpenTelemetry tracing; nil when off.
+	tracing *tracing.Provider
 }
 
 func runCommand(args []string, stderr io.Writer) error {
@@ -77,16 +93,54 @@ func runCommand(args []string, stderr io.Writer) error {
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	p, err := newProcess(ctx, src, logger)
+	sig := stopSignals()
+	defer sig.stop()
+	p, err := newProcess(sig.ctx, src, logger)
 	if err != nil {
 		return err
 	}
 	defer p.close()
 	// The file is read again when it changes and on SIGHUP.
 	p.runners = append(p.runners, src.Watch, reloadOnHangup(src))
-	return p.run(ctx)
+	return p.run(sig.ctx, sig.now)
+}
+
+// shutdownSignals is how a process is asked to stop: ctx ends at the
+// first SIGTERM or SIGINT; now is closed on SIGINT (an operator's Ctrl-C)
+// or a second signal, to skip what remains of shutdown_grace_period.
+type shutdownSignals struct {
+	ctx  context.Context
+	now  <-chan struct{}
+	stop func()
+}
+
+func stopSignals() shutdownSignals {
+	ctx, cancel := context.WithCancel(context.Background())
+	now := make(chan struct{})
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		first := true
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-ch:
+				cancel()
+				if s == os.Interrupt || !first {
+					close(now)
+					return
+				}
+				first = false
+			}
+		}
+	}()
+	return shutdownSignals{ctx: ctx, now: now, stop: func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}}
 }
 
 // reloadOnHangup returns a runner that reloads src on every SIGHUP. The
@@ -117,8 +171,17 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 		health:   health.NewRegistry(),
 		metrics:  prometheus.NewRegistry(),
 		grpcConn: map[string]*grpc.ClientConn{},
+		stopping: make(chan struct{}),
 	}
-	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.dependencyUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_dependency_up",
+		Help: "1 while a dependency the process serves without for a while (databroker, its storage) answers, else 0. Readiness does not follow it.",
+	}, []string{"dependency"})
+	p.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		p.dependencyUp, certCollector{src: src})
+	if err := p.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.build(ctx); err != nil {
 		p.close()
 		return nil, err
@@ -140,7 +203,7 @@ func newProcess(ctx context.Context, src config.Source, logger *slog.Logger) (*p
 func (p *process) build(ctx context.Context) error {
 	cfg := p.cfg
 	if cfg.Runs(config.ServiceDataBroker) || cfg.Runs(config.ServiceAuthorize) {
-		p.grpc = newGRPCServer(cfg, p.logger, p.metrics)
+		p.grpc = newGRPCServer(cfg, p.logger, p.metrics, p.tracing.TracerProvider())
 	}
 	if cfg.Runs(config.ServiceDataBroker) {
 		if err := p.addDataBroker(ctx); err != nil {
@@ -173,6 +236,11 @@ func (p *process) build(ctx context.Context) error {
 		proxyHTTP = h
 	}
 	p.http = splitByHost(cfg.IsAuthenticateHost, authenticateHTTP, proxyHTTP)
+	if cfg.Autocert != nil && p.http != nil {
+		if err := p.addAutocert(); err != nil {
+			return fmt.Errorf("start autocert: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -193,13 +261,13 @@ func (p *process) add(name string, svc service) {
 
 // newGRPCServer returns the gRPC server of the databroker and authorize
 // services: service tokens, health, reflection, panic recovery, metrics.
-func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer) *grpcutil.Server {
+func newGRPCServer(cfg *config.Config, logger *slog.Logger, metrics prometheus.Registerer, tp trace.TracerProvider) *grpcutil.Server {
 	var creds credentials.TransportCredentials
 	if !cfg.GRPCInsecureOrDefault() {
 		creds = credentials.NewTLS(&tls.Config{Certificates: cfg.TLSCertificates, MinVersion: tls.VersionTLS12})
 	}
 	return grpcutil.NewServer(grpcutil.ServerOptions{
-		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics,
+		SharedKey: cfg.SharedKey, Creds: creds, Logger: logger, Registerer: metrics, TracerProvider: tp,
 	})
 }
 
@@ -231,7 +299,7 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpcutil.Dial(grpcutil.ClientOptions{
 		Targets: targets, SharedKey: p.cfg.SharedKey, Insecure: p.cfg.GRPCInsecure != nil && *p.cfg.GRPCInsecure,
-		RootCAs: p.cfg.CAPool, Registerer: p.metrics,
+		RootCAs: p.cfg.CAPool, Registerer: p.metrics, TracerProvider: p.tracing.TracerProvider(),
 		// A sign-in's write waits out a databroker reconnect (bounded by
 		// its deadline); a Check to authorize fails closed at once.
 		WaitForReady: service == config.ServiceDataBroker,
@@ -240,15 +308,25 @@ func (p *process) conn(service string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", service, err)
 	}
 	p.grpcConn[service] = cc
-	// Not ready until a replica of the service answers: a proxy that
-	// cannot reach authorize would only fail closed.
-	p.health.Add(service+" connection", func() error {
+	reachable := func() error {
 		if st := cc.GetState(); st != connectivity.Ready {
 			cc.Connect()
 			return fmt.Errorf("no %s replica reachable (%s)", service, st)
 		}
 		return nil
-	})
+	}
+	if service == config.ServiceAuthorize {
+		// Not ready until a replica of authorize answers: a proxy that
+		// cannot reach one would only fail closed.
+		p.health.Add(service+" connection", reachable)
+	} else {
+		// The databroker is storage: authorize serves from its synced
+		// cache and authenticate answers what it can while no replica
+		// answers, so its loss is reported (readyz detail, metric, log)
+		// but never makes this process unready. Otherwise a storage blip
+		// would take every authorize out of DNS and fail every request.
+		p.health.AddDependency(service, reachable)
+	}
 	return cc, nil
 }
 
@@ -262,8 +340,45 @@ func (p *process) close() {
 	}
 }
 
-// run serves until ctx ends (SIGINT/SIGTERM), then drains.
-func (p *process) run(ctx context.Context) error {
+// run serves until stop ends (SIGTERM, SIGINT), then shuts down in two
+// steps so that a rolling restart fails no request: first /readyz fails
+// and gRPC health says NOT_SERVING while every listener keeps accepting
+// and serving, for shutdown_grace_period (load balancers and clients stop
+// sending here meanwhile); then the listeners close and in-flight
+// requests and streams drain (at most drainTimeout). now (may be nil)
+// skips what remains of the grace period.
+func (p *process) run(stop context.Context, now <-chan struct{}) error {
+	serving, endServing := context.WithCancel(context.WithoutCancel(stop))
+	defer endServing()
+	go func() {
+		select {
+		case <-serving.Done():
+			return // a listener failed: no grace to give
+		case <-stop.Done():
+		}
+		grace := p.cfg.ShutdownGrace()
+		p.health.SetStopping()
+		close(p.stopping)
+		if p.grpc != nil {
+			p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		}
+		p.logger.Info("gatehouse stopping: not ready, still serving during the grace period", "grace_period", grace.String())
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-now:
+		case <-serving.Done():
+		}
+		endServing() // serve logs "gatehouse shutting down; draining ..."
+
+	}()
+	return p.serve(serving)
+}
+
+// serve runs every listener and background task until ctx ends, then
+// drains.
+func (p *process) serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	cfg := p.cfg
 
@@ -286,14 +401,21 @@ func (p *process) run(ctx context.Context) error {
 		})
 	}
 	if cfg.MetricsAddr != "" {
-		h := promhttp.HandlerFor(p.metrics, promhttp.HandlerOpts{})
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", h)
-		g.Go(func() error { return health.Serve(ctx, cfg.MetricsAddr, mux, p.logger, drainTimeout) })
+		g.Go(func() error { return p.serveMetrics(ctx) })
 	}
 	for _, r := range p.runners {
 		g.Go(func() error { return r(ctx) })
 	}
+	g.Go(func() error {
+		p.health.WatchDependencies(ctx, dependencyInterval, p.logger, func(name string, up bool) {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			p.dependencyUp.WithLabelValues(name).Set(v)
+		})
+		return nil
+	})
 	if p.grpc != nil {
 		lis, err := net.Listen("tcp", cfg.GRPCAddress)
 		if err != nil {
@@ -316,8 +438,12 @@ func (p *process) run(ctx context.Context) error {
 		return nil
 	})
 	p.health.SetStarted()
-	if p.grpc != nil {
-		p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	select {
+	case <-p.stopping: // a SIGTERM already came: stay NOT_SERVING
+	default:
+		if p.grpc != nil {
+			p.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		}
 	}
 	err := g.Wait()
 	if errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, http.ErrServerClosed) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,36 @@ type deployment struct {
 	grafana *grafanatest.Server
 	idpURL  string
 	authURL string
+	idp     *testutil.Process
+	idpArgs []string
+	redis   *testutil.Redis
+	// upstream counts what reached Grafana, by Grafana's answer.
+	upstream upstreamCounter
 }
+
+// upstreamCounter counts the requests that reached the upstream: all of
+// them, and those it refused (no valid identity JWT).
+type upstreamCounter struct {
+	total, refused atomic.Int64
+}
+
+func (c *upstreamCounter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		c.total.Add(1)
+		if rec.status == http.StatusUnauthorized || rec.status == http.StatusForbidden {
+			c.refused.Add(1)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
 const guideDomain = "localhost.pomerium.io"
 
@@ -52,8 +82,9 @@ func mapToLoopback(ctx context.Context, network, addr string) (net.Conn, error) 
 }
 
 // startDeployment starts the split deployment with its databrokers on
-// storage "redis" or "postgres".
-func startDeployment(t *testing.T, storage string) *deployment {
+// storage "redis" or "postgres"; each of configure may change the shared
+// config before it is written.
+func startDeployment(t *testing.T, storage string, configure ...func(*configtest.Builder)) *deployment {
 	t.Helper()
 	d := &deployment{procSet: newProcSet(t), dir: t.TempDir()}
 	certs, err := devcerts.Write(filepath.Join(d.dir, "certs"), guideDomain, "127.0.0.1")
@@ -67,7 +98,8 @@ func startDeployment(t *testing.T, storage string) *deployment {
 	var storageURL string
 	switch storage {
 	case "redis":
-		storageURL = testutil.StartRedis(t).URL()
+		d.redis = testutil.StartRedis(t)
+		storageURL = d.redis.URL()
 	case "postgres":
 		storageURL = testutil.StartPostgres(t).CreateDatabase(t, "gatehouse")
 	default:
@@ -80,9 +112,10 @@ func startDeployment(t *testing.T, storage string) *deployment {
 	// The dev IdP, as its own process.
 	idpAddr := testutil.FreeAddr(t)
 	d.idpURL = "http://" + idpAddr
-	idp := testutil.StartProcess(t, "dev-idp", d.bin, []string{"dev-idp", "--address", idpAddr, "--issuer", d.idpURL,
-		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", d.authURL + "/oauth2/callback"})
-	testutil.WaitHTTP(t, d.idpURL+"/.well-known/openid-configuration", 20*time.Second, idp)
+	d.idpArgs = []string{"dev-idp", "--address", idpAddr, "--issuer", d.idpURL,
+		"--client-id", "gatehouse", "--client-secret", "idp-secret", "--redirect-uri", d.authURL + "/oauth2/callback"}
+	d.idp = testutil.StartProcess(t, "dev-idp", d.bin, d.idpArgs)
+	testutil.WaitHTTP(t, d.idpURL+"/.well-known/openid-configuration", 20*time.Second, d.idp)
 
 	// Grafana, configured by the guide's grafana.ini (auto sign-up variant)
 	// with jwk_set_url pointing at this deployment's authenticate service.
@@ -109,11 +142,11 @@ auto_assign_org_role = Editor
 	if err != nil {
 		t.Fatal(err)
 	}
-	grafanaSrv := httptest.NewServer(d.grafana.Handler())
+	grafanaSrv := httptest.NewServer(d.upstream.wrap(d.grafana.Handler()))
 	t.Cleanup(grafanaSrv.Close)
 
 	// The guide's config.yaml route, with what a deployment adds around it.
-	d.config = configtest.New().
+	b := configtest.New().
 		Delete("insecure_server").
 		Set("authenticate_service_url", d.authURL).
 		Set("certificate_file", certs.Cert).
@@ -129,8 +162,11 @@ auto_assign_org_role = Editor
 			  - allow:
 			      or:
 			        - domain:
-			            is: example.com`).
-		Write(t)
+			            is: example.com`)
+	for _, c := range configure {
+		c(b)
+	}
+	d.config = b.Write(t)
 
 	db1, db2, az1, az2 := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	dbURLs := "DATABROKER_SERVICE_URLS=http://" + db1 + ",http://" + db2

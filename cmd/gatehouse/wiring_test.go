@@ -209,7 +209,7 @@ func TestInProcessCheckPanicIs503(t *testing.T) {
 		src: config.NewStaticSource(cfg), cfg: cfg, logger: slog.New(slog.DiscardHandler),
 		health: health.NewRegistry(), metrics: prometheus.NewRegistry(),
 	}
-	p.grpc = newGRPCServer(cfg, p.logger, p.metrics)
+	p.grpc = newGRPCServer(cfg, p.logger, p.metrics, nil)
 	h, err := p.addProxy(context.Background(), extauthz.NewLocalClient(panicAuthorizer{}, p.grpc.LocalInterceptor()))
 	if err != nil {
 		t.Fatal(err)

@@ -274,7 +274,7 @@ step_end "$how, $(du -h "$DEBIAN_TARBALL" | cut -f1)"
 # persists between runs): gatehouse (deployments/Dockerfile's prebuilt
 # stage) and the Grafana stand-in.
 step_start "go build gatehouse, grafana stand-in"
-mkdir -p bin/image/certs bin/image/secrets bin/grafana-image
+mkdir -p bin/image/certs bin/image/secrets bin/image/signouts bin/grafana-image
 CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w -X main.version=docker-ci" \
   -o bin/image/gatehouse ./cmd/gatehouse
 CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" \

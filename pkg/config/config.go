@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -68,10 +69,21 @@ type Config struct {
 	TLSCertificates []tls.Certificate
 	// CAPool trusts certificate_authority in addition to the system roots (nil when unset).
 	CAPool *x509.CertPool
+	// UnderscoreHeaders is headers_with_underscores_action.
+	UnderscoreHeaders UnderscoreAction
 	// PathNormalization is normalize_path, merge_slashes and
 	// path_with_escaped_slashes_action: the rules the proxy and authorize
 	// apply to every request path.
 	PathNormalization pathnorm.Options
+	// MTLS is downstream mTLS, derived from downstream_mtls and the
+	// routes' tls_downstream_client_ca; nil when no client CA is set.
+	MTLS *MTLS
+	// Autocert is autocert (ACME), nil when off.
+	Autocert *AutocertSettings
+	// Tracing is what the otel_* and tracing_* options resolve to.
+	Tracing TracingSettings
+	// Metrics is the metrics listener's authentication and TLS.
+	Metrics MetricsSettings
 
 	lines    map[string]int
 	warnings []string
@@ -308,9 +320,16 @@ func (c *Config) validate(errs *Errors) {
 		errs.add("xff_num_trusted_hops", at("xff_num_trusted_hops"), "expected a number of hops, 0 or more")
 	}
 	c.validatePathNormalization(errs)
+	c.validateUnderscoreHeaders(errs)
+	checkJWTIssuerFormat(errs, "jwt_issuer_format", at("jwt_issuer_format"), o.JWTIssuerFormat)
+	checkBearerTokenFormat(errs, "bearer_token_format", at("bearer_token_format"), o.BearerTokenFormat)
+	c.validateTracing(errs)
+	c.validateMetrics(errs)
 	c.validateCertificates(errs)
 	c.warnPlaintextGRPC()
 	c.deriveKeySet(errs)
+	c.validateDownstreamMTLS(errs)
+	c.validateAutocert(errs)
 	for i := range o.Routes {
 		c.validateRoute(errs, i, &o.Routes[i])
 	}
@@ -478,7 +497,7 @@ func (c *Config) validateCertificates(errs *Errors) {
 	for i, crt := range o.Certificates {
 		add(fmt.Sprintf("certificates[%d]", i), crt.Cert, crt.Key)
 	}
-	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" {
+	if !o.InsecureServer && c.Runs(ServiceProxy) && len(c.TLSCertificates) == 0 && len(o.Certificates) == 0 && o.Certificate == "" && !o.Autocert {
 		errs.add("certificate", 0, "required unless insecure_server is true: set certificate_file and certificate_key_file, or certificates")
 	}
 	if o.CertificateAuthority != "" {
@@ -525,8 +544,21 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 	} else {
 		r.FromURL = u
 	}
-	if len(r.To) == 0 {
-		errs.add(key("to"), line("to"), "required: the upstream URL (or a list of them)")
+	switch {
+	case r.Redirect != nil:
+		c.validateRedirect(errs, r.Redirect, key, line)
+		if len(r.To) > 0 || r.Response != nil {
+			c.warnings = append(c.warnings, fmt.Sprintf("line %d: %s: has redirect and also to or response; redirect wins, as in Pomerium", line("redirect"), where))
+		}
+	case r.Response != nil:
+		if r.Response.Status < 200 || r.Response.Status > 599 {
+			errs.add(key("response.status"), line("response"), fmt.Sprintf("expected an HTTP status from 200 to 599, got %d", r.Response.Status))
+		}
+		if len(r.To) > 0 {
+			c.warnings = append(c.warnings, fmt.Sprintf("line %d: %s: has response and also to; response wins, as in Pomerium", line("response"), where))
+		}
+	case len(r.To) == 0:
+		errs.add(key("to"), line("to"), "required: the upstream URL (or a list of them), or a redirect or response")
 	}
 	for _, t := range r.To {
 		raw, weight := t, 1
@@ -539,11 +571,20 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 			raw, weight = strings.TrimSpace(u), n
 		}
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs.add(key("to"), line("to"), fmt.Sprintf("expected an http:// or https:// URL, got %q", raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c") || u.Host == "" {
+			errs.add(key("to"), line("to"), fmt.Sprintf("expected an http://, https:// or h2c:// URL, got %q", raw))
 			continue
 		}
 		r.ToURLs = append(r.ToURLs, WeightedURL{URL: u, Weight: weight})
+	}
+	h2c := 0
+	for _, w := range r.ToURLs {
+		if w.URL.Scheme == "h2c" {
+			h2c++
+		}
+	}
+	if h2c > 0 && h2c < len(r.ToURLs) {
+		errs.add(key("to"), line("to"), "h2c:// upstreams cannot be mixed with http:// or https:// ones in one route")
 	}
 	n := 0
 	for _, v := range []string{r.Prefix, r.Path, r.Regex} {
@@ -574,6 +615,27 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 		r.RewriteRE = re
 	}
+	checkJWTIssuerFormat(errs, key("jwt_issuer_format"), line("jwt_issuer_format"), r.JWTIssuerFormat)
+	checkBearerTokenFormat(errs, key("bearer_token_format"), line("bearer_token_format"), r.BearerTokenFormat)
+	switch {
+	case r.KubernetesServiceAccountToken != "" && r.KubernetesServiceAccountTokenFile != "":
+		errs.add(key("kubernetes_service_account_token"), line("kubernetes_service_account_token"),
+			"set kubernetes_service_account_token or kubernetes_service_account_token_file, not both")
+	case r.KubernetesServiceAccountTokenFile != "":
+		if _, err := os.ReadFile(r.KubernetesServiceAccountTokenFile); err != nil {
+			errs.add(key("kubernetes_service_account_token_file"), line("kubernetes_service_account_token_file"), fmt.Sprintf("cannot read file: %v", err))
+		}
+	}
+	if _, err := parseLBPolicy(r.LoadBalancingPolicy); err != nil {
+		errs.add(key("load_balancing_policy"), line("load_balancing_policy"), err.Error())
+	}
+	if r.HostPathRegexRewritePattern != "" {
+		re, err := regexp.Compile(r.HostPathRegexRewritePattern)
+		if err != nil {
+			errs.add(key("host_path_regex_rewrite_pattern"), line("host_path_regex_rewrite_pattern"), fmt.Sprintf("not a valid regular expression: %v", err))
+		}
+		r.HostPathRE = re
+	}
 	if r.TLSCustomCA != "" {
 		if !x509.NewCertPool().AppendCertsFromPEM([]byte(maybeBase64PEM(r.TLSCustomCA))) {
 			errs.add(key("tls_custom_ca"), line("tls_custom_ca"), "expected PEM certificates (or base64 of PEM)")
@@ -592,6 +654,52 @@ func (c *Config) validateRoute(errs *Errors, i int, r *Route) {
 		}
 	}
 	c.validatePolicy(errs, i, r, key, line)
+}
+
+// validateRedirect checks a route's redirect as Pomerium does.
+func (c *Config) validateRedirect(errs *Errors, rr *RouteRedirect, key func(string) string, line func(string) int) {
+	if rr.ResponseCode != nil {
+		switch *rr.ResponseCode {
+		case 301, 302, 303, 307, 308:
+		default:
+			errs.add(key("redirect.response_code"), line("redirect"), fmt.Sprintf("unsupported redirect response code %d (supported values: 301, 302, 303, 307, 308)", *rr.ResponseCode))
+		}
+	}
+	if rr.PortRedirect != nil && (*rr.PortRedirect == 0 || *rr.PortRedirect > 65535) {
+		errs.add(key("redirect.port_redirect"), line("redirect"), fmt.Sprintf("expected a port from 1 to 65535, got %d", *rr.PortRedirect))
+	}
+	if rr.SchemeRedirect != nil && *rr.SchemeRedirect != "http" && *rr.SchemeRedirect != "https" {
+		errs.add(key("redirect.scheme_redirect"), line("redirect"), fmt.Sprintf("expected http or https, got %q", *rr.SchemeRedirect))
+	}
+	if rr.PathRedirect != nil && !strings.HasPrefix(*rr.PathRedirect, "/") {
+		errs.add(key("redirect.path_redirect"), line("redirect"), fmt.Sprintf("must start with /, got %q", *rr.PathRedirect))
+	}
+	if rr.HostRedirect != nil && (*rr.HostRedirect == "" || strings.ContainsAny(*rr.HostRedirect, "/?#@ ")) {
+		errs.add(key("redirect.host_redirect"), line("redirect"), fmt.Sprintf("expected a host name (with an optional port), got %q", *rr.HostRedirect))
+	}
+}
+
+// IsForKubernetes reports whether the route sends a Kubernetes service
+// account token upstream (kubernetes_service_account_token or _file).
+func (r *Route) IsForKubernetes() bool {
+	return r.KubernetesServiceAccountToken != "" || r.KubernetesServiceAccountTokenFile != ""
+}
+
+// H2C reports whether the route's upstreams are h2c:// (HTTP/2 without
+// TLS, with prior knowledge: gRPC servers and other HTTP/2-only upstreams).
+// A route's upstreams are all h2c or none.
+func (r *Route) H2C() bool {
+	return len(r.ToURLs) > 0 && r.ToURLs[0].URL.Scheme == "h2c"
+}
+
+// UpstreamServerName is the TLS server name for the route's https
+// upstreams: tls_upstream_server_name, else tls_server_name, else ""
+// (the upstream URL's host).
+func (r *Route) UpstreamServerName() string {
+	if r.TLSUpstreamServerName != "" {
+		return r.TLSUpstreamServerName
+	}
+	return r.TLSServerName
 }
 
 // TLSClientCertificate returns the route's client certificate for mTLS upstreams.

@@ -175,7 +175,7 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"unknown key with line", base + "shraed_secret: x\n", nil, []string{"line 4: shraed_secret: unknown option", `did you mean "shared_secret"`}},
 		{"removed pomerium key", base + "cache_service_url: http://x\n", nil, []string{"line 4: cache_service_url: was removed from Pomerium"}},
-		{"unsupported key", base + "autocert: true\n", nil, []string{"autocert: is a Pomerium option that gatehouse refuses: automatic ACME"}},
+		{"unsupported key", base + "databroker_cluster_node_id: a\n", nil, []string{"databroker_cluster_node_id: is a Pomerium option that gatehouse refuses: gatehouse's databroker replicas share Redis"}},
 		{"short shared secret", "services: databroker\nshared_secret: MDEyMzQ1Njc4OQ==\n", nil, []string{"line 2: shared_secret: expected base64 of 32 random bytes, got 10 bytes"}},
 		{"secret not base64", "services: databroker\nshared_secret: '!!!'\n", nil, []string{"shared_secret: expected base64 of 32 random bytes, got text that is not base64"}},
 		{"missing shared secret", "services: databroker\n", nil, []string{"shared_secret: required"}},

@@ -156,6 +156,31 @@ func decodeFieldIgnoring(val *yaml.Node, field reflect.Value, key string, errs *
 			decodeStrict(n, &c, what, errs, lines)
 			return reflect.ValueOf(c)
 		})
+	case DownstreamMTLS:
+		if val.Kind != yaml.MappingNode {
+			return fmt.Errorf("expected a map of options (ca, ca_file, crl, crl_file, enforcement, match_subject_alt_names, max_verify_depth), got %s", kindName(val))
+		}
+		decodeStrict(val, field.Addr().Interface(), key, errs, lines)
+		return nil
+	case []RewriteHeader:
+		return decodeList(val, field, key, errs, func(n *yaml.Node, what string) reflect.Value {
+			var h RewriteHeader
+			decodeStrict(n, &h, what, errs, lines)
+			if h.Header == "" {
+				errs.add(what+".header", n.Line, "required: the response header to rewrite")
+			}
+			return reflect.ValueOf(h)
+		})
+	case *RouteRedirect:
+		var rr RouteRedirect
+		decodeStrict(val, &rr, key, errs, lines)
+		field.Set(reflect.ValueOf(&rr))
+		return nil
+	case *DirectResponse:
+		var dr DirectResponse
+		decodeStrict(val, &dr, key, errs, lines)
+		field.Set(reflect.ValueOf(&dr))
+		return nil
 	case *yaml.Node:
 		c := *val
 		field.Set(reflect.ValueOf(&c))

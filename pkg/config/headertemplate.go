@@ -10,7 +10,8 @@ import (
 // ${pomerium.id_token}, ${pomerium.access_token} (the identity provider's
 // tokens of the user's session), ${pomerium.jwt} (the identity JWT, the
 // value of X-Pomerium-Jwt-Assertion), ${pomerium.client_cert_fingerprint}
-// (empty: gatehouse has no downstream mTLS) and
+// (the SHA-256 of the client certificate of downstream mTLS, "" without
+// one) and
 // ${pomerium.request.headers.<name>} (a header of the incoming request).
 const (
 	VarIDToken               = "pomerium.id_token"

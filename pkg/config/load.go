@@ -46,6 +46,7 @@ func Parse(data []byte, path string, env Environ) (*Config, error) {
 	}
 	fromEnv := applyEnv(&cfg.Options, env, &errs, cfg.lines, &cfg.ignored)
 	mergePolicy(&cfg.Options)
+	applyNestedEnv(&cfg.Options, env, &errs, cfg.lines)
 	readSecretFiles(&cfg.Options, &errs, cfg.lines)
 	cfg.Options.setDefaults()
 	cfg.validate(&errs)
@@ -119,6 +120,9 @@ func readSecretFiles(o *Options, errs *Errors, lines map[string]int) {
 		{"certificate_file", o.CertificateFile, &o.Certificate},
 		{"certificate_key_file", o.CertificateKeyFile, &o.CertificateKey},
 		{"certificate_authority_file", o.CertificateAuthorityFile, &o.CertificateAuthority},
+		{"metrics_certificate_file", o.MetricsCertificateFile, &o.MetricsCertificate},
+		{"metrics_certificate_key_file", o.MetricsCertificateKeyFile, &o.MetricsCertificateKey},
+		{"metrics_client_ca_file", o.MetricsClientCAFile, &o.MetricsClientCA},
 	} {
 		if f.file == "" {
 			continue

@@ -39,6 +39,9 @@ func (c *Config) validatePolicy(errs *Errors, i int, r *Route, key func(string) 
 			return
 		}
 	}
+	if c.mtlsDefaultDeny(r) {
+		policies = append(policies, denyInvalidClientCertificate)
+	}
 	ev, err := policy.Compile(policy.Shorthands{
 		AllowPublicUnauthenticatedAccess: r.AllowPublicUnauthenticatedAccess,
 		AllowAnyAuthenticatedUser:        r.AllowAnyAuthenticatedUser,

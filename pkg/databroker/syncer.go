@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -35,6 +36,9 @@ type SyncerOptions struct {
 	MinBackoff time.Duration
 	// MaxBackoff caps the exponential backoff (default 10s).
 	MaxBackoff time.Duration
+	// Metrics receives the syncer's metrics (the version applied, the
+	// lag of the latest change, full resyncs); nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Syncer keeps a Handler current with one record type ("" for all): it
@@ -47,6 +51,7 @@ type Syncer struct {
 	typeURL string
 	handler Handler
 	opts    SyncerOptions
+	metrics *syncMetrics
 
 	synced     atomic.Bool
 	syncedCh   chan struct{}
@@ -69,7 +74,8 @@ func NewSyncer(client databrokerv1.DataBrokerServiceClient, typeURL string, hand
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(10*time.Second, opts.MinBackoff)
 	}
-	return &Syncer{client: client, typeURL: typeURL, handler: handler, opts: opts, syncedCh: make(chan struct{})}
+	return &Syncer{client: client, typeURL: typeURL, handler: handler, opts: opts, syncedCh: make(chan struct{}),
+		metrics: newSyncMetrics(opts.Metrics)}
 }
 
 // HasSynced reports whether the handler received a full SyncLatest
@@ -163,6 +169,7 @@ func (s *Syncer) syncLatest(ctx context.Context) error {
 		s.mu.Lock()
 		s.serverVersion, s.recordVersion = vs.GetServerVersion(), vs.GetLatestRecordVersion()
 		s.mu.Unlock()
+		s.metrics.reset(vs.GetLatestRecordVersion())
 		s.synced.Store(true)
 		s.syncedOnce.Do(func() { close(s.syncedCh) })
 		return nil
@@ -192,6 +199,7 @@ func (s *Syncer) sync(ctx context.Context, progressed bool) (bool, error) {
 			continue // already applied
 		}
 		s.handler.Update(r)
+		s.metrics.applied(r)
 		rv = r.GetVersion()
 		s.mu.Lock()
 		s.recordVersion = rv

@@ -13,14 +13,21 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // ClientOptions configures Dial.
@@ -43,6 +50,9 @@ type ClientOptions struct {
 	// to a blip (databroker writes). A request-path client that must fail
 	// closed fast leaves it off.
 	WaitForReady bool
+	// TracerProvider records a client span per call and sends it to the
+	// server as traceparent metadata; nil traces nothing.
+	TracerProvider trace.TracerProvider
 
 	// lookup resolves service names; nil is the system resolver. Tests set
 	// it to play DNS answers that change.
@@ -128,6 +138,17 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 				grpc.WithChainStreamInterceptor(clientMetrics.StreamClientInterceptor()))
 		}
 	}
+	if !o.WaitForReady {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(reconnectWhenNoneReady))
+	}
+	if o.TracerProvider != nil {
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(o.TracerProvider),
+			otelgrpc.WithPropagators(propagation.TraceContext{}),
+			otelgrpc.WithMeterProvider(noop.NewMeterProvider()),
+			otelgrpc.WithFilter(tracedCall),
+		)))
+	}
 	if strings.HasPrefix(target, dnsScheme+":") {
 		opts = append(opts, grpc.WithResolvers(&dnsBuilder{lookup: o.lookupOrDefault(), interval: ResolveInterval}))
 	}
@@ -142,6 +163,43 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	return cc, nil
+}
+
+// NoReplicaWait bounds how long a call that found no ready replica waits
+// for one to connect after the reconnect backoff is cut short. It keeps a
+// rolling restart from failing requests in the moment between one replica
+// leaving (its health turns NOT_SERVING at SIGTERM) and the client's
+// connection to a freshly restarted one, which may still sit in reconnect
+// backoff although the replica already serves; it stays short so that with
+// every replica down the caller still fails closed at once.
+var NoReplicaWait = 50 * time.Millisecond
+
+// reconnectWhenNoneReady retries, once, a call that failed because no
+// replica was ready: it asks every connection in backoff to reconnect now
+// and, when one comes up within NoReplicaWait, sends the call there. When
+// the reconnects fail too (every replica is down), it gives up at once.
+func reconnectWhenNoneReady(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if status.Code(err) != codes.Unavailable || cc.GetState() == connectivity.Ready || ctx.Err() != nil {
+		return err
+	}
+	cc.ResetConnectBackoff()
+	wctx, cancel := context.WithTimeout(ctx, NoReplicaWait)
+	defer cancel()
+	tried := false // a reconnect was under way since the reset
+	for {
+		switch st := cc.GetState(); {
+		case st == connectivity.Ready:
+			return invoker(ctx, method, req, reply, cc, opts...)
+		case st == connectivity.Connecting || st == connectivity.Idle:
+			tried = true
+		case tried:
+			return err // the reconnects failed: no replica is up
+		}
+		if !cc.WaitForStateChange(wctx, cc.GetState()) {
+			return err
+		}
+	}
 }
 
 // targetFor returns a dns target for one URL, or the addresses of several.

@@ -11,7 +11,10 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+
+	"github.com/gatehouse/gatehouse/pkg/testutil"
 )
 
 // checkServer answers every Check with code, counting them.
@@ -89,5 +92,44 @@ func TestCheckRetriedOnAnotherReplica(t *testing.T) {
 	}
 	if n := refusing.calls.Load(); n != 1 {
 		t.Fatalf("a PermissionDenied Check was sent %d times, want once", n)
+	}
+}
+
+// A replica that came back while the client sits in reconnect backoff is
+// used at once, instead of the call failing until the backoff ends (the
+// moment of a rolling restart when the other replica is leaving); with no
+// replica up the call still fails at once.
+func TestCallReconnectsWhenNoReplicaIsReady(t *testing.T) {
+	saved := ReconnectBackoff
+	ReconnectBackoff.BaseDelay, ReconnectBackoff.MaxDelay = time.Hour, time.Hour // never by itself
+	t.Cleanup(func() { ReconnectBackoff = saved })
+
+	addr := testutil.FreeAddr(t)
+	cc, err := Dial(ClientOptions{Targets: []*url.URL{{Scheme: "http", Host: addr}}, SharedKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := authv3.NewAuthorizationClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Nothing listens: the call fails closed, promptly.
+	start := time.Now()
+	if _, err := client.Check(ctx, &authv3.CheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Check with no replica = %v, want Unavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Check with no replica took %v", d)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the connection to fail", func() bool {
+		return cc.GetState() == connectivity.TransientFailure
+	})
+
+	// The replica starts while the client waits out its (hour-long) backoff.
+	srv := &checkServer{}
+	startCheckServerAt(t, addr, srv)
+	if _, err := client.Check(ctx, &authv3.CheckRequest{}); err != nil {
+		t.Fatalf("Check once the replica is back: %v", err)
 	}
 }

@@ -75,6 +75,7 @@ type Criterion struct {
 	Date      *DateMatcher      // date
 	DayOfWeek *DayOfWeekMatcher // day_of_week
 	TimeOfDay *TimeOfDayMatcher // time_of_day
+	Cert      *CertMatcher      // client_certificate
 
 	// IgnoredValue is the value of a criterion without a matcher (accept,
 	// reject, ...) when it is not true: ignored, as Pomerium ignores it,
@@ -141,4 +142,18 @@ type TimeOfDayMatcher struct {
 	Location            *time.Location
 	After, Before       time.Duration
 	HasAfter, HasBefore bool
+}
+
+// CertMatcher is the certificate matcher of client_certificate: every
+// condition set must hold. Fingerprints are SHA-256 of the certificate,
+// lower-case hex (the colon-separated upper-case form is accepted and
+// converted); SPKI hashes are base64 SHA-256 of the public key info; the
+// SAN conditions are string matchers that must hold for at least one SAN
+// of their type.
+type CertMatcher struct {
+	Fingerprints []string
+	SPKIHashes   []string
+	SANDNS       *StringMatcher
+	SANEmail     *StringMatcher
+	SANURI       *StringMatcher
 }

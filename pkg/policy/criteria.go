@@ -22,16 +22,18 @@ var criteria = []criterion{
 	httpMethodCriterion,
 	httpPathCriterion,
 	sourceIPCriterion{},
+	clientCertificateCriterion{},
+	invalidClientCertificateCriterion{},
 	dateCriterion{},
 	dayOfWeekCriterion{},
 	timeOfDayCriterion{},
 }
 
 // unsupportedCriteria are Pomerium criteria that need features gatehouse
-// does not have (device identity, mTLS, external data, MCP, SSH). They get
+// does not have (device identity, external data, MCP, SSH). They get
 // their own error so that nobody mistakes them for a typo.
 var unsupportedCriteria = []string{
-	"client_certificate", "device", "invalid_client_certificate", "mcp_method",
+	"device", "mcp_method",
 	"mcp_tool", "record", "ssh_access_request", "ssh_publickey", "ssh_username",
 	"ssh_username_matches_claim", "ssh_username_matches_email",
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -11,27 +12,29 @@ import (
 // TestCriteriaRegistry fails when a criterion is registered without one
 // here, so a new criterion is parsed, compiled and evaluated at least once.
 var criterionSamples = map[string]string{
-	"accept":             "true",
-	"reject":             "true",
-	"authenticated_user": "true",
-	"cors_preflight":     "true",
-	"pomerium_routes":    "true",
-	"domain":             "{is: example.com}",
-	"email":              "{is: a@example.com}",
-	"user":               "{is: u}",
-	"groups":             "{has: admin}",
-	"claim/x":            "{has: y}",
-	"http_method":        "{is: GET}",
-	"http_path":          "{starts_with: /}",
-	"source_ip":          "10.0.0.0/8",
-	"date":               "{after: 2020-01-01}",
-	"day_of_week":        "mon-fri",
-	"time_of_day":        "{timezone: UTC, after: '9:00'}",
+	"accept":                     "true",
+	"reject":                     "true",
+	"authenticated_user":         "true",
+	"cors_preflight":             "true",
+	"pomerium_routes":            "true",
+	"domain":                     "{is: example.com}",
+	"email":                      "{is: a@example.com}",
+	"user":                       "{is: u}",
+	"groups":                     "{has: admin}",
+	"claim/x":                    "{has: y}",
+	"http_method":                "{is: GET}",
+	"http_path":                  "{starts_with: /}",
+	"source_ip":                  "10.0.0.0/8",
+	"date":                       "{after: 2020-01-01}",
+	"day_of_week":                "mon-fri",
+	"time_of_day":                "{timezone: UTC, after: '9:00'}",
+	"client_certificate":         "{spki_hash: " + strings.Repeat("A", 43) + "=}",
+	"invalid_client_certificate": "true",
 }
 
 // requestOnly are the criteria that work without a session (ARCHITECTURE
 // "Policy"); every other one needs a user.
-var requestOnly = []string{"accept", "reject", "cors_preflight", "pomerium_routes", "http_method", "http_path", "source_ip", "date", "day_of_week", "time_of_day"}
+var requestOnly = []string{"accept", "reject", "cors_preflight", "pomerium_routes", "http_method", "http_path", "source_ip", "date", "day_of_week", "time_of_day", "client_certificate", "invalid_client_certificate"}
 
 func TestCriteriaRegistry(t *testing.T) {
 	var keys []string

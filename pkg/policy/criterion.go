@@ -97,6 +97,9 @@ const (
 type check struct {
 	test     func(in *Input) bool
 	ok, fail Reasons
+	// eval, when set, replaces test, ok and fail: for a criterion whose
+	// reasons depend on why it holds (invalid_client_certificate).
+	eval func(in *Input) (bool, Reasons)
 }
 
 // valueKind is what a criterion takes in a policy (a flag, a string
@@ -163,6 +166,12 @@ func compileCriterion(c *Criterion) (evalFunc, error) {
 	}
 	ch := cr.compile(c)
 	test, ok, fail := ch.test, ch.ok, ch.fail
+	if ch.eval != nil {
+		if cr.needs() == needsUser {
+			panic("policy: criterion " + c.Name + " has eval and needs a user")
+		}
+		return ch.eval, nil
+	}
 	if cr.needs() == needsUser {
 		return func(in *Input) (bool, Reasons) {
 			if in.Session == nil {

@@ -15,7 +15,10 @@ type Input struct {
 	SourceIP netip.Addr  // client address; the zero Addr matches no source_ip
 	Headers  http.Header // may be nil; read only by cors_preflight (Origin, Access-Control-Request-Method), with canonical keys
 	Session  *Subject    // nil when the request carries no valid session
-	Now      time.Time   // time of the request; the zero Time means time.Now()
+	// ClientCert is the client certificate of the TLS connection, as
+	// authorize verified it; nil means none was presented.
+	ClientCert *ClientCertificate
+	Now        time.Time // time of the request; the zero Time means time.Now()
 }
 
 // Subject is the signed-in user a request carries.
@@ -64,6 +67,29 @@ func StringClaims(vs ...string) []ClaimValue {
 // NumberClaim returns f as a number claim value in its canonical text.
 func NumberClaim(f float64) ClaimValue {
 	return ClaimValue{Type: JSONNumber, Text: strconv.FormatFloat(f, 'f', -1, 64)}
+}
+
+// ClientCertificate is what the client_certificate and
+// invalid_client_certificate criteria know of the certificate the client
+// presented in its TLS handshake. It is built once per certificate (and
+// CA) and shared, read-only, by every request that presents it.
+type ClientCertificate struct {
+	// Presented is true when the client sent a certificate.
+	Presented bool
+	// Valid is true when the certificate verified against the route's
+	// client CA (chain, validity dates, CRL, match_subject_alt_names,
+	// max_verify_depth), or when no client CA applies to the route, as in
+	// Pomerium.
+	Valid bool
+	// Verified is true when the certificate was presented and verified
+	// against a client CA; client_certificate matches only such a one.
+	Verified bool
+	// Fingerprint is the SHA-256 of the leaf's DER, lower-case hex.
+	Fingerprint string
+	// SPKIHash is the SHA-256 of the leaf's SubjectPublicKeyInfo, base64.
+	SPKIHash string
+	// The leaf's subject alternative names.
+	DNSNames, EmailAddresses, URIs []string
 }
 
 // Result is the value of one action (allow or deny) with its reasons.

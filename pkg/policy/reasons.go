@@ -16,35 +16,40 @@ type Reasons uint64
 // reason names Pomerium does not publish; gatehouse names them in the same
 // style (<criterion>-ok, <criterion>-unauthorized).
 const (
-	ReasonAccept                 Reasons = 1 << iota // accept
-	ReasonClaimOK                                    // claim-ok
-	ReasonClaimUnauthorized                          // claim-unauthorized
-	ReasonCORSRequest                                // cors-request
-	ReasonDateOK                                     // date-ok
-	ReasonDateUnauthorized                           // date-unauthorized
-	ReasonDayOfWeekOK                                // day-of-week-ok
-	ReasonDayOfWeekUnauthorized                      // day-of-week-unauthorized
-	ReasonDomainOK                                   // domain-ok
-	ReasonDomainUnauthorized                         // domain-unauthorized
-	ReasonEmailOK                                    // email-ok
-	ReasonEmailUnauthorized                          // email-unauthorized
-	ReasonGroupsOK                                   // groups-ok
-	ReasonGroupsUnauthorized                         // groups-unauthorized
-	ReasonHTTPMethodOK                               // http-method-ok
-	ReasonHTTPMethodUnauthorized                     // http-method-unauthorized
-	ReasonHTTPPathOK                                 // http-path-ok
-	ReasonHTTPPathUnauthorized                       // http-path-unauthorized
-	ReasonNonCORSRequest                             // non-cors-request
-	ReasonNonPomeriumRoute                           // non-pomerium-route
-	ReasonPomeriumRoute                              // pomerium-route
-	ReasonReject                                     // reject
-	ReasonSourceIPOK                                 // source-ip-ok
-	ReasonSourceIPUnauthorized                       // source-ip-unauthorized
-	ReasonTimeOfDayOK                                // time-of-day-ok
-	ReasonTimeOfDayUnauthorized                      // time-of-day-unauthorized
-	ReasonUserOK                                     // user-ok
-	ReasonUserUnauthenticated                        // user-unauthenticated: the user must sign in
-	ReasonUserUnauthorized                           // user-unauthorized
+	ReasonAccept                        Reasons = 1 << iota // accept
+	ReasonClaimOK                                           // claim-ok
+	ReasonClaimUnauthorized                                 // claim-unauthorized
+	ReasonClientCertificateOK                               // client-certificate-ok
+	ReasonClientCertificateRequired                         // client-certificate-required: no client certificate was presented
+	ReasonClientCertificateUnauthorized                     // client-certificate-unauthorized
+	ReasonCORSRequest                                       // cors-request
+	ReasonDateOK                                            // date-ok
+	ReasonDateUnauthorized                                  // date-unauthorized
+	ReasonDayOfWeekOK                                       // day-of-week-ok
+	ReasonDayOfWeekUnauthorized                             // day-of-week-unauthorized
+	ReasonDomainOK                                          // domain-ok
+	ReasonDomainUnauthorized                                // domain-unauthorized
+	ReasonEmailOK                                           // email-ok
+	ReasonEmailUnauthorized                                 // email-unauthorized
+	ReasonGroupsOK                                          // groups-ok
+	ReasonGroupsUnauthorized                                // groups-unauthorized
+	ReasonHTTPMethodOK                                      // http-method-ok
+	ReasonHTTPMethodUnauthorized                            // http-method-unauthorized
+	ReasonHTTPPathOK                                        // http-path-ok
+	ReasonHTTPPathUnauthorized                              // http-path-unauthorized
+	ReasonInvalidClientCertificate                          // invalid-client-certificate: presented, but not valid
+	ReasonNonCORSRequest                                    // non-cors-request
+	ReasonNonPomeriumRoute                                  // non-pomerium-route
+	ReasonPomeriumRoute                                     // pomerium-route
+	ReasonReject                                            // reject
+	ReasonSourceIPOK                                        // source-ip-ok
+	ReasonSourceIPUnauthorized                              // source-ip-unauthorized
+	ReasonTimeOfDayOK                                       // time-of-day-ok
+	ReasonTimeOfDayUnauthorized                             // time-of-day-unauthorized
+	ReasonUserOK                                            // user-ok
+	ReasonUserUnauthenticated                               // user-unauthenticated: the user must sign in
+	ReasonUserUnauthorized                                  // user-unauthorized
+	ReasonValidClientCertificate                            // valid-client-certificate
 
 	numReasons = iota
 )
@@ -53,6 +58,9 @@ var reasonNames = [numReasons]string{
 	"accept",
 	"claim-ok",
 	"claim-unauthorized",
+	"client-certificate-ok",
+	"client-certificate-required",
+	"client-certificate-unauthorized",
 	"cors-request",
 	"date-ok",
 	"date-unauthorized",
@@ -68,6 +76,7 @@ var reasonNames = [numReasons]string{
 	"http-method-unauthorized",
 	"http-path-ok",
 	"http-path-unauthorized",
+	"invalid-client-certificate",
 	"non-cors-request",
 	"non-pomerium-route",
 	"pomerium-route",
@@ -79,6 +88,7 @@ var reasonNames = [numReasons]string{
 	"user-ok",
 	"user-unauthenticated",
 	"user-unauthorized",
+	"valid-client-certificate",
 }
 
 // ReasonByName returns the reason with Pomerium's name name

@@ -25,14 +25,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
@@ -53,6 +57,13 @@ type Options struct {
 	Logger *slog.Logger
 	// DataBroker is a connection to the databroker service.
 	DataBroker grpc.ClientConnInterface
+	// TracerProvider traces every request to the service, the identity
+	// provider's token exchange and the calls it makes to the IdP; nil
+	// traces nothing.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the service's metrics (sign-ins, refreshes,
+	// sign-outs); nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Service is the authenticate service. It is safe for concurrent use.
@@ -64,6 +75,12 @@ type Service struct {
 	now        func() time.Time
 	handler    http.Handler
 	refresh    *refresher
+	// revocations are the sign-outs not written to the databroker yet.
+	revocations *revocationQueue
+	metrics     *metrics
+	// tracer and tracerProvider are nil when tracing is off.
+	tracer         trace.Tracer
+	tracerProvider trace.TracerProvider
 }
 
 // state is everything derived from one configuration. It is replaced, never
@@ -100,14 +117,25 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		databroker: databrokerv1.NewDataBrokerServiceClient(o.DataBroker),
 		states:     newReplayCache(),
 		now:        time.Now,
+
+		metrics:        newMetrics(o.Metrics),
+		tracer:         tracing.Tracer(o.TracerProvider),
+		tracerProvider: o.TracerProvider,
 	}
 	st := newState(o.Source.Current(), nil)
 	if st.err != nil {
 		return nil, fmt.Errorf("authenticate: %w", st.err)
 	}
+	s.traceIdP(st, nil)
 	s.state.Store(st)
+	// signout_queue_dir is read once: a change takes a restart.
+	q, err := newRevocationQueue(st.cfg.SignOutQueueDir, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	s.revocations = q
 	s.refresh = newRefresher(s)
-	s.handler = s.routes()
+	s.handler = tracing.Handler(s.routes(), o.TracerProvider, "authenticate")
 	o.Source.OnChange(config.ServiceAuthenticate, s)
 	return s, nil
 }
@@ -118,10 +146,12 @@ var _ config.Reloader = (*Service)(nil)
 // route hosts) without serving it; commit swaps it in. It implements
 // config.Reloader.
 func (s *Service) Prepare(_ context.Context, cfg *config.Config) (commit func(), err error) {
-	next := newState(cfg, s.state.Load())
+	prev := s.state.Load()
+	next := newState(cfg, prev)
 	if next.err != nil {
 		return nil, fmt.Errorf("authenticate: %w", next.err)
 	}
+	s.traceIdP(next, prev)
 	return func() { s.state.Store(next) }, nil
 }
 
@@ -169,6 +199,15 @@ func newState(cfg *config.Config, prev *state) *state {
 	return st
 }
 
+// traceIdP traces the calls to the identity provider of st when tracing
+// is on and st's provider is a new one (not yet used, not prev's).
+func (s *Service) traceIdP(st, prev *state) {
+	if s.tracerProvider == nil || st.idp == nil || (prev != nil && prev.idp == st.idp) {
+		return
+	}
+	st.idp.client.Transport = tracing.Transport(st.idp.client.Transport, s.tracerProvider, "idp")
+}
+
 // Handler returns the HTTP handler for everything served on the
 // authenticate_service_url host.
 func (s *Service) Handler() http.Handler { return s.handler }
@@ -184,15 +223,28 @@ func (s *Service) Ready() error {
 }
 
 // Run runs the service's background work until ctx ends: it warms up the
-// identity provider's discovery and runs the session refresher (one per
-// deployment, elected with the databroker lease "authenticate-refresher").
-// It returns nil when ctx ends.
+// identity provider's discovery, retries the pending sign-outs (see
+// revocationQueue) and runs the session refresher (one per deployment,
+// elected with the databroker lease "authenticate-refresher"). It returns
+// nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { defer close(done); s.warmUp(ctx) }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.warmUp(ctx) }()
+	go func() { defer wg.Done(); s.revocations.run(ctx, s.completeSignOut) }()
 	err := s.refresh.run(ctx)
-	<-done
+	wg.Wait()
 	return err
+}
+
+// PendingSignOuts reports nil when every sign-out has been written to the
+// databroker, else how many are still pending (for health detail: a
+// pending sign-out does not make the service unready).
+func (s *Service) PendingSignOuts() error {
+	if n := s.revocations.len(); n > 0 {
+		return fmt.Errorf("%d sign-out(s) not written to the databroker yet; retrying", n)
+	}
+	return nil
 }
 
 // warmUp discovers the identity provider in the background, retrying with

@@ -194,6 +194,14 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
+	signedIn := false
+	defer func() {
+		result := resultFailure
+		if signedIn {
+			result = resultSuccess
+		}
+		s.metrics.signIns.WithLabelValues(result).Inc()
+	}()
 	st, now := s.state.Load(), s.now()
 	form := r.URL.Query()
 	if r.Method == http.MethodPost {
@@ -262,7 +270,7 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 			Message: "The answer comes from another identity provider than the one gatehouse uses."})
 		return
 	}
-	tok, err := d.oauth.Exchange(st.idp.context(r.Context()), code, oauth2.VerifierOption(as.Verifier))
+	tok, err := s.exchange(r.Context(), st, d, code, as.Verifier)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
@@ -297,6 +305,7 @@ func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("authenticate: signed in", "user", user.Id, "email", user.Email, "programmatic", as.Programmatic)
+	signedIn = true
 	s.finishSignIn(w, r, st, ret, as.Programmatic, as.Binding, sess, serverVersion, recordVersion, now)
 }
 

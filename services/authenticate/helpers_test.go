@@ -53,6 +53,7 @@ type env struct {
 	authSrv   *httptest.Server
 	idpSrv    *httptest.Server
 	binding   handoff.Binding // of the last browser sign-in URL signInURL made
+	dbServer  *databrokertest.Server
 }
 
 type envOptions struct {
@@ -63,6 +64,8 @@ type envOptions struct {
 	// authHTTPS makes authenticate_service_url https:// (the service
 	// still listens on plain HTTP, as behind a TLS load balancer).
 	authHTTPS bool
+	// dbOptions configure the test databroker (its storage, say).
+	dbOptions []databrokertest.Option
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -75,7 +78,8 @@ func testLogger(t testing.TB) *slog.Logger {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t}
-	db := databrokertest.Start(t)
+	db := databrokertest.Start(t, o.dbOptions...)
+	e.dbServer = db
 	e.db = db.Client()
 
 	e.authSrv = httptest.NewUnstartedServer(nil)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
 	"github.com/gatehouse/gatehouse/pkg/databroker"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -29,11 +30,15 @@ import (
 // write; the request gets a 503 page.
 var ErrDataBroker = errors.New("the session store (databroker) is unavailable")
 
-// rpcTimeout bounds one databroker call.
+// rpcContext bounds one databroker call by authenticate_databroker_timeout
+// (default 3 s): most are made while a browser waits, which must get a
+// clear page quickly when no databroker answers (the connection waits for
+// a ready replica, so without this bound a call waits out the whole
+// deadline).
 func (s *Service) rpcContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := 10 * time.Second
-	if st := s.state.Load(); st != nil && st.cfg.GRPCClientTimeout > 0 {
-		d = st.cfg.GRPCClientTimeout.Std()
+	d := config.DefaultAuthenticateDataBrokerTimeout
+	if st := s.state.Load(); st != nil {
+		d = st.cfg.AuthenticateDataBrokerWait()
 	}
 	return context.WithTimeout(ctx, d)
 }

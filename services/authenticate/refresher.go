@@ -351,13 +351,16 @@ func (rf *refresher) handle(ctx context.Context, sess *sessionv1.Session, act ac
 		}
 		rf.mu.Unlock()
 		log.Debug("authenticate: session refreshed", "user", sess.UserId)
+		rf.s.metrics.refreshes.WithLabelValues(resultSuccess).Inc()
 	case errors.Is(err, errRefreshRejected):
+		rf.s.metrics.refreshes.WithLabelValues(resultRejected).Inc()
 		rf.end(ctx, sess, "authenticate: session ended: the identity provider refused to refresh it", "refresh-rejected")
 	default:
 		if ctx.Err() != nil {
 			return
 		}
 		n := rf.failed(sess.Id)
+		rf.s.metrics.refreshes.WithLabelValues(resultFailure).Inc()
 		log.Warn("authenticate: session refresh failed; will retry", "user", sess.UserId, "error", err, "failures", n)
 	}
 }

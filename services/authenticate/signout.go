@@ -2,6 +2,7 @@ package authenticate
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -103,6 +104,7 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var sess *sessionv1.Session
+	pending := false
 	if h != nil {
 		var err error
 		sess, err = s.getSession(r.Context(), h.ID, now)
@@ -110,11 +112,24 @@ func (s *Service) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			err = s.deleteSession(r.Context(), h.ID)
 		}
 		if err != nil {
-			s.log.Warn("authenticate: sign-out could not delete the session", "user", h.UserID, "error", err)
-			s.fail(w, r, dataBrokerProblem())
-			return
+			// No databroker answered in time: the sign-out is queued and
+			// retried until the delete lands (revocationQueue), and the
+			// page says it is pending, never that it is done.
+			pending = true
+			qerr := s.revocations.add(revocation{SessionID: h.ID, UserID: h.UserID, Queued: now})
+			s.log.Warn("authenticate: sign-out could not delete the session; queued, retrying until it lands",
+				"user", h.UserID, "error", err.Error(), "queue_error", fmt.Sprint(qerr))
+		} else {
+			s.log.Info("authenticate: signed out", "user", h.UserID)
+			s.metrics.signOuts.Inc()
 		}
-		s.log.Info("authenticate: signed out", "user", h.UserID)
+	}
+	if pending {
+		if !foreign {
+			s.clearSessionCookies(w, st)
+		}
+		s.signOutPending(w, r)
+		return
 	}
 	if foreign {
 		// This browser's own session and its IdP session stay.
@@ -264,4 +279,48 @@ func (s *Service) handleSignedOut(w http.ResponseWriter, r *http.Request) {
 // authenticate host.
 func (st *state) signInURLFor(ret string, now time.Time) string {
 	return handoff.SignInURL(st.authURL, ret, false, st.cfg.URLKey, now).String()
+}
+
+// signOutPending answers a sign-out that could not be written yet: 202
+// with a page (or JSON) that says so. The browser's cookie is already
+// cleared; the session itself ends when the queued delete lands.
+func (s *Service) signOutPending(w http.ResponseWriter, r *http.Request) {
+	if apiClient(r) {
+		writeJSON(w, http.StatusAccepted, map[string]any{
+			"status": "pending",
+			"error_description": "The session store is unavailable: this client's session cookie was removed, " +
+				"and the session will be ended as soon as the store can be reached (gatehouse keeps retrying).",
+		})
+		return
+	}
+	s.page(w, r, http.StatusAccepted, &pages.Page{
+		Title: "Sign-out pending",
+		Lead: []string{
+			"This browser is signed out, but gatehouse cannot reach its session store right now, so your session is not ended everywhere yet. gatehouse keeps trying and ends it as soon as the store is back.",
+			"Until then, anyone holding a copy of this session (its cookie or token) can still use it.",
+		},
+	})
+}
+
+// completeSignOut writes a queued sign-out (revocationQueue): it deletes
+// the session record and then, best effort, revokes the session's refresh
+// token at the identity provider, as a sign-out that went through at once
+// does. It fails while the databroker does not answer.
+func (s *Service) completeSignOut(ctx context.Context, r revocation) error {
+	sess, err := s.getSession(ctx, r.SessionID, s.now())
+	if err != nil {
+		return err
+	}
+	if err := s.deleteSession(ctx, r.SessionID); err != nil {
+		return err
+	}
+	st := s.state.Load()
+	if d := st.idp.cached(); d != nil && sess != nil {
+		if rt := sess.GetOauthToken().GetRefreshToken(); rt != "" {
+			if err := st.idp.revoke(ctx, d, rt, "refresh_token"); err != nil {
+				s.log.Warn("authenticate: refresh token revocation failed", "user", r.UserID, "error", err)
+			}
+		}
+	}
+	return nil
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +33,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/policy"
 	"github.com/gatehouse/gatehouse/pkg/requestid"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
@@ -60,6 +63,14 @@ type Options struct {
 	// allowed Check; the zero value is slog.LevelInfo. Denials are logged
 	// at info or above whatever this says.
 	DecisionLogLevel slog.Level
+	// TracerProvider adds the decision to each Check's span (the gRPC
+	// server's, or the in-process call's) and records the signing of
+	// identity JWTs; nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the service's metrics (Checks by decision, the
+	// synced copy's record counts, the Sync stream's version and lag);
+	// nil registers none.
+	Metrics prometheus.Registerer
 }
 
 // Service is the authorize service. It is safe for concurrent use.
@@ -72,6 +83,9 @@ type Service struct {
 	state  atomic.Pointer[state]
 	// sessionWait is SessionWait; tests shorten it.
 	sessionWait time.Duration
+	// tracer is nil when tracing is off.
+	tracer  trace.Tracer
+	metrics *metrics
 }
 
 var _ authv3.AuthorizationServer = (*Service)(nil)
@@ -88,21 +102,24 @@ func New(_ context.Context, o Options) (*Service, error) {
 		store:    newStore(),
 
 		sessionWait: SessionWait,
+		tracer:      tracing.Tracer(o.TracerProvider),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
 	s.logger = s.logger.With("service", "authorize")
+	s.metrics = newMetrics(o.Metrics, s.store)
 	if o.DataBroker != nil {
 		client := databrokerv1.NewDataBrokerServiceClient(o.DataBroker)
 		// Every type in one stream: see store.
-		s.syncer = databroker.NewSyncer(client, "", syncHandler{s.store}, databroker.SyncerOptions{Logger: s.logger})
+		s.syncer = databroker.NewSyncer(client, "", syncHandler{s.store}, databroker.SyncerOptions{Logger: s.logger, Metrics: o.Metrics})
 		s.store.src = s.syncer
 	}
 	st, err := compile(o.Source.Current())
 	if err != nil {
 		return nil, err
 	}
+	st.tracer = s.tracer
 	s.state.Store(st)
 	o.Source.OnChange(config.ServiceAuthorize, s)
 	return s, nil
@@ -119,6 +136,7 @@ func (s *Service) Prepare(_ context.Context, cfg *config.Config) (commit func(),
 	if err != nil {
 		return nil, err
 	}
+	st.tracer = s.tracer
 	return func() {
 		s.state.Store(st)
 		s.logger.Info("authorize: configuration applied", "routes", len(st.routes))
@@ -233,7 +251,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, nil, decisionDeny, 0, "user-unauthenticated")
 			return st.signIn(req, host, requestID, now), nil
 		}
-		ans, err := st.identityOK(r, true, ident, audience, now)
+		ans, err := st.identityOK(ctx, r, true, ident, audience, now)
 		if err != nil {
 			return nil, s.signError(err)
 		}
@@ -256,6 +274,10 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			cs.in.SourceIP = ip.Unmap()
 		}
 	}
+	// The client certificate, verified here against the route's client
+	// CA (cached by certificate).
+	cert, certReason := clientCertificate(r, req, now)
+	cs.in.ClientCert = cert
 	if cs.in.Method == http.MethodOptions {
 		// Only cors_preflight reads headers; build them only for the
 		// requests it can match.
@@ -275,20 +297,31 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		ans := r.okPlain
 		if ident != nil && r.passIdentity {
 			var err error
-			ans, err = st.identityOK(r, false, ident, audience, now)
+			ans, err = st.identityOK(ctx, r, false, ident, audience, now)
 			if err != nil {
 				return nil, s.signError(err)
 			}
 		}
 		if len(r.dynHeaders) > 0 {
 			var err error
-			ans, err = st.withDynamicHeaders(r, ans, ident, req, audience, now)
+			ans, err = st.withDynamicHeaders(ctx, r, ans, ident, req, cert, audience, now)
 			if err != nil {
 				return nil, s.signError(err)
 			}
 		}
+		if r.k8s != nil {
+			ans = st.withKubernetesHeaders(r, ans, ident, now)
+		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
 		return ans.pick(fromAuthorization), nil
+	case certDenied(&d):
+		// Before sign-in: no session makes up for a missing certificate.
+		reason := d.DenyResult.Reasons.String()
+		if certReason != "" {
+			reason += ": " + certReason
+		}
+		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, 0, reason)
+		return st.invalidClientCertificate(req, host, requestID, d.DenyResult.Reasons), nil
 	case d.NeedsSignIn || (ident == nil && d.Reasons.Has(policy.ReasonUserUnauthenticated)):
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionDeny, d.Reasons, "")
 		return st.signIn(req, host, requestID, now), nil
@@ -308,7 +341,15 @@ type okAnswer struct {
 func newOKAnswer(ok *authv3.OkHttpResponse) *okAnswer {
 	remove := make([]string, 0, len(ok.HeadersToRemove)+1)
 	remove = append(remove, ok.HeadersToRemove...)
-	remove = append(remove, "authorization")
+	setsAuthorization := false
+	for _, h := range ok.Headers {
+		if strings.EqualFold(h.GetHeader().GetKey(), "authorization") {
+			setsAuthorization = true // it replaces the client's, handle and all
+		}
+	}
+	if !setsAuthorization {
+		remove = append(remove, "authorization")
+	}
 	wrap := func(ok *authv3.OkHttpResponse) *authv3.CheckResponse {
 		return &authv3.CheckResponse{
 			Status:       extauthz.StatusOK,
@@ -378,6 +419,10 @@ func corsHeaders(req *authv3.CheckRequest) http.Header {
 // reasons are the policy's; reason, when set, explains a decision taken
 // without the policy instead.
 func (s *Service) logDecision(ctx context.Context, requestID, routeID, method, host, path string, ident *identity, decision string, reasons policy.Reasons, reason string) {
+	s.metrics.count(decision)
+	if s.tracer != nil {
+		annotateCheck(ctx, routeID, ident != nil, decision, reasons, reason)
+	}
 	level := s.logLevel
 	if decision != decisionAllow && level < slog.LevelInfo {
 		// Denials stay visible at info whatever level allows go to.

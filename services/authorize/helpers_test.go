@@ -287,3 +287,8 @@ func jsonBody(t testing.TB, body string) map[string]any {
 	}
 	return m
 }
+
+// parseErr parses yaml and returns the configuration or its error.
+func parseErr(yaml string) (*config.Config, error) {
+	return config.Parse([]byte(yaml), "test.yaml", func(string) (string, bool) { return "", false })
+}

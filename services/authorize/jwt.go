@@ -1,6 +1,7 @@
 package authorize
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,7 @@ type jwtKey struct {
 	sessionID string
 	routeID   string
 	audience  string
+	issuerURI bool // jwt_issuer_format uri, for internal answers (a route's own is in routeID)
 }
 
 type jwtEntry struct {
@@ -84,8 +86,12 @@ func (c *jwtCache) put(k jwtKey, e *jwtEntry, now time.Time) {
 // set_request_headers, X-Pomerium-Jwt-Assertion and the claim headers.
 // internal answers (the proxy's own pages; r may be nil) carry the JWT
 // alone. The answer comes from the JWT cache when it can.
-func (st *state) identityOK(r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
-	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey}
+func (st *state) identityOK(ctx context.Context, r *route, internal bool, ident *identity, audience string, now time.Time) (*okAnswer, error) {
+	var cr *config.Route
+	if r != nil {
+		cr = r.cfg
+	}
+	k := jwtKey{sessionID: ident.subject.SessionID, audience: audience, routeID: internalKey, issuerURI: st.cfg.JWTIssuerURIFor(cr)}
 	if !internal {
 		k.routeID = r.id
 	}
@@ -93,7 +99,11 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 		return ans, nil
 	}
 	claims := st.identityClaims(ident, audience, now)
-	jwt, err := st.keys.Sign(claims)
+	if k.issuerURI {
+		// jwt_issuer_format: uri, as Pomerium writes it.
+		claims.Issuer = "https://" + audience + "/"
+	}
+	jwt, err := st.sign(ctx, claims)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +115,11 @@ func (st *state) identityOK(r *route, internal bool, ident *identity, audience s
 	var remove []string
 	if !internal {
 		for _, ch := range st.claimHeaders {
-			if v := claimString(&ident.subject, ch.claim, audience); v != "" {
+			v := claimString(&ident.subject, ch.claim, audience)
+			if ch.claim == "iss" {
+				v = claims.Issuer
+			}
+			if v != "" {
 				headers = append(headers, extauthz.NewHeader(ch.header, v))
 			} else if !r.setsHeader(ch.header) {
 				// No value to write: whatever the client sent under this
@@ -195,13 +209,13 @@ func claimString(s *policy.Subject, claim, audience string) string {
 // headers. Without a session the session's values are empty. The answer
 // is built per request (these values are the user's or the request's), so
 // only routes that use such values pay for it.
-func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, audience string, now time.Time) (*okAnswer, error) {
+func (st *state) withDynamicHeaders(ctx context.Context, r *route, base *okAnswer, ident *identity, req *authv3.CheckRequest, cert *policy.ClientCertificate, audience string, now time.Time) (*okAnswer, error) {
 	var jwt string
 	for _, d := range r.dynHeaders {
 		if ident == nil || !d.tmpl.Uses(config.VarJWT) {
 			continue
 		}
-		ans, err := st.identityOK(r, true, ident, audience, now)
+		ans, err := st.identityOK(ctx, r, true, ident, audience, now)
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +230,10 @@ func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, r
 		if h, ok := strings.CutPrefix(name, config.VarRequestHeaderPrefix); ok {
 			return extauthz.Header(req, strings.ToLower(h))
 		}
+		if name == config.VarClientCertFingerprint {
+			// From the TLS handshake, as the proxy forwarded it.
+			return certFingerprint(cert, req)
+		}
 		if ident == nil {
 			return ""
 		}
@@ -227,7 +245,7 @@ func (st *state) withDynamicHeaders(r *route, base *okAnswer, ident *identity, r
 		case config.VarJWT:
 			return jwt
 		}
-		return "" // client_cert_fingerprint: no downstream mTLS
+		return ""
 	}
 	ok := base.plain.GetOkResponse()
 	headers := make([]*corev3.HeaderValueOption, 0, len(ok.GetHeaders())+len(r.dynHeaders))

@@ -8,6 +8,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
@@ -25,6 +26,9 @@ const (
 // when the configuration is loaded. It is immutable; a configuration change
 // builds a new one (with empty caches) and swaps it in atomically.
 type state struct {
+	// tracer records JWT signing; nil when tracing is off. Set by the
+	// Service once compiled.
+	tracer     trace.Tracer
 	cfg        *config.Config
 	keys       *signingkey.KeySet
 	handleKey  []byte // verifies session handles
@@ -67,6 +71,8 @@ type route struct {
 	// okPlain is the allowed answer without identity headers, shared by
 	// every such response (read-only).
 	okPlain *okAnswer
+	// k8s is the service account token of a Kubernetes API route, or nil.
+	k8s *k8sToken
 }
 
 // setsHeader reports whether the route's set_request_headers writes the
@@ -125,7 +131,7 @@ func compile(cfg *config.Config) (*state, error) {
 	}
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
-		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr)}
+		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr), k8s: newK8sToken(cr)}
 		names := make([]string, 0, len(cr.SetRequestHeaders))
 		for k := range cr.SetRequestHeaders {
 			names = append(names, k)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Storage types accepted in Options.StorageType (see StorageTypes for the
@@ -26,6 +28,9 @@ type Options struct {
 	ConnectionString string
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics receives the service's metrics (storage errors, record
+	// counts by type, the latest record version); nil registers none.
+	Metrics prometheus.Registerer
 	// Timeout bounds each storage operation (default 5s); past it the
 	// RPC fails with UNAVAILABLE.
 	Timeout time.Duration

@@ -140,8 +140,12 @@ func testPostgresRestartAndOutage(t *testing.T, pg *testutil.Postgres, url strin
 		t.Errorf("Put took %v with PostgreSQL down; timeout is %v", d, opts.Timeout)
 	}
 	wantCode(t, err, codes.Unavailable)
-	if svcB.Ready() == nil {
-		t.Error("Ready with PostgreSQL down")
+	if svcB.StorageHealth() == nil {
+		t.Error("StorageHealth reports a healthy storage with PostgreSQL down")
+	}
+	// Still serving: readiness never depends on the storage.
+	if err := svcB.Ready(); err != nil {
+		t.Errorf("not Ready with PostgreSQL down: %v", err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "a sweep of B to fail with PostgreSQL down", func() bool {
 		return strings.Contains(logsB.String(), "databroker: sweep failed")
@@ -180,8 +184,8 @@ func testPostgresRestartAndOutage(t *testing.T, pg *testutil.Postgres, url strin
 	if err != nil || r.GetRecord().GetVersion() != put.GetRecords()[42].GetVersion() {
 		t.Fatalf("Get u42 = %v, %v", r, err)
 	}
-	if err := svcB.Ready(); err != nil {
-		t.Errorf("not Ready after PostgreSQL came back: %v", err)
+	if err := svcB.StorageHealth(); err != nil {
+		t.Errorf("storage unhealthy after PostgreSQL came back: %v", err)
 	}
 }
 

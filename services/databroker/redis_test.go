@@ -164,8 +164,12 @@ func TestRedisOutage(t *testing.T) {
 	wantCode(t, err, codes.Unavailable)
 	_, err = b.Get(ctx, &databrokerv1.GetRequest{Type: userType, Id: "before"})
 	wantCode(t, err, codes.Unavailable)
-	if svcB.Ready() == nil {
-		t.Error("Ready with Redis down")
+	if svcB.StorageHealth() == nil {
+		t.Error("StorageHealth reports a healthy storage with Redis down")
+	}
+	// Still serving: readiness never depends on the storage.
+	if err := svcB.Ready(); err != nil {
+		t.Errorf("not Ready with Redis down: %v", err)
 	}
 	// The outage lasts until B's background work has met it.
 	testutil.WaitFor(t, 10*time.Second, "a sweep of B to fail with Redis down", func() bool {
@@ -195,8 +199,8 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("after restart the stream got %v, want %s at version %d", r, id, first.GetRecords()[0].GetVersion()+uint64(i)+1)
 		}
 	}
-	if err := svcB.Ready(); err != nil {
-		t.Errorf("not Ready after Redis came back: %v", err)
+	if err := svcB.StorageHealth(); err != nil {
+		t.Errorf("storage unhealthy after Redis came back: %v", err)
 	}
 }
 

@@ -78,6 +78,14 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 // closes.
 func NewWithBackend(backend storage.Backend, opts Options) *Service {
 	opts.setDefaults()
+	if opts.Metrics != nil {
+		if opts.Metrics.Register(storageErrors) == nil {
+			for _, c := range []codes.Code{codes.Unavailable, codes.Internal, codes.DeadlineExceeded} {
+				storageErrors.WithLabelValues(c.String())
+			}
+		}
+		_ = opts.Metrics.Register(collector{backend: backend})
+	}
 	return &Service{opts: opts, log: opts.Logger, backend: backend}
 }
 
@@ -111,13 +119,20 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// ErrStorageUnreachable is the error of Ready while the storage does not
-// answer.
+// ErrStorageUnreachable is the error of StorageHealth while the storage
+// does not answer.
 var ErrStorageUnreachable = errors.New("databroker: storage unreachable")
 
-// Ready reports nil when the storage answers (within a second), else an
-// error wrapping ErrStorageUnreachable.
-func (s *Service) Ready() error {
+// Ready reports nil: the service serves once built, whether its storage
+// answers or not (writes then fail with UNAVAILABLE; see StorageHealth).
+// Readiness tied to storage would take every replica out of service for a
+// storage blip.
+func (s *Service) Ready() error { return nil }
+
+// StorageHealth reports nil when the storage answers (within a second),
+// else an error wrapping ErrStorageUnreachable: for health detail, metrics
+// and logs, not for readiness.
+func (s *Service) StorageHealth() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.backend.Ping(ctx); err != nil {
@@ -154,6 +169,7 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	}
+	countStorageError(code)
 	return status.Error(code, err.Error())
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -67,6 +68,9 @@ type checkInput struct {
 	// extraHeaders are request headers the route's set_request_headers
 	// read (${pomerium.request.headers.X}), canonical.
 	extraHeaders []string
+	// clientCert is the TLS client certificate chain, URL-encoded PEM
+	// (clientCertificate); "" without one.
+	clientCert string
 }
 
 // checkHeaders are the request headers a Check carries: the credentials
@@ -125,6 +129,9 @@ func (b *checkBuf) fill(in *checkInput) {
 		h.Headers["x-pomerium-authorization"] = in.credential
 	}
 	b.sock.Address = in.clientIP
+	// Envoy's attributes.source.certificate: from the TLS stack only,
+	// never from a request header.
+	b.source.Certificate = in.clientCert
 	b.attrs.ContextExtensions[extRouteID] = in.routeID
 	if in.internal {
 		b.attrs.ContextExtensions[extInternal] = "true"
@@ -139,6 +146,7 @@ func (b *checkBuf) release() {
 	clear(b.attrs.ContextExtensions)
 	b.http.Id, b.http.Method, b.http.Host, b.http.Path, b.http.Scheme, b.http.Protocol = "", "", "", "", "", ""
 	b.sock.Address = ""
+	b.source.Certificate = ""
 	checkPool.Put(b)
 }
 
@@ -149,6 +157,8 @@ func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckRespo
 	b.fill(in)
 	var resp *authv3.CheckResponse
 	var err error
+	start := time.Now()
+	defer func() { s.metrics.check.Observe(time.Since(start).Seconds()) }()
 	if s.checkTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.checkTimeout)

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // benchUpstream answers every request with a small body.
@@ -190,3 +193,22 @@ func BenchmarkStripGatehouseHeaders(b *testing.B) {
 		stripGatehouseHeaders(h, &set)
 	}
 }
+
+// BenchmarkServeHTTPTraced is BenchmarkServeHTTP with tracing on, every
+// request sampled, its spans handed to a batch processor whose exporter
+// discards them: the cost of a traced request.
+func BenchmarkServeHTTPTraced(b *testing.B) {
+	up := benchUpstream(b)
+	cfg := parseConfig(b, "", routeYAML("id: app", "from: https://app.test", "to: "+up.URL, "pass_identity_headers: true"))
+	authz := newFakeAuthz(allowAll("x-pomerium-jwt-assertion", benchJWT))
+	authz.record = false
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h := newHarness(b, cfg, authz, func(o *Options) { o.TracerProvider = tp }).svc.Handler()
+	serveBench(b, h, func() *http.Request { return browserRequest("app.test", "/d/abc?orgId=1") })
+}
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }

@@ -43,6 +43,7 @@ const (
 func (s *Service) checkRequest(w http.ResponseWriter, r *http.Request, st *state, route *config.Route, rt *route, in *checkInput) (*authv3.OkHttpResponse, decision) {
 	in.scheme = requestScheme(r, st.hops)
 	in.clientIP, _ = clientIP(r, st.hops)
+	in.clientCert = clientCertificate(r)
 	resp, err := s.check(r.Context(), in)
 	if err != nil {
 		if r.Context().Err() != nil {

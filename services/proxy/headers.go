@@ -5,6 +5,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
 )
 
@@ -12,10 +13,26 @@ import (
 const (
 	headerPomeriumAuthorization = sessionhandle.HeaderPomeriumAuthorization
 	headerJWTAssertion          = "X-Pomerium-Jwt-Assertion"
+	headerJWTAssertionFor       = "X-Pomerium-Jwt-Assertion-For"
 	headerClaimPrefix           = "X-Pomerium-Claim-"
 	headerRequestID             = "X-Request-Id"
 	lowerJWTAssertion           = "x-pomerium-jwt-assertion"
 )
+
+// incomingAssertion returns the identity JWT a request carries for
+// Pomerium's X-Pomerium-Jwt-Assertion-For: that header's value, else
+// X-Pomerium-Jwt-Assertion's (a service passing on the JWT it received),
+// as Pomerium carries it over. Only the exact names count; the caller
+// must verify the token before passing it on.
+func incomingAssertion(h http.Header) string {
+	if vs := h[headerJWTAssertionFor]; len(vs) == 1 && vs[0] != "" {
+		return vs[0]
+	}
+	if vs := h[headerJWTAssertion]; len(vs) == 1 {
+		return vs[0]
+	}
+	return ""
+}
 
 // stripPomeriumHeaders removes every X-Pomerium-* header the client sent
 // and returns the value of X-Pomerium-Authorization (a session credential
@@ -104,4 +121,21 @@ func isIdentityHeader(canonical string, claimHeaders map[string]string) bool {
 	}
 	_, ok := claimHeaders[canonical]
 	return ok
+}
+
+// underscoreHeaders applies headers_with_underscores_action (drop or
+// reject) to a request: it drops every header whose name has an
+// underscore, or answers 400 and returns false when there is one.
+func underscoreHeaders(w http.ResponseWriter, r *http.Request, action config.UnderscoreAction, reqID string) bool {
+	for k := range r.Header {
+		if !strings.Contains(k, "_") {
+			continue
+		}
+		if action == config.UnderscoresRejectRequest {
+			writeError(w, r, http.StatusBadRequest, "Header names with underscores are not accepted.", reqID)
+			return false
+		}
+		delete(r.Header, k)
+	}
+	return true
 }

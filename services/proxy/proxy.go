@@ -24,6 +24,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
@@ -33,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/requestid"
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // DefaultCheckTimeout bounds one Check call to authorize when
@@ -60,6 +63,15 @@ type Options struct {
 	// CheckTimeout bounds each Check to a remote Authorizer; zero means
 	// DefaultCheckTimeout. It must not be negative.
 	CheckTimeout time.Duration
+	// TracerProvider traces every request (a server span continuing the
+	// client's traceparent, the route match, the Check, the upstream
+	// request, which gets the trace as traceparent); nil traces nothing
+	// and adds nothing to the request path.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the proxy's metrics (requests by route, status and
+	// decision; Check and upstream latency; upstream errors); nil
+	// registers none (they are still counted, unexported).
+	Metrics prometheus.Registerer
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
@@ -79,6 +91,12 @@ type Service struct {
 	// checkErrors keeps a failing authorize from writing an error line
 	// per request.
 	checkErrors *logging.Limiter
+
+	metrics *metrics
+
+	// tracer and tracerProvider are nil when tracing is off.
+	tracer         trace.Tracer
+	tracerProvider trace.TracerProvider
 }
 
 // state is everything compiled from one configuration. It is never
@@ -89,11 +107,14 @@ type state struct {
 	routes    map[*config.Route]*route
 	cipher    *cryptutil.Cipher
 	jwks      http.Handler
+	keys      *signingkey.KeySet // verifies X-Pomerium-Jwt-Assertion-For
 	wellKnown http.Handler
 	hops      int
-	respHTTP  []headerKV // response headers of the proxy's own pages
-	respHTTPS []headerKV
-	brand     pages.Branding // the look of the proxy's own pages
+	// underscores is headers_with_underscores_action.
+	underscores config.UnderscoreAction
+	respHTTP    []headerKV // response headers of the proxy's own pages
+	respHTTPS   []headerKV
+	brand       pages.Branding // the look of the proxy's own pages
 }
 
 // New builds the proxy service from the current configuration and adds it
@@ -119,6 +140,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		transports:   newTransportCache(),
 		usedBindings: handoff.NewUsedSet(maxUsedBindings),
 		checkErrors:  logging.NewLimiter(checkErrorLogInterval),
+
+		metrics:        newMetrics(o.Metrics),
+		tracer:         tracing.Tracer(o.TracerProvider),
+		tracerProvider: o.TracerProvider,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -163,12 +188,21 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 		table:  routematch.New(cfg.Routes),
 		routes: make(map[*config.Route]*route, len(cfg.Routes)),
 		hops:   cfg.XFFNumTrustedHops,
+
+		underscores: cfg.UnderscoreHeaders,
 	}
 	keep := map[transportKey]bool{}
 	claimHeaders := claimHeaderNames(cfg)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		if r.FromURL == nil || len(r.ToURLs) == 0 {
+		if r.FromURL == nil {
+			continue
+		}
+		if r.Redirect != nil || r.Response != nil {
+			st.routes[r] = s.newDirectRoute(cfg, r, claimHeaders)
+			continue
+		}
+		if len(r.ToURLs) == 0 {
 			continue
 		}
 		rt, key, err := s.newRoute(cfg, r, claimHeaders)
@@ -191,6 +225,7 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 			return nil, fmt.Errorf("proxy: signing key: %w", err)
 		}
 		st.jwks = ks.JWKSHandler()
+		st.keys = ks
 	}
 	if cfg.AuthenticateURLParsed != nil {
 		st.wellKnown = signingkey.WellKnownHandler(cfg.AuthenticateURLParsed, nil)
@@ -257,15 +292,32 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.tracer != nil {
+		s.serveTraced(w, r)
+		return
+	}
+	s.serveLogged(w, r)
+}
+
+// serveLogged serves a request and writes its access log line. It returns
+// what the log line says, for the request's span.
+func (s *Service) serveLogged(w http.ResponseWriter, r *http.Request) (routeID string, d decision, status int) {
 	start := time.Now()
 	// 1. Header safety before anything else.
+	assertion := incomingAssertion(r.Header)
 	credential := stripPomeriumHeaders(r.Header)
 	reqID := requestID(r.Header)
 
 	rec := recorderPool.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.bytes = w, 0, 0
 	rec.brand = &s.state.Load().brand
-	routeID, d := s.serve(rec, r, credential, reqID)
+	routeID, d = s.serve(rec, r, credential, assertion, reqID)
+	status = rec.status
+	if status == 0 && d == decisionAllow && isUpgrade(r) {
+		status = http.StatusSwitchingProtocols
+	}
+	elapsed := time.Since(start)
+	s.metrics.route(routeID).observe(status, d, elapsed)
 
 	// Requests that went through are logged at debug: a JSON line costs
 	// microseconds, more than the rest of gatehouse's work on a request.
@@ -275,10 +327,6 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		level = slog.LevelInfo
 	}
 	if s.logger.Enabled(r.Context(), level) {
-		status := rec.status
-		if status == 0 && d == decisionAllow && isUpgrade(r) {
-			status = http.StatusSwitchingProtocols
-		}
 		s.logger.LogAttrs(r.Context(), level, "http request",
 			slog.String("request_id", reqID),
 			slog.String("route", routeID),
@@ -288,17 +336,22 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("path", requestPath(r)),
 			slog.Int("status", status),
 			slog.Int64("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", elapsed),
 		)
 	}
 	rec.ResponseWriter, rec.brand = nil, nil
 	recorderPool.Put(rec)
+	return routeID, d, status
 }
 
 // serve handles one request and returns the route id and decision for the
 // access log.
-func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqID string) (routeID string, d decision) {
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, assertion, reqID string) (routeID string, d decision) {
 	st := s.state.Load()
+	// 1a. headers_with_underscores_action, as Envoy's codec applies it.
+	if st.underscores != config.UnderscoresAllow && !underscoreHeaders(w, r, st.underscores, reqID) {
+		return "", decisionInvalid
+	}
 	// 1b. One normal path for everything below (see normalizeRequestPath).
 	p, refused := normalizeRequestPath(w, r, st.cfg.PathNormalization, reqID)
 	if p == "" {
@@ -345,7 +398,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 	r.URL.RawQuery, _ = handoff.StripReservedQuery(r.URL.RawQuery)
 
 	// 3. Route.
-	cr := st.table.Match(r.Host, p)
+	var cr *config.Route
+	if s.tracer != nil {
+		cr = s.tracedMatch(r, st, p)
+	} else {
+		cr = st.table.Match(r.Host, p)
+	}
 	var rt *route
 	if cr != nil {
 		rt = st.routes[cr]
@@ -374,11 +432,23 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, credential, reqI
 		}
 	}
 
-	// 5. Forward. The upstream request's headers (authorize's, the
+	// 5. A redirect or a fixed response, once the policy allowed it.
+	if rt.proxy == nil {
+		rt.serveDirect(w, r)
+		return rt.cfg.ID, decisionAllow
+	}
+
+	// 6. Forward. The upstream request's headers (authorize's, the
 	// route's, the strip of the client's) are written in rt.rewrite,
 	// after ReverseProxy removed the hop-by-hop headers.
 	if ok != nil {
 		r = withOK(r, ok)
+	}
+	if assertion != "" && rt.passIdentity && st.keys != nil && st.keys.Verify(assertion, s.now()) == nil {
+		// Pomerium's X-Pomerium-Jwt-Assertion-For, for a service that
+		// calls another on its user's behalf; only an identity JWT this
+		// deployment signed, unexpired, is passed on.
+		r = withAssertionFor(r, assertion)
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return rt.cfg.ID, decisionAllow

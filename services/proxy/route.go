@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	"github.com/gatehouse/gatehouse/pkg/sessionhandle"
+	"github.com/gatehouse/gatehouse/pkg/tracing"
 )
 
 // bufferPool hands ReverseProxy 32 KiB copy buffers, so that streaming a
@@ -48,6 +50,7 @@ type headerKV struct{ key, value string }
 // once built (the balancer has its own lock).
 type route struct {
 	cfg          *config.Route
+	metrics      *routeMetrics
 	proxy        *httputil.ReverseProxy
 	bal          *balancer
 	passIdentity bool
@@ -69,10 +72,17 @@ type route struct {
 	respHTTP    []headerKV // response headers for plain-HTTP clients
 	respHTTPS   []headerKV // ... and for HTTPS clients (with HSTS)
 	rewriteSub  string     // regex_rewrite_substitution in Go's $n syntax
+	hostPathSub string     // host_path_regex_rewrite_substitution, likewise
 	idleTimeout time.Duration
 	hops        int
-	cookieName  string
-	logger      *slog.Logger
+	// kubernetes marks a Kubernetes API route (its Impersonate-* headers
+	// come from authorize only).
+	kubernetes bool
+	// skipXFFAppend is skip_xff_append: the peer is not added to
+	// X-Forwarded-For.
+	skipXFFAppend bool
+	cookieName    string
+	logger        *slog.Logger
 }
 
 // Pomerium's default security response headers.
@@ -160,15 +170,20 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	}
 	rt := &route{
 		cfg:          r,
-		bal:          newBalancer(r.ToURLs),
+		bal:          newBalancer(r.ToURLs, r.LB()),
 		passIdentity: cfg.PassIdentityHeadersFor(r),
 		rewriteSub:   envoySubstitution(r.RegexRewriteSubstitution),
+		hostPathSub:  envoySubstitution(r.HostPathRegexRewriteSubstitution),
 		hops:         cfg.XFFNumTrustedHops,
 		cookieName:   cfg.CookieName,
 		logger:       s.logger,
 		protected:    protectedHeaders(cfg, r),
 		claimHeaders: claimHeaders,
 		upgrades:     routeUpgrades(r),
+
+		skipXFFAppend: cfg.SkipXFFAppend,
+		kubernetes:    r.IsForKubernetes(),
+		metrics:       s.metrics.route(r.ID),
 	}
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
@@ -186,8 +201,11 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	rt.removeSet = newHeaderSet(rt.removeReq...)
 	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
 	rt.proxy = &httputil.ReverseProxy{
-		Rewrite:   rt.rewrite,
-		Transport: &retryTransport{rt: tr, bal: rt.bal},
+		Rewrite: rt.rewrite,
+		// With tracing on, a client span per upstream request that sends
+		// the trace to the upstream as traceparent (replacing any the
+		// client sent), so the upstream's own traces join it.
+		Transport: tracing.Transport(&retryTransport{rt: tr, bal: rt.bal, metrics: rt.metrics}, s.tracerProvider, "upstream"),
 		// 0, not -1: ReverseProxy already flushes every write of a
 		// streaming response (SSE, or no Content-Length), and a flush per
 		// write would cost a second write(2) on every small response.
@@ -206,26 +224,69 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	rt.setUpstreamHeaders(in, out)
-	up := rt.bal.pick()
+	up := rt.bal.pickFor(rt.hashKey(in))
 	out.URL.Scheme = up.url.Scheme
 	out.URL.Host = up.url.Host
 	rt.rewritePath(in, out, up.url)
-	switch {
-	case rt.cfg.PreserveHostHeader:
-		out.Host = in.Host
-	case rt.cfg.HostRewrite != "":
-		out.Host = rt.cfg.HostRewrite
-	default:
-		out.Host = "" // the upstream's host
-	}
+	out.Host = rt.upstreamHost(in)
 	// One backing array for the three headers (capacity-limited slices,
 	// so an append elsewhere cannot clobber a neighbour).
-	vals := [...]string{forwardedFor(in, rt.hops), requestScheme(in, rt.hops), in.Host}
+	var xff string
+	if rt.skipXFFAppend {
+		_, xff = clientIP(in, rt.hops) // what the trusted proxies wrote, without the peer
+	} else {
+		xff = forwardedFor(in, rt.hops)
+	}
+	vals := [...]string{xff, requestScheme(in, rt.hops), in.Host}
 	fwd := vals[:]
 	h := out.Header
-	h["X-Forwarded-For"] = fwd[0:1:1]
+	if xff != "" {
+		h["X-Forwarded-For"] = fwd[0:1:1]
+	}
 	h["X-Forwarded-Proto"] = fwd[1:2:2]
 	h["X-Forwarded-Host"] = fwd[2:3:3]
+}
+
+// hashKey is what ring_hash and maglev hash for a request: its session
+// handle (cookie or Authorization), else the client's IP. Other policies
+// hash nothing.
+func (rt *route) hashKey(in *http.Request) string {
+	switch rt.bal.policy {
+	case config.LBRingHash, config.LBMaglev:
+	default:
+		return ""
+	}
+	if tok, _ := sessionhandle.FromHeaders(in.Header.Get("Authorization"), "", strings.Join(in.Header["Cookie"], "; "), rt.cookieName); tok != "" {
+		return tok
+	}
+	ip, _ := clientIP(in, rt.hops)
+	return ip
+}
+
+// upstreamHost returns the Host header the upstream gets ("" for the
+// upstream URL's host), by Pomerium's precedence: host_rewrite,
+// host_rewrite_header, host_path_regex_rewrite_pattern,
+// preserve_host_header, else the upstream's own name.
+func (rt *route) upstreamHost(in *http.Request) string {
+	r := rt.cfg
+	switch {
+	case r.HostRewrite != "":
+		return r.HostRewrite
+	case r.HostRewriteHeader != "":
+		// Envoy's host_rewrite_header: an empty or missing header leaves
+		// the client's Host.
+		if v := in.Header.Get(r.HostRewriteHeader); v != "" {
+			return v
+		}
+		return in.Host
+	case r.HostPathRE != nil:
+		// On the normal path the route was matched and authorized on,
+		// without the query, as Envoy's host_rewrite_path_regex.
+		return r.HostPathRE.ReplaceAllString(requestPath(in), rt.hostPathSub)
+	case r.PreserveHostHeader:
+		return in.Host
+	}
+	return ""
 }
 
 // rewritePath applies regex_rewrite or prefix_rewrite and the upstream's
@@ -290,10 +351,29 @@ func (rt *route) modifyResponse(resp *http.Response) error {
 	for _, kv := range hs {
 		setHeader(resp.Header, kv.key, kv.value)
 	}
+	rt.rewriteResponseHeaders(resp.Header)
 	if rt.idleTimeout > 0 && resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = newIdleBody(resp.Body, rt.idleTimeout)
 	}
 	return nil
+}
+
+// rewriteResponseHeaders applies rewrite_response_headers to a response
+// on its way to the client: a header whose value starts with an entry's
+// prefix gets the entry's value in place of the prefix (several values
+// are read as one, comma-joined, as Envoy's Lua filter reads them).
+func (rt *route) rewriteResponseHeaders(h http.Header) {
+	for _, rw := range rt.cfg.RewriteResponseHeaders {
+		key := textproto.CanonicalMIMEHeaderKey(rw.Header)
+		vs := h[key]
+		if len(vs) == 0 {
+			continue
+		}
+		v := strings.Join(vs, ",")
+		if rest, ok := strings.CutPrefix(v, rw.Prefix); ok {
+			h[key] = []string{rw.Value + rest}
+		}
+	}
 }
 
 // errorHandler turns a failed upstream exchange into a 502 or 504 page.
@@ -315,6 +395,14 @@ func (rt *route) errorHandler(w http.ResponseWriter, req *http.Request, err erro
 	case isDialError(err):
 		rt.bal.markDown(req.URL.Host)
 	}
+	switch {
+	case status == http.StatusGatewayTimeout:
+		rt.metrics.upstreamError(upstreamErrTimeout)
+	case isDialError(err):
+		rt.metrics.upstreamError(upstreamErrUnreachable)
+	default:
+		rt.metrics.upstreamError(upstreamErrOther)
+	}
 	rt.logger.Warn("upstream request failed", "route", rt.cfg.ID, "request_id", reqID,
 		"upstream", req.URL.Host, "status", status, "error", err.Error())
 	for _, kv := range rt.respHeaders(req) {
@@ -335,11 +423,56 @@ func (rt *route) respHeaders(out *http.Request) []headerKV {
 // non-idempotent request is safe to send elsewhere) and the request has
 // no body to replay.
 type retryTransport struct {
-	rt  http.RoundTripper
-	bal *balancer
+	rt      http.RoundTripper
+	bal     *balancer
+	metrics *routeMetrics
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	var resp *http.Response
+	var err error
+	if t.bal.policy == config.LBLeastRequest {
+		resp, err = t.countActive(req)
+	} else {
+		resp, err = t.roundTrip(req)
+	}
+	if err == nil {
+		t.metrics.upstream.Observe(time.Since(start).Seconds())
+	}
+	return resp, err
+}
+
+// countActive sends req counting it as in flight to its upstream until
+// its response body is closed (least_request reads the count).
+func (t *retryTransport) countActive(req *http.Request) (*http.Response, error) {
+	u := t.bal.byHost(req.URL.Host)
+	if u == nil {
+		return t.roundTrip(req)
+	}
+	u.active.Add(1)
+	resp, err := t.roundTrip(req)
+	if err != nil || resp.Body == nil {
+		u.active.Add(-1)
+		return resp, err
+	}
+	resp.Body = &activeBody{ReadCloser: resp.Body, u: u}
+	return resp, nil
+}
+
+// activeBody ends an upstream's in-flight request when closed.
+type activeBody struct {
+	io.ReadCloser
+	u    *upstream
+	once sync.Once
+}
+
+func (b *activeBody) Close() error {
+	b.once.Do(func() { b.u.active.Add(-1) })
+	return b.ReadCloser.Close()
+}
+
+func (t *retryTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
 	if err == nil || len(t.bal.ups) < 2 || !isDialError(err) {
 		return resp, err

@@ -217,7 +217,7 @@ func TestWeightedRoundRobin(t *testing.T) {
 
 func TestBalancerSmoothAndSkipsDown(t *testing.T) {
 	cfg := parseConfig(t, "", routeYAML("id: lb", "from: http://lb.test", `to: ["http://a:1,5", "http://b:1", "http://c:1"]`))
-	bal := newBalancer(cfg.Routes[0].ToURLs)
+	bal := newBalancer(cfg.Routes[0].ToURLs, config.LBRoundRobin)
 	var seq strings.Builder
 	for range 7 {
 		seq.WriteString(bal.pick().url.Hostname())

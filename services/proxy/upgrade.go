@@ -25,10 +25,12 @@ const (
 // routeUpgrades returns the Upgrade protocols r tunnels.
 func routeUpgrades(r *config.Route) []string {
 	var out []string
-	if r.AllowWebsockets {
+	// kubectl exec, attach and port-forward need them: Pomerium enables
+	// both on Kubernetes API routes.
+	if r.AllowWebsockets || r.IsForKubernetes() {
 		out = append(out, upgradeWebsocket)
 	}
-	if r.AllowSPDY {
+	if r.AllowSPDY || r.IsForKubernetes() {
 		out = append(out, upgradeSPDY)
 	}
 	return out

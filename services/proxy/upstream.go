@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +38,8 @@ const (
 // connections.
 type transportKey struct {
 	skipVerify     bool
+	renegotiate    bool // tls_upstream_allow_renegotiation
+	h2c            bool // h2c:// upstreams: HTTP/2 with prior knowledge, no TLS
 	serverName     string
 	caHash         string // hash of tls_custom_ca, "" for the system roots (plus certificate_authority)
 	clientCertHash string // hash of tls_client_cert + key
@@ -63,7 +68,8 @@ func hashOf(parts ...string) string {
 
 // routeTransportKey returns the key of r's transport.
 func routeTransportKey(cfg *config.Config, r *config.Route) transportKey {
-	k := transportKey{skipVerify: r.TLSSkipVerify, serverName: r.TLSServerName}
+	k := transportKey{skipVerify: r.TLSSkipVerify, serverName: r.UpstreamServerName(),
+		renegotiate: r.TLSUpstreamAllowRenegotiation, h2c: r.H2C()}
 	if r.TLSCustomCA != "" {
 		k.caHash = hashOf(r.TLSCustomCA)
 	}
@@ -88,8 +94,13 @@ func (c *transportCache) get(cfg *config.Config, r *config.Route) (*http.Transpo
 	tlsConf := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: r.TLSSkipVerify, //nolint:gosec // tls_skip_verify is the operator's explicit choice
-		ServerName:         r.TLSServerName,
+		ServerName:         key.serverName,
 		RootCAs:            cfg.CAPool,
+	}
+	if key.renegotiate {
+		// Envoy's allow_renegotiation: the upstream may ask for a new
+		// handshake (TLS 1.2 only; Go refuses it on HTTP/2 connections).
+		tlsConf.Renegotiation = tls.RenegotiateFreelyAsClient
 	}
 	if pool := r.TLSCustomCAPool(); pool != nil {
 		tlsConf.RootCAs = pool
@@ -115,6 +126,13 @@ func (c *transportCache) get(cfg *config.Config, r *config.Route) (*http.Transpo
 		ExpectContinueTimeout: time.Second,
 		// Responses pass through as the upstream sent them.
 		DisableCompression: true,
+	}
+	if key.h2c {
+		// h2c:// upstreams (gRPC servers, for one) speak HTTP/2 over plain
+		// TCP from the first byte; the balancer gives their URLs the http
+		// scheme, which this transport then sends as HTTP/2.
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
 	}
 	c.m[key] = t
 	return t, nil
@@ -150,6 +168,10 @@ type upstream struct {
 	current int
 	// downUntil is when a failed upstream may be tried again (Unix nanoseconds).
 	downUntil atomic.Int64
+	// active counts the requests in flight to it (least_request only).
+	active atomic.Int64
+	// seed is the hash of its address, for rendezvous hashing.
+	seed uint64
 }
 
 // balancer picks a route's upstream by smooth weighted round-robin (as
@@ -157,28 +179,155 @@ type upstream struct {
 // upstreams that recently refused connections unless all of them have.
 // It is safe for concurrent use.
 type balancer struct {
-	ups   []*upstream
-	total int
+	ups    []*upstream
+	total  int
+	policy config.LBPolicy
 	// samePaths is true when every upstream has the same base path, so a
 	// rewritten request can go to any of them.
 	samePaths bool
 	mu        sync.Mutex
 }
 
-func newBalancer(to []config.WeightedURL) *balancer {
-	b := &balancer{samePaths: true}
+func newBalancer(to []config.WeightedURL, policy config.LBPolicy) *balancer {
+	b := &balancer{samePaths: true, policy: policy}
 	for _, w := range to {
 		if len(b.ups) > 0 && b.ups[0].url.EscapedPath() != w.URL.EscapedPath() {
 			b.samePaths = false
 		}
 		weight := max(w.Weight, 1)
-		b.ups = append(b.ups, &upstream{url: w.URL, weight: weight})
+		u := w.URL
+		if u.Scheme == "h2c" {
+			// Sent as http:// by the route's h2c transport.
+			c := *u
+			c.Scheme = "http"
+			u = &c
+		}
+		b.ups = append(b.ups, &upstream{url: u, weight: weight, seed: hash64(u.Host)})
 		b.total += weight
 	}
 	return b
 }
 
-// pick returns the next upstream.
+// pickFor returns the upstream for a request by the route's policy; key
+// is what ring_hash and maglev hash (the session, else the client IP).
+func (b *balancer) pickFor(key string) *upstream {
+	if len(b.ups) == 1 {
+		return b.ups[0]
+	}
+	switch b.policy {
+	case config.LBRandom:
+		return b.pickRandom()
+	case config.LBLeastRequest:
+		return b.pickLeastRequest()
+	case config.LBRingHash, config.LBMaglev:
+		return b.pickHash(key)
+	}
+	return b.pick()
+}
+
+// available returns the upstreams not marked down, or all of them when
+// every one is.
+func (b *balancer) available(now int64) []*upstream {
+	up := make([]*upstream, 0, len(b.ups))
+	for _, u := range b.ups {
+		if u.downUntil.Load() <= now {
+			up = append(up, u)
+		}
+	}
+	if len(up) == 0 {
+		return b.ups
+	}
+	return up
+}
+
+// pickRandom picks an available upstream at random, by weight.
+func (b *balancer) pickRandom() *upstream {
+	ups := b.available(time.Now().UnixNano())
+	total := 0
+	for _, u := range ups {
+		total += u.weight
+	}
+	n := rand.IntN(total)
+	for _, u := range ups {
+		if n < u.weight {
+			return u
+		}
+		n -= u.weight
+	}
+	return ups[len(ups)-1]
+}
+
+// pickLeastRequest picks two available upstreams at random and takes the
+// one with fewer requests in flight for its weight (Envoy's P2C).
+func (b *balancer) pickLeastRequest() *upstream {
+	ups := b.available(time.Now().UnixNano())
+	if len(ups) == 1 {
+		return ups[0]
+	}
+	i := rand.IntN(len(ups))
+	j := rand.IntN(len(ups) - 1)
+	if j >= i {
+		j++
+	}
+	a, c := ups[i], ups[j]
+	// a.active/a.weight <= c.active/c.weight, without division.
+	if a.active.Load()*int64(c.weight) <= c.active.Load()*int64(a.weight) {
+		return a
+	}
+	return c
+}
+
+// pickHash picks by weighted rendezvous hashing of key: each available
+// upstream scores -weight/ln(h(key, upstream)) and the best wins, so a key
+// keeps its upstream as long as that one is up, and removing an upstream
+// moves only its keys. An empty key (nothing to hash) goes round robin.
+func (b *balancer) pickHash(key string) *upstream {
+	if key == "" {
+		return b.pick()
+	}
+	k := hash64(key)
+	var best *upstream
+	bestScore := math.Inf(-1)
+	for _, u := range b.available(time.Now().UnixNano()) {
+		h := mix64(k ^ u.seed)
+		// A uniform float in (0, 1) from the top 53 bits.
+		f := (float64(h>>11) + 0.5) / (1 << 53)
+		score := -float64(u.weight) / math.Log(f)
+		if score > bestScore {
+			best, bestScore = u, score
+		}
+	}
+	return best
+}
+
+// hash64 is FNV-1a of s, mixed.
+func hash64(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return mix64(h.Sum64())
+}
+
+// mix64 is SplitMix64's finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// byHost returns the upstream with the host, or nil.
+func (b *balancer) byHost(host string) *upstream {
+	for _, u := range b.ups {
+		if u.url.Host == host {
+			return u
+		}
+	}
+	return nil
+}
+
+// pick returns the next upstream by smooth weighted round robin.
 func (b *balancer) pick() *upstream {
 	if len(b.ups) == 1 {
 		return b.ups[0]

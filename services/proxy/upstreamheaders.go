@@ -26,6 +26,8 @@ import (
 //     filter does, and the pomerium_jwt query parameter);
 //  3. X-Request-Id is set (the client's when sane, see requestID);
 //  4. authorize's headers are set, then its headers_to_remove removed;
+//     X-Pomerium-Jwt-Assertion-For is set when serve verified the JWT the
+//     client passed on (signed by this deployment's key, unexpired);
 //  5. the route's static set_request_headers are set (those with
 //     ${pomerium.*} values came expanded from authorize in step 4), its
 //     remove_request_headers removed (in every spelling);
@@ -149,7 +151,22 @@ func protectedHeaders(cfg *config.Config, r *config.Route) headerSet {
 	for k := range r.SetRequestHeaders {
 		names = append(names, k)
 	}
+	if r.IsForKubernetes() {
+		// authorize writes the service account's token; the client's
+		// credential for the Kubernetes API never passes.
+		names = append(names, "Authorization")
+	}
 	return newHeaderSet(names...)
+}
+
+// isImpersonateHeader reports whether name is one of Kubernetes'
+// impersonation headers (Impersonate-User, -Group, -Uid, -Extra-*), in
+// any case and with '_' for '-'. On a Kubernetes API route only
+// authorize's Impersonate-User and -Group may reach the upstream: a
+// client's would act as anyone with the service account's rights.
+func isImpersonateHeader(name string) bool {
+	const prefix = "impersonate-"
+	return len(name) >= len(prefix) && foldEqual(name[:len(prefix)], prefix)
 }
 
 // isGatehouseHeader reports whether a client-sent header carries a name
@@ -180,6 +197,14 @@ func withOK(r *http.Request, ok *authv3.OkHttpResponse) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), okKey{}, ok))
 }
 
+// assertionForKey is the context key of a verified identity JWT to pass
+// on as X-Pomerium-Jwt-Assertion-For.
+type assertionForKey struct{}
+
+func withAssertionFor(r *http.Request, jwt string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), assertionForKey{}, jwt))
+}
+
 // okFrom returns the answer withOK attached, or nil.
 func okFrom(r *http.Request) *authv3.OkHttpResponse {
 	ok, _ := r.Context().Value(okKey{}).(*authv3.OkHttpResponse)
@@ -193,6 +218,13 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 	h := out.Header
 	rid := h[headerRequestID] // ReverseProxy's copy of the id serve chose, unless Connection named it
 	stripGatehouseHeaders(h, &rt.protected)
+	if rt.kubernetes {
+		for k := range h {
+			if isImpersonateHeader(k) {
+				delete(h, k)
+			}
+		}
+	}
 	sessionhandle.StripCredentials(h, rt.cookieName)
 	// serve already took the reserved pomerium_* parameters out of the
 	// query; this is the last line before the upstream.
@@ -216,6 +248,9 @@ func (rt *route) setUpstreamHeaders(in, out *http.Request) {
 		for _, k := range ok.GetHeadersToRemove() {
 			delete(h, canonicalHeaderName(k))
 		}
+	}
+	if jwt, _ := in.Context().Value(assertionForKey{}).(string); jwt != "" {
+		h[headerJWTAssertionFor] = []string{jwt} // verified in serve
 	}
 	for _, kv := range rt.setRequest {
 		setHeader(h, kv.key, kv.value)

@@ -33,10 +33,13 @@ type Builder struct {
 
 // New returns a Builder holding the base config: insecure_server (TLS is
 // a test's own subject, or a load balancer's), shared_secret Secret,
-// cookie_secret CookieSecret and log_level warn.
+// cookie_secret CookieSecret, log_level warn and shutdown_grace_period 0s
+// (a test's processes drain at once on SIGTERM, unless the grace period
+// is what the test is about).
 func New() *Builder {
 	b := &Builder{values: map[string]string{}}
-	return b.Set("insecure_server", "true").Set("shared_secret", Secret).Set("cookie_secret", CookieSecret).Set("log_level", "warn")
+	return b.Set("insecure_server", "true").Set("shared_secret", Secret).Set("cookie_secret", CookieSecret).Set("log_level", "warn").
+		Set("shutdown_grace_period", "0s")
 }
 
 // Set sets a top-level option to value, written as YAML: a scalar or flow

@@ -30,6 +30,7 @@ func TestYAML(t *testing.T) {
 	want := `insecure_server: true
 shared_secret: ` + configtest.Secret + `
 log_level: debug
+shutdown_grace_period: 0s
 address: 127.0.0.1:8080
 idp_provider: oidc
 idp_provider_url: http://idp.localhost
