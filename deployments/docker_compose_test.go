@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ import (
 //  2. `docker compose up -d --scale authorize=3 --scale databroker=2
 //     --wait`: the logs of all three authorize containers show bob's
 //     checks, so the proxy balances across every replica Docker's DNS
-//     names.
+//     names; Prometheus scrapes all seven gatehouse containers.
 //  3. Under a steady loop of requests, none of which may fail: `docker
 //     kill` of one authorize replica (what `docker compose kill` sends); a
 //     databroker replica's process killed from the host, which its restart
@@ -145,6 +146,19 @@ func TestDockerCompose(t *testing.T) {
 		return nil
 	})
 	d.mark(fmt.Sprintf("bob's checks per authorize container: %v", counts))
+	// Prometheus (deployments/prometheus/prometheus.yml) finds every
+	// gatehouse container by Docker's DNS, the added replicas too: 3
+	// authorize, 2 databroker, authenticate and proxy.
+	upQuery := regexp.MustCompile(`=> ([0-9]+) @`)
+	testutil.WaitFor(t, 90*time.Second, "Prometheus to scrape all 7 gatehouse containers", func() error {
+		out := d.run(time.Minute, d.composeArgs("exec", "-T", "prometheus", "promtool", "query", "instant",
+			"http://127.0.0.1:9090", `count(up{job="gatehouse"} == 1)`)...)
+		if m := upQuery.FindStringSubmatch(out); m == nil || m[1] != "7" {
+			return fmt.Errorf("count(up == 1): %s", out)
+		}
+		return nil
+	})
+	d.mark("Prometheus scrapes all 7 gatehouse containers")
 	e2eReadJSON(t, e2eGet(t, alice, target), &user)
 
 	// 3. Replicas killed and restarted under a steady request loop.

@@ -16,7 +16,8 @@
 #      gatehouse (deployments/Dockerfile, BASE_IMAGE and
 #      GATEHOUSE_FROM=prebuilt), Redis and nginx (the edge) from Debian
 #      packages in a debootstrap root file system (cached in $CACHE by its
-#      package list), and pkg/grafanatest's server as the grafana service;
+#      package list), Prometheus from Debian's package too, and
+#      pkg/grafanatest's server as the grafana service;
 #   5. runs TestDockerCompose (deployments/docker_compose_test.go): `docker
 #      compose up -d --build --wait` with deployments/compose/ci/override.yaml
 #      (image names and the gatehouse build arguments only; it also keeps
@@ -32,9 +33,10 @@ ROOT=$PWD
 export PATH=$ROOT/.tools:/usr/local/go/bin:$PATH
 
 COMPOSE_VERSION=v2.28.1
-# Redis, nginx with its stream module (edge.conf's ssl_preread), on Debian.
+# Redis, nginx with its stream module (edge.conf's ssl_preread) and
+# Prometheus, on Debian.
 DEBIAN_SUITE=bookworm
-DEBIAN_PACKAGES=redis-server,nginx,libnginx-mod-stream
+DEBIAN_PACKAGES=redis-server,nginx,libnginx-mod-stream,prometheus
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 CACHE=${GATEHOUSE_CI_CACHE:-/var/cache/gatehouse-ci}
@@ -190,6 +192,10 @@ make_debian_tarball() {
   echo $((SECONDS - t0)) >"$CACHE/$DEBIAN_KEY.time"
 }
 DEBOOTSTRAP_PID=
+# Root file systems of package lists no longer used.
+for f in "$CACHE"/debian-*.tar; do
+  if [ -e "$f" ] && [ "$f" != "$DEBIAN_TARBALL" ]; then rm -f "$f" "${f%.tar}.log" "${f%.tar}.time"; fi
+done
 if [ ! -f "$DEBIAN_TARBALL" ]; then
   make_debian_tarball &
   DEBOOTSTRAP_PID=$!
@@ -262,7 +268,7 @@ step_start "image gatehouse-ci/debian"
 how=cached
 if [ -n "$DEBOOTSTRAP_PID" ]; then
   wait "$DEBOOTSTRAP_PID" || { tail -n 30 "$CACHE/$DEBIAN_KEY.log"; exit 1; }
-  how="debootstrap $(cat "$CACHE/$DEBIAN_KEY.time")s, beside the plugin build"
+  how="debootstrap $(cat "$CACHE/$DEBIAN_KEY.time")s, in the background"
 fi
 if [ "$(import_key gatehouse-ci/debian:latest)" != "$DEBIAN_KEY" ]; then
   docker import -m "$DEBIAN_KEY" "$DEBIAN_TARBALL" gatehouse-ci/debian:latest >/dev/null
@@ -282,10 +288,11 @@ CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" \
 cp deployments/compose/ci/grafana.Dockerfile bin/grafana-image/Dockerfile
 step_end
 
-step_start "images redis, edge, grafana"
+step_start "images redis, edge, prometheus, grafana"
 # Plain `docker build` (no BuildKit needed for these).
 DOCKER_BUILDKIT=0 docker build -q -t gatehouse-ci/redis:latest -f deployments/compose/ci/redis.Dockerfile deployments/compose/ci >/dev/null
 DOCKER_BUILDKIT=0 docker build -q -t gatehouse-ci/edge:latest -f deployments/compose/ci/edge.Dockerfile deployments/compose/ci >/dev/null
+DOCKER_BUILDKIT=0 docker build -q -t gatehouse-ci/prometheus:latest -f deployments/compose/ci/prometheus.Dockerfile deployments/compose/ci >/dev/null
 DOCKER_BUILDKIT=0 docker build -q -t gatehouse-ci/grafana:latest bin/grafana-image >/dev/null
 step_end
 
