@@ -6,10 +6,19 @@ export PATH := $(CURDIR)/.tools:/usr/local/go/bin:$(PATH)
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+# oauth2-proxy is make bench's peer (not a dependency): built from its Go
+# module at a pinned version, cached in .tools under its version.
+OAUTH2_PROXY_VERSION := v7.15.6
+OAUTH2_PROXY := .tools/oauth2-proxy-$(OAUTH2_PROXY_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# KUBE_ASSETS: etcd and kube-apiserver for the Kubernetes tests, built by
+# `make kube-assets` outside the clone so that every later run reuses them.
+# The tests skip, saying why, until the folder holds a finished build (.stamp).
+KUBE_ASSETS ?= $(HOME)/.cache/gatehouse-kube
+export KUBE_ASSETS
 
-.PHONY: all build run test deps test-go chaos lint proto proto-check tools bench fuzz clean compose-docker
+.PHONY: all build run test deps test-go test-kube kube-assets chaos lint proto proto-check tools bench fuzz clean compose-docker
 
 all: build
 
@@ -36,6 +45,17 @@ test-go:
 ## then TestDockerCompose; see deployments/compose/ci.sh.
 compose-docker:
 	deployments/compose/ci.sh
+
+## kube-assets: build etcd, kube-apiserver (with loopback endpoints allowed)
+## and kubectl from the Go module proxy into KUBE_ASSETS. About 20 minutes
+## and 2.4 GB of memory cold on 2 cores; seconds when up to date.
+kube-assets:
+	tools/kube/build.sh $(KUBE_ASSETS)
+
+## test-kube: the tests that run a real Kubernetes control plane (the Ingress
+## controller's end-to-end test); they skip when KUBE_ASSETS is not built.
+test-kube:
+	$(GO) test -race -count=1 -timeout 10m -run '^TestKube(Ingress|Controller)' -v ./cmd/gatehouse ./pkg/ingress ./deployments
 
 ## chaos: the chaos suite (cmd/gatehouse/chaos_test.go, build tag chaos): the
 ## split deployment under a modest load while processes, Redis and the IdP
@@ -82,8 +102,16 @@ fuzz:
 	  done; \
 	done
 
-bench: build
-	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -out bin/bench/results.json $(BENCH_FLAGS)
+$(OAUTH2_PROXY):
+	@mkdir -p .tools
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	GOBIN=$$tmp CGO_ENABLED=0 $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION) && \
+	mv $$tmp/oauth2-proxy $@
+
+## bench: gatehouse against a bare Go reverse proxy and oauth2-proxy (cookie
+## and Redis session stores), interleaved; see cmd/gatehouse-bench.
+bench: build $(OAUTH2_PROXY)
+	$(GO) build -o bin/gatehouse-bench ./cmd/gatehouse-bench && bin/gatehouse-bench -gatehouse bin/gatehouse -oauth2-proxy $(OAUTH2_PROXY) -out bin/bench/results.json $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

@@ -23,6 +23,9 @@ const (
 	sysBare      = "bare-proxy"
 	sysAllInOne  = "gatehouse-all-in-one"
 	sysSplit     = "gatehouse-split"
+	sysSplitRd   = "gatehouse-split-redis"
+	sysO2P       = "oauth2-proxy"
+	sysO2PRedis  = "oauth2-proxy-redis"
 	benchName    = "Alice"
 	benchGroups  = "dev"
 	readyTimeout = 30 * time.Second
@@ -31,6 +34,7 @@ const (
 // settings are the bench's flags.
 type settings struct {
 	Gatehouse   string        `json:"gatehouse"`
+	OAuth2Proxy string        `json:"oauth2_proxy"`
 	Out         string        `json:"out"`
 	Rounds      int           `json:"rounds"`
 	Duration    time.Duration `json:"duration_ns"`
@@ -52,7 +56,13 @@ type system struct {
 	Script    string  // wrk Lua script counting non-2xx answers
 	Procs     []*proc // measured per request; the shared upstream included
 	Gatehouse bool    // every request must carry a valid identity JWT upstream
+	// ForwardedEmail: every request must reach the upstream with
+	// X-Forwarded-Email of the signed-in user (oauth2-proxy).
+	ForwardedEmail bool
 }
+
+// allSystems are the systems -systems knows, in the default round order.
+var allSystems = []string{sysBare, sysAllInOne, sysSplit, sysSplitRd, sysO2P, sysO2PRedis}
 
 // runResult is one wrk run of one system.
 type runResult struct {
@@ -76,13 +86,14 @@ func benchCommand(args []string) error {
 	fs := flag.NewFlagSet("gatehouse-bench", flag.ContinueOnError)
 	var s settings
 	fs.StringVar(&s.Gatehouse, "gatehouse", "bin/gatehouse", "the gatehouse binary")
+	fs.StringVar(&s.OAuth2Proxy, "oauth2-proxy", "", "the oauth2-proxy binary (make bench builds a pinned one into .tools); needed by the oauth2-proxy systems")
 	fs.StringVar(&s.Out, "out", "bin/bench/results.json", "where to write the JSON results (logs and configs go beside it)")
 	fs.IntVar(&s.Rounds, "rounds", 3, "rounds; each loads every system once per connection count")
 	fs.DurationVar(&s.Duration, "duration", 10*time.Second, "length of each wrk run (whole seconds)")
 	fs.DurationVar(&s.Warmup, "warmup", 2*time.Second, "unmeasured wrk run per system and connection count before round 1 (0: none)")
 	conns := fs.String("connections", "32,256", "comma-separated connection counts")
 	fs.IntVar(&s.Threads, "threads", 2, "wrk threads (the machine's 2 cores are shared with the systems)")
-	systems := fs.String("systems", strings.Join([]string{sysBare, sysAllInOne, sysSplit}, ","), "systems to load, in round order")
+	systems := fs.String("systems", strings.Join(allSystems, ","), "systems to load, in round order")
 	fs.StringVar(&s.LogLevel, "log-level", "", "gatehouse log_level (empty: gatehouse's default)")
 	fs.StringVar(&s.Email, "email", "alice@example.com", "who signs in (the policy allows example.com; another domain must make the bench fail)")
 	if err := fs.Parse(args); err != nil {
@@ -97,12 +108,10 @@ func benchCommand(args []string) error {
 	}
 	for _, name := range strings.Split(*systems, ",") {
 		name = strings.TrimSpace(name)
-		switch name {
-		case sysBare, sysAllInOne, sysSplit:
-			s.Systems = append(s.Systems, name)
-		default:
-			return fmt.Errorf("-systems: unknown system %q (want %s, %s, %s)", name, sysBare, sysAllInOne, sysSplit)
+		if !has(allSystems, name) {
+			return fmt.Errorf("-systems: unknown system %q (want some of %s)", name, strings.Join(allSystems, ", "))
 		}
+		s.Systems = append(s.Systems, name)
 	}
 	if s.Rounds < 1 || s.Duration < time.Second || s.Duration > 10*time.Minute {
 		return errors.New("-rounds must be ≥ 1 and -duration between 1s and 10m")
@@ -116,12 +125,15 @@ func benchCommand(args []string) error {
 }
 
 // ensureWrk installs wrk from Debian when it is missing.
-func ensureWrk() error {
-	if _, err := exec.LookPath("wrk"); err == nil {
+func ensureWrk() error { return ensureDebian("wrk", "wrk") }
+
+// ensureDebian installs Debian package pkg when program bin is missing.
+func ensureDebian(bin, pkg string) error {
+	if _, err := exec.LookPath(bin); err == nil {
 		return nil
 	}
-	fmt.Println("wrk is missing: apt-get install -y wrk")
-	cmd := exec.Command("apt-get", "install", "-y", "wrk")
+	fmt.Printf("%s is missing: apt-get install -y %s\n", bin, pkg)
+	cmd := exec.Command("apt-get", "install", "-y", pkg)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		upd := exec.Command("apt-get", "update")
@@ -129,13 +141,13 @@ func ensureWrk() error {
 		if err := upd.Run(); err != nil {
 			return fmt.Errorf("apt-get update: %w", err)
 		}
-		cmd = exec.Command("apt-get", "install", "-y", "wrk")
+		cmd = exec.Command("apt-get", "install", "-y", pkg)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("apt-get install -y wrk: %w", err)
+			return fmt.Errorf("apt-get install -y %s: %w", pkg, err)
 		}
 	}
-	_, err := exec.LookPath("wrk")
+	_, err := exec.LookPath(bin)
 	return err
 }
 
@@ -161,27 +173,48 @@ func runBench(ctx context.Context, s settings) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	needGatehouse := has(s.Systems, sysAllInOne) || has(s.Systems, sysSplit)
-	if needGatehouse {
+	needGatehouse := has(s.Systems, sysAllInOne) || has(s.Systems, sysSplit) || has(s.Systems, sysSplitRd)
+	needO2P := has(s.Systems, sysO2P) || has(s.Systems, sysO2PRedis)
+	needRedis := has(s.Systems, sysSplitRd) || has(s.Systems, sysO2PRedis)
+	if needGatehouse || needO2P {
 		if _, err := os.Stat(s.Gatehouse); err != nil {
-			return fmt.Errorf("gatehouse binary: %w (run make build)", err)
+			return fmt.Errorf("gatehouse binary (it also serves the dev IdP): %w (run make build)", err)
+		}
+	}
+	if needO2P {
+		if s.OAuth2Proxy == "" {
+			return errors.New("the oauth2-proxy systems need -oauth2-proxy BINARY (make bench builds a pinned one into .tools)")
+		}
+		if _, err := os.Stat(s.OAuth2Proxy); err != nil {
+			return fmt.Errorf("oauth2-proxy binary: %w (make bench builds it)", err)
+		}
+	}
+	if needRedis {
+		if err := ensureDebian("redis-server", "redis-server"); err != nil {
+			return err
 		}
 	}
 
-	// Addresses: upstream, its stats, the bare proxy, the dev IdP; all-in-one
-	// (http, grpc, health); split databroker+authenticate (http, grpc,
-	// health), authorize (grpc, health), proxy (http, grpc, health).
-	a, err := freeAddrs(15)
+	// Addresses: upstream, its stats, the bare proxy, the dev IdP, Redis;
+	// all-in-one (http, grpc, health); oauth2-proxy (cookie, redis); each
+	// split system takes 8 more below.
+	a, err := freeAddrs(10)
 	if err != nil {
 		return err
 	}
 	var (
-		upAddr, statsAddr, bareAddr, idpAddr = a[0], a[1], a[2], a[3]
-		aioHTTP, aioGRPC, aioHealth          = a[4], a[5], a[6]
-		dbHTTP, dbGRPC, dbHealth             = a[7], a[8], a[9]
-		azGRPC, azHealth                     = a[10], a[11]
-		pxHTTP, pxGRPC, pxHealth             = a[12], a[13], a[14]
+		upAddr, statsAddr, bareAddr, idpAddr, redisAddr = a[0], a[1], a[2], a[3], a[4]
+		aioHTTP, aioGRPC, aioHealth                     = a[5], a[6], a[7]
+		o2pAddr, o2pRedisAddr                           = a[8], a[9]
 	)
+	splitAddrs := map[string][]string{}
+	for _, name := range []string{sysSplit, sysSplitRd} {
+		if has(s.Systems, name) {
+			if splitAddrs[name], err = freeAddrs(8); err != nil {
+				return err
+			}
+		}
+	}
 	routeURL := func(httpAddr string) string { return "http://" + benchRouteHost + ":" + port(httpAddr) + "/" }
 
 	var procs []*proc
@@ -202,13 +235,14 @@ func runBench(ctx context.Context, s settings) error {
 	}
 
 	// The upstream, shared by every system; it checks identity JWTs against
-	// the JWKS of both gatehouse systems.
+	// the JWKS of every gatehouse system, and oauth2-proxy's
+	// X-Forwarded-Email.
 	upArgs := []string{"upstream", "--address", upAddr, "--stats-address", statsAddr, "--email", s.Email, "--audience", benchRouteHost}
 	if has(s.Systems, sysAllInOne) {
 		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(aioHTTP), "/")+"/.well-known/pomerium/jwks.json")
 	}
-	if has(s.Systems, sysSplit) {
-		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(pxHTTP), "/")+"/.well-known/pomerium/jwks.json")
+	for _, sa := range splitAddrs {
+		upArgs = append(upArgs, "--jwks", strings.TrimSuffix(routeURL(sa[5]), "/")+"/.well-known/pomerium/jwks.json")
 	}
 	up, err := start("upstream", self, upArgs...)
 	if err != nil {
@@ -219,6 +253,19 @@ func runBench(ctx context.Context, s settings) error {
 		return err
 	}
 	upstreamURL := "http://" + upAddr
+
+	var redis *proc
+	redisURL := "redis://" + redisAddr
+	if needRedis {
+		redis, err = start("redis", "redis-server", "--bind", "127.0.0.1", "--port", port(redisAddr),
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", logDir)
+		if err != nil {
+			return err
+		}
+		if err := waitRedis(ctx, redis, redisAddr, readyTimeout); err != nil {
+			return err
+		}
+	}
 
 	systems := map[string]*system{}
 	if has(s.Systems, sysBare) {
@@ -232,7 +279,15 @@ func runBench(ctx context.Context, s settings) error {
 		systems[sysBare] = &system{Name: sysBare, URL: "http://" + bareAddr + "/", Procs: []*proc{bp, up}}
 	}
 
-	if needGatehouse {
+	o2pConf := map[string]oauth2ProxyConfig{}
+	if has(s.Systems, sysO2P) {
+		o2pConf[sysO2P] = oauth2ProxyConfig{Address: o2pAddr}
+	}
+	if has(s.Systems, sysO2PRedis) {
+		o2pConf[sysO2PRedis] = oauth2ProxyConfig{Address: o2pRedisAddr, RedisURL: redisURL}
+	}
+
+	if needGatehouse || needO2P {
 		gh, err := filepath.Abs(s.Gatehouse)
 		if err != nil {
 			return err
@@ -240,8 +295,12 @@ func runBench(ctx context.Context, s settings) error {
 		idpURL := "http://" + idpAddr
 		idpArgs := []string{"dev-idp", "--address", idpAddr, "--issuer", idpURL,
 			"--client-id", "gatehouse", "--client-secret", idpClientSecret, "--log-level", "warn"}
-		for _, h := range []string{aioHTTP, dbHTTP} {
-			idpArgs = append(idpArgs, "--redirect-uri", "http://authenticate.localhost:"+port(h)+"/oauth2/callback")
+		idpArgs = append(idpArgs, "--redirect-uri", "http://authenticate.localhost:"+port(aioHTTP)+"/oauth2/callback")
+		for _, sa := range splitAddrs {
+			idpArgs = append(idpArgs, "--redirect-uri", "http://authenticate.localhost:"+port(sa[0])+"/oauth2/callback")
+		}
+		for _, c := range o2pConf {
+			idpArgs = append(idpArgs, "--redirect-uri", c.RedirectURL())
 		}
 		idp, err := start("dev-idp", gh, idpArgs...)
 		if err != nil {
@@ -275,12 +334,29 @@ func runBench(ctx context.Context, s settings) error {
 				Host: benchRouteHost + ":" + port(aioHTTP), Procs: []*proc{p, up}, Gatehouse: true}
 		}
 
-		if has(s.Systems, sysSplit) {
+		// The split systems: databroker+authenticate, authorize and proxy
+		// as three processes; gatehouse-split-redis keeps the databroker's
+		// records in Redis instead of memory.
+		for _, name := range []string{sysSplit, sysSplitRd} {
+			sa := splitAddrs[name]
+			if sa == nil {
+				continue
+			}
+			var (
+				dbHTTP, dbGRPC, dbHealth = sa[0], sa[1], sa[2]
+				azGRPC, azHealth         = sa[3], sa[4]
+				pxHTTP, pxGRPC, pxHealth = sa[5], sa[6], sa[7]
+			)
 			common := gatehouseCommon{
 				SharedSecret: newSecret(), CookieSecret: newSecret(),
 				AuthenticateURL: "http://authenticate.localhost:" + port(dbHTTP),
 				IdPURL:          idpURL, RouteFrom: strings.TrimSuffix(routeURL(pxHTTP), "/"),
 				UpstreamURL: upstreamURL, LogLevel: s.LogLevel,
+			}
+			prefix, suffix := "", ""
+			if name == sysSplitRd {
+				common.StorageURL = redisURL
+				prefix, suffix = "redis-", "-redis"
 			}
 			parts := []struct {
 				name string
@@ -295,11 +371,11 @@ func runBench(ctx context.Context, s settings) error {
 			}
 			var sp []*proc
 			for _, part := range parts {
-				path, err := writeConfig(outDir, "split-"+strings.ReplaceAll(part.name, "+", "-"), common.config(part.p))
+				path, err := writeConfig(outDir, "split"+suffix+"-"+strings.ReplaceAll(part.name, "+", "-"), common.config(part.p))
 				if err != nil {
 					return err
 				}
-				p, err := start(part.name, gh, "--config", path)
+				p, err := start(prefix+part.name, gh, "--config", path)
 				if err != nil {
 					return err
 				}
@@ -309,13 +385,17 @@ func runBench(ctx context.Context, s settings) error {
 				sp = append(sp, p)
 			}
 			// Measured in request order: proxy, authorize, then the rest.
-			systems[sysSplit] = &system{Name: sysSplit, URL: "http://" + pxHTTP + "/",
-				Host: benchRouteHost + ":" + port(pxHTTP), Procs: []*proc{sp[2], sp[1], sp[0], up}, Gatehouse: true}
+			measured := []*proc{sp[2], sp[1], sp[0]}
+			if name == sysSplitRd {
+				measured = append(measured, redis)
+			}
+			systems[name] = &system{Name: name, URL: "http://" + pxHTTP + "/",
+				Host: benchRouteHost + ":" + port(pxHTTP), Procs: append(measured, up), Gatehouse: true}
 		}
 
 		// A real signed-in session for each gatehouse system, and one
 		// request through to check the upstream gets a valid identity JWT.
-		for _, name := range []string{sysAllInOne, sysSplit} {
+		for _, name := range []string{sysAllInOne, sysSplit, sysSplitRd} {
 			sys := systems[name]
 			if sys == nil {
 				continue
@@ -330,6 +410,38 @@ func runBench(ctx context.Context, s settings) error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			fmt.Printf("%s: signed in as %s; a request reaches the upstream with a valid identity JWT\n", name, s.Email)
+		}
+
+		// oauth2-proxy, the peer a user would pick instead: started, signed
+		// in through the same dev IdP, one request checked through.
+		for _, name := range []string{sysO2P, sysO2PRedis} {
+			c, ok := o2pConf[name]
+			if !ok {
+				continue
+			}
+			c.UpstreamURL, c.IdPURL, c.CookieSecret = upstreamURL, idpURL, newSecret()[:32]
+			p, err := start(name, s.OAuth2Proxy, c.args()...)
+			if err != nil {
+				return err
+			}
+			if err := waitHTTP(ctx, p, "http://"+c.Address+"/ping", readyTimeout); err != nil {
+				return err
+			}
+			measured := []*proc{p}
+			if c.RedisURL != "" {
+				measured = append(measured, redis)
+			}
+			sys := &system{Name: name, URL: "http://" + c.Address + "/", Procs: append(measured, up), ForwardedEmail: true}
+			cookie, err := oauth2ProxyLogin(ctx, "http://"+c.Address, login{Email: s.Email, Name: benchName, Groups: benchGroups})
+			if err != nil {
+				return fmt.Errorf("%s: sign in: %w", name, err)
+			}
+			sys.Headers = []string{"Cookie: " + cookie}
+			if err := checkThrough(ctx, sys, statsURL); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			systems[name] = sys
+			fmt.Printf("%s: signed in as %s; a request reaches the upstream with X-Forwarded-Email %s\n", name, s.Email, s.Email)
 		}
 	}
 	if sys := systems[sysBare]; sys != nil {
@@ -446,6 +558,9 @@ func checkThrough(ctx context.Context, sys *system, statsURL string) error {
 	case sys.Gatehouse && d.JWTValid != 1:
 		return fmt.Errorf("check request: upstream saw no valid identity JWT (valid %d, invalid %d, missing %d; %s)",
 			d.JWTValid, d.JWTInvalid, d.JWTMissing, d.LastError)
+	case sys.ForwardedEmail && d.EmailValid != 1:
+		return fmt.Errorf("check request: upstream saw no X-Forwarded-Email of the signed-in user (valid %d, invalid %d, missing %d; %s)",
+			d.EmailValid, d.EmailInvalid, d.JWTMissing, d.LastError)
 	}
 	return nil
 }
@@ -573,6 +688,17 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 		}
 		if u.JWTValid < r.Wrk.Requests {
 			r.Problems = append(r.Problems, fmt.Sprintf("only %d valid identity JWTs for %d answers", u.JWTValid, r.Wrk.Requests))
+		}
+	}
+	if sys.ForwardedEmail {
+		if u.EmailInvalid > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d requests reached the upstream as someone else (%s)", u.EmailInvalid, u.LastError))
+		}
+		if u.JWTMissing > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d requests reached the upstream without X-Forwarded-Email", u.JWTMissing))
+		}
+		if u.EmailValid < r.Wrk.Requests {
+			r.Problems = append(r.Problems, fmt.Sprintf("only %d requests with the signed-in user's X-Forwarded-Email for %d answers", u.EmailValid, r.Wrk.Requests))
 		}
 	}
 	if r.Wrk.Requests == 0 {

@@ -26,6 +26,7 @@ type gatehouseCommon struct {
 	RouteFrom       string // http://bench.localhost:PORT
 	UpstreamURL     string // http://127.0.0.1:PORT
 	LogLevel        string
+	StorageURL      string // redis:// for databroker_storage_type redis; empty: memory
 }
 
 func newSecret() string {
@@ -70,7 +71,12 @@ func (c gatehouseCommon) config(p gatehouseProcess) string {
 	if p.DataBrokerURL != "" {
 		w("databroker_service_url: %s", p.DataBrokerURL)
 	}
-	w("databroker_storage_type: memory")
+	if c.StorageURL != "" {
+		w("databroker_storage_type: redis")
+		w("databroker_storage_connection_string: %s", c.StorageURL)
+	} else {
+		w("databroker_storage_type: memory")
+	}
 	w("idp_provider: oidc")
 	w("idp_provider_url: %s", c.IdPURL)
 	w("idp_client_id: gatehouse")

@@ -13,7 +13,15 @@
 //   - the dev IdP (bin/gatehouse dev-idp);
 //   - gatehouse-all-in-one: bin/gatehouse with services: all;
 //   - gatehouse-split: proxy, authorize and databroker+authenticate as
-//     three bin/gatehouse processes, proxy → authorize over gRPC.
+//     three bin/gatehouse processes, proxy → authorize over gRPC;
+//   - gatehouse-split-redis: the same with the databroker's storage in a
+//     redis-server the bench starts;
+//   - oauth2-proxy and oauth2-proxy-redis (issue 21): the peer a user would
+//     pick instead, at the version the Makefile pins (-oauth2-proxy), OIDC
+//     against the same dev IdP, with the cookie and the Redis session store;
+//     the bench signs in to it as a browser does (/oauth2/start, the IdP's
+//     form, the callback) and loads it with the session cookie; the upstream
+//     checks every request carries X-Forwarded-Email of the signed-in user.
 //
 // Both gatehouse systems serve one route, http://bench.localhost:PORT, with
 // pass_identity_headers and the Grafana guide's policy (allow: or: domain:
@@ -34,7 +42,8 @@
 // It exits non-zero when any answer is not 2xx (a wrk Lua script counts 3xx
 // too), when the upstream saw fewer requests than wrk got answers, or, for
 // gatehouse, when any request reached the upstream without a valid identity
-// JWT. Issue 8's ratio targets are reported as met or missed, not enforced.
+// JWT (oauth2-proxy: the user's X-Forwarded-Email). Issue 21's ratio
+// targets are reported as met or missed, not enforced.
 //
 // Usage:
 //
@@ -42,7 +51,8 @@
 //	make bench BENCH_FLAGS="-rounds 1 -duration 3s -connections 32"
 //	gatehouse-bench [-gatehouse bin/gatehouse] [-out bin/bench/results.json]
 //	    [-rounds 3] [-duration 10s] [-warmup 2s] [-connections 32,256]
-//	    [-threads 2] [-systems bare-proxy,gatehouse-all-in-one,gatehouse-split]
+//	    [-threads 2] [-oauth2-proxy .tools/oauth2-proxy-VERSION]
+//	    [-systems bare-proxy,gatehouse-all-in-one,gatehouse-split,gatehouse-split-redis,oauth2-proxy,oauth2-proxy-redis]
 //	    [-log-level LEVEL]
 //
 // It also runs its own helper processes, re-executing itself, so that their
@@ -51,7 +61,8 @@
 //	gatehouse-bench upstream --address A --stats-address S [--jwks URL]... [--audience H] [--email E]
 //	gatehouse-bench bare-proxy --address A --to URL
 //
-// wrk is installed from Debian (apt-get install -y wrk) when missing.
+// wrk and redis-server are installed from Debian (apt-get install -y) when
+// missing.
 package main
 
 import (

@@ -156,6 +156,42 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 	}
 }
 
+// waitRedis waits until a Redis server at addr answers PING, the process
+// exits, or timeout passes.
+func waitRedis(ctx context.Context, p *proc, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := "no answer"
+	for {
+		if err := p.exited(); err != nil {
+			return err
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.SetDeadline(time.Now().Add(time.Second))
+			_, err = conn.Write([]byte("PING\r\n"))
+			buf := make([]byte, 7)
+			if err == nil {
+				_, err = io.ReadFull(conn, buf)
+			}
+			conn.Close()
+			if err == nil && string(buf) == "+PONG\r\n" {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("answered %q", buf)
+			}
+		}
+		last = err.Error()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready at %s within %s (last: %s); last log lines:\n%s", p.Name, addr, timeout, last, p.logTail(20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // freeAddrs returns n distinct loopback addresses ("127.0.0.1:port") that
 // were free a moment ago. The ports come from below the kernel's ephemeral
 // range when it leaves room: a port the kernel picks for ":0" can be taken by

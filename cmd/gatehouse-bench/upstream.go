@@ -31,8 +31,13 @@ type upstreamStats struct {
 	JWTMissing int64 `json:"jwt_missing"`
 	// SignatureChecks counts full signature checks: tokens not seen before.
 	// Far below JWTValid means gatehouse reuses one JWT per session.
-	SignatureChecks int64  `json:"jwt_signature_checks"`
-	LastError       string `json:"last_error,omitempty"`
+	SignatureChecks int64 `json:"jwt_signature_checks"`
+	// EmailValid and EmailInvalid count requests without an identity JWT
+	// that carried X-Forwarded-Email (what oauth2-proxy sends upstream for
+	// a signed-in user): valid when it is the expected email.
+	EmailValid   int64  `json:"forwarded_email_valid"`
+	EmailInvalid int64  `json:"forwarded_email_invalid"`
+	LastError    string `json:"last_error,omitempty"`
 }
 
 // sub returns s - o for the counters (LastError is s's).
@@ -43,6 +48,8 @@ func (s upstreamStats) sub(o upstreamStats) upstreamStats {
 		JWTInvalid:      s.JWTInvalid - o.JWTInvalid,
 		JWTMissing:      s.JWTMissing - o.JWTMissing,
 		SignatureChecks: s.SignatureChecks - o.SignatureChecks,
+		EmailValid:      s.EmailValid - o.EmailValid,
+		EmailInvalid:    s.EmailInvalid - o.EmailInvalid,
 		LastError:       s.LastError,
 	}
 }
@@ -58,6 +65,7 @@ type upstream struct {
 	logger   *slog.Logger
 
 	requests, valid, invalid, missing, sigChecks atomic.Int64
+	emailValid, emailInvalid                     atomic.Int64
 	lastErr                                      atomic.Pointer[string]
 
 	keysMu      sync.Mutex
@@ -129,6 +137,8 @@ func (u *upstream) stats() upstreamStats {
 		JWTInvalid:      u.invalid.Load(),
 		JWTMissing:      u.missing.Load(),
 		SignatureChecks: u.sigChecks.Load(),
+		EmailValid:      u.emailValid.Load(),
+		EmailInvalid:    u.emailInvalid.Load(),
 	}
 	if e := u.lastErr.Load(); e != nil {
 		s.LastError = *e
@@ -137,11 +147,21 @@ func (u *upstream) stats() upstreamStats {
 }
 
 // ServeHTTP answers every request with the fixed body after counting its
-// identity JWT as valid, invalid or missing.
+// identity JWT as valid, invalid or missing. A request without a JWT but
+// with X-Forwarded-Email (oauth2-proxy's identity header) is counted by
+// that header instead.
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.requests.Add(1)
 	if tok := r.Header.Get("X-Pomerium-Jwt-Assertion"); tok == "" {
-		u.missing.Add(1)
+		if email := r.Header.Get("X-Forwarded-Email"); email == "" {
+			u.missing.Add(1)
+		} else if u.email == "" || email == u.email {
+			u.emailValid.Add(1)
+		} else {
+			u.emailInvalid.Add(1)
+			msg := fmt.Sprintf("X-Forwarded-Email %q, want %q", email, u.email)
+			u.lastErr.Store(&msg)
+		}
 	} else if err := u.verify(tok, time.Now()); err != nil {
 		u.invalid.Add(1)
 		msg := err.Error()

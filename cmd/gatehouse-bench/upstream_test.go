@@ -113,3 +113,22 @@ func TestUpstreamBodyIs100Bytes(t *testing.T) {
 		t.Fatalf("upstream body is %d bytes, want 100", len(upstreamBody))
 	}
 }
+
+// An oauth2-proxy request carries no JWT but X-Forwarded-Email: counted
+// valid only for the expected email, and a request with neither is missing.
+func TestUpstreamCountsForwardedEmail(t *testing.T) {
+	u := &upstream{email: "alice@example.com"}
+	u.keys.Store(&jose.JSONWebKeySet{})
+	u.verified.Store(new(sync.Map))
+	for _, email := range []string{"alice@example.com", "mallory@example.com", ""} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if email != "" {
+			req.Header.Set("X-Forwarded-Email", email)
+		}
+		u.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	s := u.stats()
+	if s.EmailValid != 1 || s.EmailInvalid != 1 || s.JWTMissing != 1 || s.Requests != 3 {
+		t.Fatalf("stats %+v, want 1 valid, 1 invalid, 1 missing of 3", s)
+	}
+}

@@ -35,6 +35,8 @@ type command struct {
 var commands = []command{
 	{"run", "--config FILE", "Run the services named by the config's services option (all four by default). The default command: `gatehouse --config FILE` is the same.",
 		"gatehouse run --config deployments/dev/config.yaml"},
+	{"ingress-controller", "--config FILE [--ingress-class NAME] [--kubeconfig FILE]", "Run the services of the settings file with routes from the Kubernetes Ingresses of the class, and certificates from their TLS Secrets. Changes apply without a restart; an invalid Ingress is refused alone, with an Event on it.",
+		"gatehouse ingress-controller --config /etc/gatehouse/config.yaml --ingress-class gatehouse.io/ingress-controller"},
 	{"validate", "--config FILE", "Check a configuration and list every problem. Each names its key and where its value came from (a file line or an environment variable); nothing is started.",
 		"gatehouse validate --config config.yaml"},
 	{"token", "[--config FILE] [--ttl 1h]", "Print a service token for grpcurl. It is an HS256 JWT under shared_secret that gatehouse's gRPC APIs accept for --ttl (more than 0, at most 24h).",
@@ -58,7 +60,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("gatehouse: identity-aware access proxy (Pomerium-compatible configuration)\n\nUsage:\n  gatehouse COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-14s %s\n", c.name, firstSentence(c.summary))
+		fmt.Fprintf(&b, "  %-19s %s\n", c.name, firstSentence(c.summary))
 	}
 	b.WriteString("\nRun `gatehouse help COMMAND` or `gatehouse COMMAND --help` for a command's flags and an example.\n")
 	return b.String()
@@ -150,6 +152,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		err = runCommand(args, stderr)
+	case "ingress-controller":
+		err = ingressControllerCommand(args, stderr)
 	case "validate":
 		err = validateCommand(args, stdout)
 	case "token":

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,16 @@ func (p *process) serverTLSConfig() *tls.Config {
 			tc.ClientCAs = m.Pool
 			tc.VerifyConnection = m.VerifyConnection
 		}
+		if certs := cfg.TLSCertificates; len(certs) > 1 {
+			// Several certificates (a wildcard and a host's own, say, as
+			// an Ingress's TLS Secret adds): the most specific that fits.
+			tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if c := matchCertificate(hello, certs); c != nil {
+					return c, nil
+				}
+				return &certs[0], nil
+			}
+		}
 		st := &tlsState{cfg: cfg, tc: tc}
 		if am := p.autocert; am != nil && cfg.Autocert != nil {
 			manual := cfg.TLSCertificates
@@ -52,10 +63,8 @@ func (p *process) serverTLSConfig() *tls.Config {
 				// A configured certificate that fits wins; the hosts autocert
 				// manages get theirs; anything else gets the first configured
 				// one, as without autocert.
-				for i := range manual {
-					if hello.SupportsCertificate(&manual[i]) == nil {
-						return &manual[i], nil
-					}
+				if c := matchCertificate(hello, manual); c != nil {
+					return c, nil
 				}
 				if len(manual) > 0 && !am.Manages(hello.ServerName) {
 					return &manual[0], nil
@@ -111,4 +120,28 @@ func (p *process) addAutocert() error {
 	p.autocert = m
 	p.add("autocert", m)
 	return nil
+}
+
+// matchCertificate returns the certificate of certs that names the
+// requested server exactly, else the first that fits it (a wildcard), else
+// nil.
+func matchCertificate(hello *tls.ClientHelloInfo, certs []tls.Certificate) *tls.Certificate {
+	var fits *tls.Certificate
+	for i := range certs {
+		c := &certs[i]
+		if hello.SupportsCertificate(c) != nil {
+			continue
+		}
+		if c.Leaf != nil && hello.ServerName != "" {
+			for _, n := range c.Leaf.DNSNames {
+				if strings.EqualFold(n, hello.ServerName) {
+					return c
+				}
+			}
+		}
+		if fits == nil {
+			fits = c
+		}
+	}
+	return fits
 }

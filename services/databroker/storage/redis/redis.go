@@ -301,30 +301,40 @@ func (b *Backend) Append(ctx context.Context, writes []storage.Write, now time.T
 }
 
 // scanType calls fn with every live record of typ, once each (HSCAN may
-// return an entry twice while the hash is rehashed).
+// return an entry twice while the hash is rehashed). The timeout bounds
+// each HSCAN round trip, not the whole scan: a store of a million sessions
+// takes longer than one timeout to stream to a catching-up replica, and
+// must still be readable (issue 21).
 func (b *Backend) scanType(ctx context.Context, typ string, fn func(*databrokerv1.Record) error) error {
-	ctx, cancel := b.op(ctx)
-	defer cancel()
 	seen := map[string]struct{}{}
-	iter := b.client.HScan(ctx, b.prefix+":records:"+typ, 0, "", 1000).Iterator()
-	for iter.Next(ctx) {
-		id := iter.Val()
-		if !iter.Next(ctx) { // field, then value
-			break
-		}
-		if _, dup := seen[id]; dup {
-			continue
-		}
-		seen[id] = struct{}{}
-		r, err := decode(iter.Val())
+	key := b.prefix + ":records:" + typ
+	var cursor uint64
+	for {
+		opCtx, cancel := b.op(ctx)
+		kv, next, err := b.client.HScan(opCtx, key, cursor, "", 1000).Result()
+		cancel()
 		if err != nil {
-			return err
+			return b.wrap("scan", err)
 		}
-		if err := fn(r); err != nil {
-			return err
+		for i := 0; i+1 < len(kv); i += 2 {
+			id := kv[i]
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			r, err := decode(kv[i+1])
+			if err != nil {
+				return err
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
+		if next == 0 {
+			return b.wrap("scan", nil)
+		}
+		cursor = next
 	}
-	return b.wrap("scan", iter.Err())
 }
 
 // Records implements storage.Driver.
