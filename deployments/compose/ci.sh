@@ -143,7 +143,8 @@ docker() { "$DOCKER" "$@"; }
 # --- 2. dockerd -----------------------------------------------------------
 step_start "start dockerd"
 mkdir -p "$RUN_DIR" "$EXEC_ROOT" "$DATA_ROOT" "$DOCKER_CONFIG/cli-plugins" "$CACHE"
-# One run at a time on a machine: they share the daemon's paths.
+# One run at a time on a machine: they share the daemon's paths. (dockerd
+# does not inherit the lock, so a daemon left by a killed run cannot hold it.)
 exec 9>"$RUN_DIR/lock"
 flock -w 600 9 || { echo "ci.sh: another run holds $RUN_DIR/lock"; exit 1; }
 # The ports docker-compose.yaml publishes (on 127.0.0.1 here) must be free.
@@ -172,7 +173,7 @@ dockerd \
   --ip 127.0.0.1 \
   --default-address-pool base=10.214.0.0/16,size=24 \
   --log-level warn \
-  >"$RUN_DIR/dockerd.log" 2>&1 &
+  >"$RUN_DIR/dockerd.log" 2>&1 9>&- &
 DOCKERD_PID=$!
 for i in $(seq 120); do
   docker version >/dev/null 2>&1 && break
