@@ -18,7 +18,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KUBE_ASSETS ?= $(HOME)/.cache/gatehouse-kube
 export KUBE_ASSETS
 
-.PHONY: all build run test deps test-go test-kube kube-assets chaos lint proto proto-check tools bench fuzz clean
+.PHONY: all build run test deps test-go test-kube kube-assets chaos lint proto proto-check tools bench fuzz clean compose-docker
 
 all: build
 
@@ -39,6 +39,12 @@ deps:
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## compose-docker: docker-compose.yaml on a real Docker engine, no registry needed
+## (root): a dockerd of its own, the compose plugin, every image built locally,
+## then TestDockerCompose; see deployments/compose/ci.sh.
+compose-docker:
+	deployments/compose/ci.sh
 
 ## kube-assets: build etcd, kube-apiserver (with loopback endpoints allowed)
 ## and kubectl from the Go module proxy into KUBE_ASSETS. About 20 minutes

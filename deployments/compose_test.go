@@ -405,14 +405,29 @@ const maxDrain = 10 * time.Second
 // entrypoint (compose and Kubernetes pass only arguments).
 func TestDockerfile(t *testing.T) {
 	df := string(readFile(t, "Dockerfile"))
+	// Global ARGs (before the first FROM) with their defaults: what a
+	// user's plain `docker build` uses.
+	args := map[string]string{}
 	var froms []string
 	for _, l := range strings.Split(df, "\n") {
-		if f, ok := strings.CutPrefix(strings.TrimSpace(l), "FROM "); ok {
-			froms = append(froms, f)
+		l = strings.TrimSpace(l)
+		if a, ok := strings.CutPrefix(l, "ARG "); ok && len(froms) == 0 {
+			k, v, _ := strings.Cut(a, "=")
+			args[k] = v
+		}
+		if f, ok := strings.CutPrefix(l, "FROM "); ok {
+			froms = append(froms, os.Expand(f, func(k string) string { return args[k] }))
 		}
 	}
 	if len(froms) < 2 || !strings.HasPrefix(froms[0], "golang:1.26") {
 		t.Errorf("stages %q: want a golang:1.26 builder and a final stage", froms)
+	}
+	if strings.HasPrefix(df, "# syntax=") {
+		t.Error("a # syntax= line makes BuildKit fetch its frontend from a registry")
+	}
+	// By default the binary comes from the golang stage.
+	if args["GATEHOUSE_FROM"] != "build" || !strings.Contains(df, "FROM ${GATEHOUSE_FROM} AS gatehouse") {
+		t.Errorf("GATEHOUSE_FROM defaults to %q, want the build stage", args["GATEHOUSE_FROM"])
 	}
 	final := froms[len(froms)-1]
 	if !strings.HasPrefix(final, "gcr.io/distroless/static") && final != "scratch" {
