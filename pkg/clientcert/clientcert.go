@@ -109,47 +109,40 @@ func NewSANMatcher(typ, pattern string) (SANMatcher, error) {
 // ParseCAs returns the certificates of a PEM bundle, or an error saying
 // what is wrong with it.
 func ParseCAs(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
+	out, err := parsePEMBlocks(b, "CERTIFICATE", "certificate", x509.ParseCertificate)
+	if err == nil && len(out) == 0 {
+		err = errors.New("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+	}
+	return out, err
+}
+
+// parsePEMBlocks parses every PEM block of b, which must all be of type
+// typ, with parse; what names one in errors ("certificate 2: ...").
+func parsePEMBlocks[T any](b []byte, typ, what string, parse func([]byte) (T, error)) ([]T, error) {
+	var out []T
 	rest := b
 	for {
 		var blk *pem.Block
 		blk, rest = pem.Decode(rest)
 		if blk == nil {
-			break
+			return out, nil
 		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("found a %q PEM block; expected only CERTIFICATE blocks", blk.Type)
+		if blk.Type != typ {
+			return nil, fmt.Errorf("found a %q PEM block; expected only %s blocks", blk.Type, typ)
 		}
-		c, err := x509.ParseCertificate(blk.Bytes)
+		v, err := parse(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %v", len(out)+1, err)
+			return nil, fmt.Errorf("%s %d: %v", what, len(out)+1, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
-	}
-	return out, nil
 }
 
 // ParseCRLs returns the revocation lists of a PEM bundle (or one DER CRL).
 func ParseCRLs(b []byte) ([]*x509.RevocationList, error) {
-	var out []*x509.RevocationList
-	rest := b
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "X509 CRL" {
-			return nil, fmt.Errorf("found a %q PEM block; expected X509 CRL blocks", blk.Type)
-		}
-		crl, err := x509.ParseRevocationList(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("CRL %d: %v", len(out)+1, err)
-		}
-		out = append(out, crl)
+	out, err := parsePEMBlocks(b, "X509 CRL", "CRL", x509.ParseRevocationList)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		crl, err := x509.ParseRevocationList(bytes.TrimSpace(b))

@@ -57,7 +57,7 @@ func BenchmarkBackends(b *testing.B) {
 		pg := testutil.StartPostgres(b)
 		url := pg.CreateDatabase(b, "bench")
 		storagetest.Benchmark(b, func(t testing.TB, o storagetest.Options) storage.Backend {
-			s, err := postgres.New(context.Background(), postgres.Options{ConnectionString: url, Schema: fmt.Sprint("bench", namespaces.Add(1)), Logger: quiet}, o.StoreOptions())
+			s, err := postgres.New(context.Background(), postgres.Options{ConnectionString: url, Schema: fmt.Sprint("bench", namespaces.Add(1)), Tuning: storage.Tuning{Logger: quiet}}, o.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"google.golang.org/protobuf/types/known/anypb"
@@ -101,3 +102,30 @@ func (l Lease) IsZero() bool { return l.Holder == "" }
 
 // Equal reports whether l and o are the same lease value.
 func (l Lease) Equal(o Lease) bool { return l.Holder == o.Holder && l.Expires.Equal(o.Expires) }
+
+// Tuning is what every network driver's options share: how long an
+// operation may take and how often Sync streams wake without a
+// notification.
+type Tuning struct {
+	// Timeout bounds every operation (default 5s); past it the call fails
+	// with ErrUnavailable.
+	Timeout time.Duration
+	// PollInterval is the safety poll that wakes Sync streams even when a
+	// notification was lost, e.g. across a reconnect (default 2s).
+	PollInterval time.Duration
+	// Logger receives connection problems (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// SetDefaults fills what is unset.
+func (t *Tuning) SetDefaults() {
+	if t.Timeout <= 0 {
+		t.Timeout = 5 * time.Second
+	}
+	if t.PollInterval <= 0 {
+		t.PollInterval = 2 * time.Second
+	}
+	if t.Logger == nil {
+		t.Logger = slog.Default()
+	}
+}

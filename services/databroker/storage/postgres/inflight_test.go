@@ -27,7 +27,7 @@ func ctxT(t testing.TB) context.Context {
 
 func openT(t testing.TB, url, schema string, poll time.Duration) *Driver {
 	t.Helper()
-	d, err := Open(ctxT(t), Options{ConnectionString: url, Schema: schema, PollInterval: poll, Timeout: 2 * time.Second, Logger: quiet})
+	d, err := Open(ctxT(t), Options{ConnectionString: url, Schema: schema, Tuning: storage.Tuning{PollInterval: poll, Timeout: 2 * time.Second, Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func testConcurrentStartMigratesOnce(t *testing.T, pg *testutil.Postgres) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			drivers[i], errs[i] = Open(context.Background(), Options{ConnectionString: url, Logger: quiet})
+			drivers[i], errs[i] = Open(context.Background(), Options{ConnectionString: url, Tuning: storage.Tuning{Logger: quiet}})
 		}()
 	}
 	wg.Wait()

@@ -41,9 +41,7 @@ var Type = storage.Type{
 		return Open(ctx, Options{
 			ConnectionString: cfg.ConnectionString,
 			Schema:           cfg.Namespace,
-			Timeout:          cfg.Timeout,
-			PollInterval:     cfg.PollInterval,
-			Logger:           cfg.Logger,
+			Tuning:           storage.Tuning{Timeout: cfg.Timeout, PollInterval: cfg.PollInterval, Logger: cfg.Logger},
 		})
 	},
 }
@@ -76,29 +74,15 @@ type Options struct {
 	// Schema holds the tables (default "gatehouse"). Stores in different
 	// schemas of one database are independent.
 	Schema string
-	// Timeout bounds every operation (default 5s); past it the call fails
-	// with storage.ErrUnavailable.
-	Timeout time.Duration
-	// PollInterval is the safety poll that wakes Sync streams even when a
-	// notification was lost, e.g. across a reconnect (default 2s).
-	PollInterval time.Duration
-	// Logger receives connection problems (default slog.Default()).
-	Logger *slog.Logger
+	// Tuning: Timeout, PollInterval and Logger, as every driver has them.
+	storage.Tuning
 }
 
 func (o *Options) setDefaults() {
 	if o.Schema == "" {
 		o.Schema = "gatehouse"
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 2 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Tuning.SetDefaults()
 }
 
 // Driver is the PostgreSQL storage driver. It is safe for concurrent use.

@@ -21,7 +21,7 @@ func newFactory(url string) storagetest.Factory {
 		b, err := postgres.New(t.Context(), postgres.Options{
 			ConnectionString: url,
 			Schema:           fmt.Sprintf("test%d", schemas.Add(1)),
-			PollInterval:     200 * time.Millisecond,
+			Tuning:           storage.Tuning{PollInterval: 200 * time.Millisecond},
 		}, o.StoreOptions())
 		if err != nil {
 			t.Fatal(err)

@@ -42,7 +42,7 @@ func TestConformanceCluster(t *testing.T) {
 		b, err := redis.New(redis.Options{
 			ConnectionString: "redis+cluster://" + srv.Addr(),
 			Prefix:           fmt.Sprintf("cluster%d", prefixes.Add(1)),
-			PollInterval:     200 * time.Millisecond,
+			Tuning:           storage.Tuning{PollInterval: 200 * time.Millisecond},
 		}, o.StoreOptions())
 		if err != nil {
 			t.Fatal(err)

@@ -33,29 +33,15 @@ type Options struct {
 	// giving keys "{gatehouse}:..."). Stores with different prefixes on one
 	// Redis are independent.
 	Prefix string
-	// Timeout bounds every Redis operation (default 5s); past it the call
-	// fails with storage.ErrUnavailable.
-	Timeout time.Duration
-	// PollInterval is the safety poll that wakes Sync streams even when a
-	// pub/sub message was lost, e.g. across a reconnect (default 2s).
-	PollInterval time.Duration
-	// Logger receives connection problems (default slog.Default()).
-	Logger *slog.Logger
+	// Tuning: Timeout, PollInterval and Logger, as every driver has them.
+	storage.Tuning
 }
 
 func (o *Options) setDefaults() {
 	if o.Prefix == "" {
 		o.Prefix = "gatehouse"
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 2 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Tuning.SetDefaults()
 }
 
 // pruneBudget caps the deletions of one prune script call.
@@ -77,9 +63,7 @@ var Type = storage.Type{
 		return NewDriver(Options{
 			ConnectionString: cfg.ConnectionString,
 			Prefix:           cfg.Namespace,
-			Timeout:          cfg.Timeout,
-			PollInterval:     cfg.PollInterval,
-			Logger:           cfg.Logger,
+			Tuning:           storage.Tuning{Timeout: cfg.Timeout, PollInterval: cfg.PollInterval, Logger: cfg.Logger},
 		})
 	},
 }

@@ -26,7 +26,7 @@ func newFactory(srv *testutil.Redis) storagetest.Factory {
 		b, err := redis.New(redis.Options{
 			ConnectionString: srv.URL(),
 			Prefix:           fmt.Sprintf("test%d", prefixes.Add(1)),
-			PollInterval:     200 * time.Millisecond,
+			Tuning:           storage.Tuning{PollInterval: 200 * time.Millisecond},
 		}, o.StoreOptions())
 		if err != nil {
 			t.Fatal(err)
