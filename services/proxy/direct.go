@@ -15,7 +15,16 @@ import (
 // a route has no proxy; serve still asks authorize first, as Envoy runs
 // ext_authz before its redirect and direct-response actions.
 func (s *Service) newDirectRoute(cfg *config.Config, r *config.Route, claimHeaders map[string]string) *route {
-	rt := &route{
+	rt := s.baseRoute(cfg, r, claimHeaders)
+	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
+	return rt
+}
+
+// baseRoute is what every compiled route has, whether it proxies to an
+// upstream or answers directly: its policy-facing settings and the
+// headers gatehouse owns on it.
+func (s *Service) baseRoute(cfg *config.Config, r *config.Route, claimHeaders map[string]string) *route {
+	return &route{
 		cfg:          r,
 		passIdentity: cfg.PassIdentityHeadersFor(r),
 		hops:         cfg.XFFNumTrustedHops,
@@ -25,8 +34,6 @@ func (s *Service) newDirectRoute(cfg *config.Config, r *config.Route, claimHeade
 		claimHeaders: claimHeaders,
 		upgrades:     routeUpgrades(r),
 	}
-	rt.respHTTP, rt.respHTTPS = responseHeaders(cfg, r)
-	return rt
 }
 
 // serveDirect answers a request of a redirect or response route, with the

@@ -168,23 +168,13 @@ func (s *Service) newRoute(cfg *config.Config, r *config.Route, claimHeaders map
 	if err != nil {
 		return nil, key, err
 	}
-	rt := &route{
-		cfg:          r,
-		bal:          newBalancer(r.ToURLs, r.LB()),
-		passIdentity: cfg.PassIdentityHeadersFor(r),
-		rewriteSub:   envoySubstitution(r.RegexRewriteSubstitution),
-		hostPathSub:  envoySubstitution(r.HostPathRegexRewriteSubstitution),
-		hops:         cfg.XFFNumTrustedHops,
-		cookieName:   cfg.CookieName,
-		logger:       s.logger,
-		protected:    protectedHeaders(cfg, r),
-		claimHeaders: claimHeaders,
-		upgrades:     routeUpgrades(r),
-
-		skipXFFAppend: cfg.SkipXFFAppend,
-		kubernetes:    r.IsForKubernetes(),
-		metrics:       s.metrics.route(r.ID),
-	}
+	rt := s.baseRoute(cfg, r, claimHeaders)
+	rt.bal = newBalancer(r.ToURLs, r.LB())
+	rt.rewriteSub = envoySubstitution(r.RegexRewriteSubstitution)
+	rt.hostPathSub = envoySubstitution(r.HostPathRegexRewriteSubstitution)
+	rt.skipXFFAppend = cfg.SkipXFFAppend
+	rt.kubernetes = r.IsForKubernetes()
+	rt.metrics = s.metrics.route(r.ID)
 	if r.IdleTimeout != nil {
 		rt.idleTimeout = r.IdleTimeout.Std()
 	}
