@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/ingress"
 	"github.com/gatehouse/gatehouse/pkg/logging"
 )
@@ -55,19 +52,9 @@ func ingressControllerCommand(args []string, stderr io.Writer) error {
 		Logger: logs.Logger(),
 	})
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			return fmt.Errorf("%s: invalid settings:\n%w", displayPath(*path), err)
-		}
-		return err
+		return configError(*path, "settings", err)
 	}
-	cfg := ctl.Current()
-	logs.Set(cfg.LogLevel, cfg.LogFormat)
-	ctl.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
-	logger := logs.Logger()
-	for _, w := range cfg.Warnings() {
-		logger.Warn(w)
-	}
+	logger := followConfigLogging(ctl, logs)
 	sig := stopSignals()
 	defer sig.stop()
 	if err := ctl.Sync(sig.ctx, *syncTimeout); err != nil {

@@ -80,19 +80,9 @@ func runCommand(args []string, stderr io.Writer) error {
 	logs := logging.NewSwitch(stderr)
 	src, err := config.NewSource(*path, os.LookupEnv, logs.Logger())
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			return fmt.Errorf("%s: invalid configuration:\n%w", displayPath(*path), err)
-		}
-		return err
+		return configError(*path, "configuration", err)
 	}
-	cfg := src.Current()
-	logs.Set(cfg.LogLevel, cfg.LogFormat)
-	src.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
-	logger := logs.Logger()
-	for _, w := range cfg.Warnings() {
-		logger.Warn(w)
-	}
+	logger := followConfigLogging(src, logs)
 	sig := stopSignals()
 	defer sig.stop()
 	p, err := newProcess(sig.ctx, src, logger)
@@ -451,4 +441,28 @@ func (p *process) serve(ctx context.Context) error {
 	}
 	p.logger.Info("gatehouse stopped")
 	return err
+}
+
+// configError says which file a configuration error is about; a list of
+// problems (config.Errors) gets a heading naming what was invalid.
+func configError(path, what string, err error) error {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		return fmt.Errorf("%s: invalid %s:\n%w", displayPath(path), what, err)
+	}
+	return err
+}
+
+// followConfigLogging puts the process's log format and level under the
+// configuration, reloads included, logs its warnings and returns the
+// process's logger.
+func followConfigLogging(src config.Source, logs *logging.Switch) *slog.Logger {
+	cfg := src.Current()
+	logs.Set(cfg.LogLevel, cfg.LogFormat)
+	src.OnChange("logging", config.Notify(func(_ context.Context, c *config.Config) { logs.Set(c.LogLevel, c.LogFormat) }))
+	logger := logs.Logger()
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
+	return logger
 }
