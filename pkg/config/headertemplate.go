@@ -95,7 +95,9 @@ func checkVar(name string) error {
 		return nil
 	}
 	if h, ok := strings.CutPrefix(name, VarRequestHeaderPrefix); ok && h != "" {
-		switch strings.ToLower(h) {
+		// Any spelling: the proxy and Envoy treat '_' as '-' in the
+		// names gatehouse owns.
+		switch strings.ReplaceAll(strings.ToLower(h), "_", "-") {
 		case "cookie", "authorization", "x-pomerium-authorization":
 			// They carry gatehouse's session handle, which never
 			// reaches an upstream.

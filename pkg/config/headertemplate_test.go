@@ -31,7 +31,10 @@ func TestHeaderTemplate(t *testing.T) {
 			t.Errorf("%q expands to %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"${pomerium.secret}", "${pomerium.request.headers.cookie}", "$pomerium.request.headers.Authorization"} {
+	// The session credential's headers, in any spelling, never feed an
+	// upstream header.
+	for _, bad := range []string{"${pomerium.secret}", "${pomerium.request.headers.cookie}", "$pomerium.request.headers.Authorization",
+		"${pomerium.request.headers.X-Pomerium-Authorization}", "${pomerium.request.headers.x_pomerium_authorization}"} {
 		if _, err := ParseHeaderTemplate(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
