@@ -44,6 +44,10 @@ type settings struct {
 	Systems     []string      `json:"systems"`
 	LogLevel    string        `json:"gatehouse_log_level"`
 	Email       string        `json:"email"`
+	// Pprof, when set, is a directory: every gatehouse process serves Go's
+	// profiler (GATEHOUSE_PPROF_ADDR) and round 1 saves a CPU profile of
+	// each one over its whole run there (issue 21: profile first).
+	Pprof string `json:"pprof_dir,omitempty"`
 }
 
 // system is one thing under load: the processes that serve a request, and
@@ -96,6 +100,7 @@ func benchCommand(args []string) error {
 	systems := fs.String("systems", strings.Join(allSystems, ","), "systems to load, in round order")
 	fs.StringVar(&s.LogLevel, "log-level", "", "gatehouse log_level (empty: gatehouse's default)")
 	fs.StringVar(&s.Email, "email", "alice@example.com", "who signs in (the policy allows example.com; another domain must make the bench fail)")
+	fs.StringVar(&s.Pprof, "pprof", "", "directory for CPU profiles of every gatehouse process during round 1 (profiling costs a few % of that round)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -233,6 +238,32 @@ func runBench(ctx context.Context, s settings) error {
 		procs = append(procs, p)
 		return p, nil
 	}
+	if s.Pprof != "" {
+		if err := os.MkdirAll(s.Pprof, 0o755); err != nil {
+			return err
+		}
+	}
+	// startGatehouse starts a gatehouse service process, with Go's
+	// profiler on a loopback port of its own when -pprof asks for it.
+	startGatehouse := func(name, path string, args ...string) (*proc, error) {
+		var env []string
+		pprofAddr := ""
+		if s.Pprof != "" {
+			a, err := freeAddrs(1)
+			if err != nil {
+				return nil, err
+			}
+			pprofAddr = a[0]
+			env = append(env, "GATEHOUSE_PPROF_ADDR="+pprofAddr)
+		}
+		p, err := startProc(name, path, args, env, logDir)
+		if err != nil {
+			return nil, err
+		}
+		p.PprofAddr = pprofAddr
+		procs = append(procs, p)
+		return p, nil
+	}
 
 	// The upstream, shared by every system; it checks identity JWTs against
 	// the JWKS of every gatehouse system, and oauth2-proxy's
@@ -323,7 +354,7 @@ func runBench(ctx context.Context, s settings) error {
 			if err != nil {
 				return err
 			}
-			p, err := start("gatehouse", gh, "--config", path)
+			p, err := startGatehouse("gatehouse", gh, "--config", path)
 			if err != nil {
 				return err
 			}
@@ -375,7 +406,7 @@ func runBench(ctx context.Context, s settings) error {
 				if err != nil {
 					return err
 				}
-				p, err := start(prefix+part.name, gh, "--config", path)
+				p, err := startGatehouse(prefix+part.name, gh, "--config", path)
 				if err != nil {
 					return err
 				}
@@ -627,7 +658,22 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 		return r, err
 	}
 	w := wrkRun{URL: sys.URL, Host: sys.Host, Headers: sys.Headers, Script: sys.Script, Threads: s.Threads, Connections: conns, Duration: d}
+	var profiles sync.WaitGroup
+	if s.Pprof != "" && round == 1 {
+		for _, p := range sys.Procs {
+			if p.PprofAddr == "" {
+				continue
+			}
+			file := filepath.Join(s.Pprof, fmt.Sprintf("%s-c%d-%s.pprof", sys.Name, conns, strings.ReplaceAll(p.Name, "+", "-")))
+			profiles.Go(func() {
+				if err := saveCPUProfile(ctx, p.PprofAddr, d, file); err != nil {
+					fmt.Fprintf(os.Stderr, "gatehouse-bench: profile of %s: %v\n", p.Name, err)
+				}
+			})
+		}
+	}
 	out, err := w.run(ctx)
+	profiles.Wait()
 	if err != nil {
 		return r, err
 	}
@@ -712,6 +758,31 @@ func measure(ctx context.Context, s settings, sys *system, conns, round int, d t
 		return r, fmt.Errorf("warm-up of %s at %d connections: %s", sys.Name, conns, strings.Join(r.Problems, "; "))
 	}
 	return r, nil
+}
+
+// saveCPUProfile asks the Go profiler at addr for a CPU profile over d
+// (whole seconds, at least one) and writes it to file.
+func saveCPUProfile(ctx context.Context, addr string, d time.Duration, file string) error {
+	secs := max(1, int(d/time.Second))
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profiler answered %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 // machine describes where the bench ran.

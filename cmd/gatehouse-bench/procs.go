@@ -19,11 +19,13 @@ import (
 
 // proc is one process the bench started and measures.
 type proc struct {
-	Name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
+	Name string
+	// PprofAddr is where the process serves Go's profiler; "" when not.
+	PprofAddr string
+	cmd       *exec.Cmd
+	logPath   string
+	done      chan struct{}
+	err       error
 }
 
 // startProc starts path with args, its output going to logDir/name.log.
