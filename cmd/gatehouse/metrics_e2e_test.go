@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,29 @@ func scrape(t *testing.T, url, user, password string) map[string]bool {
 		}
 	}
 	return names
+}
+
+// metricValue returns the value of an unlabelled counter or gauge of a
+// /metrics answer (without basic auth), 0 when it is absent.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", url, sc.Text(), err)
+			}
+			return v
+		}
+	}
+	return 0
 }
 
 // TestMetricsAndDashboard runs gatehouse all-in-one with metrics_address

@@ -7,6 +7,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 	"github.com/gatehouse/gatehouse/services/proxy"
 )
 
@@ -31,6 +32,15 @@ func (p *process) addProxy(ctx context.Context, local authv3.AuthorizationClient
 			return nil, err
 		}
 		opts.Authorizer = authv3.NewAuthorizationClient(cc) // proxy.DefaultCheckTimeout
+		if len(p.cfg.DataBrokerTargets) > 0 || p.cfg.Runs(config.ServiceDataBroker) {
+			// The proxy can follow the session and user changes itself,
+			// and so reuse authorize's allowed answers until one changes.
+			db, err := p.conn(config.ServiceDataBroker)
+			if err != nil {
+				return nil, err
+			}
+			opts.DataBroker = databrokerv1.NewDataBrokerServiceClient(db)
+		}
 	}
 	svc, err := proxy.New(ctx, opts)
 	if err != nil {

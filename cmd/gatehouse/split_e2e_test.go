@@ -42,6 +42,8 @@ type deployment struct {
 	redis   *testutil.Redis
 	// upstream counts what reached Grafana, by Grafana's answer.
 	upstream upstreamCounter
+	// proxyAMetrics is proxy A's metrics_address.
+	proxyAMetrics string
 }
 
 // upstreamCounter counts the requests that reached the upstream: all of
@@ -177,7 +179,10 @@ auto_assign_org_role = Editor
 	d.add("authorize-1", "SERVICES=authorize", "GRPC_ADDRESS="+az1, dbURLs, "JWT_CLAIMS_HEADERS=email,name")
 	d.add("authorize-2", "SERVICES=authorize", "GRPC_ADDRESS="+az2, dbURLs, "JWT_CLAIMS_HEADERS=email,name")
 	d.add("authenticate", "SERVICES=authenticate", "ADDRESS="+authnAddr, dbURLs)
-	d.add("proxy-a", "SERVICES=proxy", "ADDRESS="+testutil.FreeAddr(t), azURLs)
+	// Proxy A follows the databrokers' changes and so reuses authorize's
+	// answers until a session or user changes; proxy B asks every time.
+	d.proxyAMetrics = testutil.FreeAddr(t)
+	d.add("proxy-a", "SERVICES=proxy", "ADDRESS="+testutil.FreeAddr(t), azURLs, dbURLs, "METRICS_ADDRESS="+d.proxyAMetrics)
 	d.add("proxy-b", "SERVICES=proxy", "ADDRESS="+testutil.FreeAddr(t), azURLs)
 	for _, name := range []string{"databroker-1", "databroker-2", "authorize-1", "authorize-2", "authenticate", "proxy-a", "proxy-b"} {
 		d.start(name)
@@ -294,7 +299,17 @@ func testGrafanaGuideSplitDeployment(t *testing.T, storage string) {
 	d.waitReady("authorize-1")
 	d.waitReady("databroker-1")
 
-	// Sign out through proxy B: proxy A refuses the session within a second.
+	// Sign out through proxy B: proxy A refuses the session within a
+	// second, though it had been answering her requests without asking
+	// authorize.
+	reused := func() float64 {
+		return metricValue(t, "http://"+d.proxyAMetrics+"/metrics", "gatehouse_proxy_reused_decisions_total")
+	}
+	testutil.WaitFor(t, 10*time.Second, "proxy A to answer alice again without asking authorize", func() bool {
+		before := reused()
+		readJSON(t, get(t, alice, d.proxyURL("proxy-a", "/api/user")), &user)
+		return reused() > before
+	})
 	aliceCookies := alice.Jar.Cookies(mustURL(t, d.proxyURL("proxy-a", "/")))
 	resp = signOutByForm(t, alice, d.proxyURL("proxy-b", "/.pomerium/sign_out"))
 	resp.Body.Close()

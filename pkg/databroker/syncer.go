@@ -39,6 +39,18 @@ type SyncerOptions struct {
 	// Metrics receives the syncer's metrics (the version applied, the
 	// lag of the latest change, full resyncs); nil registers none.
 	Metrics prometheus.Registerer
+	// ChangesOnly follows changes from the store's latest version instead
+	// of reading every record first: at every (re)connection the handler
+	// gets Reset(nil) once ServerInfo answered, then the changes after
+	// that point. Changes made while no stream was open are never
+	// delivered; the Reset tells the handler it missed some. For callers
+	// that only react to changes (a proxy's decision reuse), so that
+	// starting costs nothing however many records the store holds.
+	ChangesOnly bool
+	// Disconnected, when set, is called (from Run's goroutine) each time
+	// a stream ends: until the next Reset or change, the handler hears
+	// nothing.
+	Disconnected func()
 }
 
 // Syncer keeps a Handler current with one record type ("" for all): it
@@ -107,7 +119,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 		var progressed bool
 		var err error
 		if needLatest {
-			err = s.syncLatest(ctx)
+			if s.opts.ChangesOnly {
+				err = s.startAtLatest(ctx)
+			} else {
+				err = s.syncLatest(ctx)
+			}
 			if err == nil {
 				needLatest = false
 				progressed = true
@@ -116,10 +132,13 @@ func (s *Syncer) Run(ctx context.Context) error {
 		if err == nil {
 			progressed, err = s.sync(ctx, progressed)
 		}
+		if s.opts.Disconnected != nil {
+			s.opts.Disconnected()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if status.Code(err) == codes.Aborted {
+		if status.Code(err) == codes.Aborted || s.opts.ChangesOnly {
 			needLatest = true
 		}
 		if progressed {
@@ -174,6 +193,23 @@ func (s *Syncer) syncLatest(ctx context.Context) error {
 		s.syncedOnce.Do(func() { close(s.syncedCh) })
 		return nil
 	}
+}
+
+// startAtLatest is syncLatest without the records (ChangesOnly).
+func (s *Syncer) startAtLatest(ctx context.Context) error {
+	info, err := s.client.ServerInfo(ctx, &databrokerv1.ServerInfoRequest{})
+	if err != nil {
+		return err
+	}
+	// Versions first: the handler may read them in Reset.
+	s.mu.Lock()
+	s.serverVersion, s.recordVersion = info.GetServerVersion(), info.GetLatestRecordVersion()
+	s.mu.Unlock()
+	s.handler.Reset(nil)
+	s.metrics.reset(info.GetLatestRecordVersion())
+	s.synced.Store(true)
+	s.syncedOnce.Do(func() { close(s.syncedCh) })
+	return nil
 }
 
 // sync follows a Sync stream until it fails; progressed reports whether

@@ -244,7 +244,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		routeID = r.id
 	}
 
-	ident, fromAuthorization := s.identity(ctx, st, req, now)
+	ident, at, fromAuthorization := s.identity(ctx, st, req, now)
 
 	if internal {
 		if ident == nil {
@@ -313,6 +313,10 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 			ans = st.withKubernetesHeaders(r, ans, ident, now)
 		}
 		s.logDecision(ctx, requestID, routeID, h.GetMethod(), host, path, ident, decisionAllow, d.Reasons, "")
+		if at.ok && r.reusable && extauthz.ContextExtension(req, extauthz.ContextReuse) == "true" &&
+			req.GetAttributes().GetSource().GetCertificate() == "" {
+			return extauthz.WithReuse(ans.pick(fromAuthorization), reuseOf(ident, at, now)), nil
+		}
 		return ans.pick(fromAuthorization), nil
 	case certDenied(&d):
 		// Before sign-in: no session makes up for a missing certificate.
@@ -380,28 +384,40 @@ func (s *Service) signError(err error) error {
 // carries none, a bad or expired handle, or one whose session is missing,
 // deleted or expired. When the handle was written after the latest record
 // this replica has seen, it waits (up to SessionWait) for the Sync stream
-// to catch up before deciding the session is missing.
-func (s *Service) identity(ctx context.Context, st *state, req *authv3.CheckRequest, now time.Time) (ident *identity, fromAuthorization bool) {
+// to catch up before deciding the session is missing. at is where in the
+// change log the identity was read, when it was read at once (ok).
+func (s *Service) identity(ctx context.Context, st *state, req *authv3.CheckRequest, now time.Time) (ident *identity, at readPoint, fromAuthorization bool) {
 	token, fromAuthorization := sessionToken(req, st.cookieName)
 	if token == "" {
-		return nil, false
+		return nil, at, false
 	}
 	hd, err := st.handles.decode(st.handleKey, token, now)
 	if err != nil {
-		return nil, fromAuthorization
+		return nil, at, fromAuthorization
 	}
-	ident = s.store.get(hd.ID)
+	ident, at.serverVersion, at.recordVersion = s.store.getAt(hd.ID)
+	at.ok = ident != nil
 	if ident == nil && s.store.behind(hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion) {
 		ident = s.store.waitFor(ctx, hd.ID, hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion, s.sessionWait)
 	}
 	if ident == nil || ident.expired(now) {
-		return nil, fromAuthorization
+		return nil, readPoint{}, fromAuthorization
 	}
 	if hd.UserID != "" && hd.UserID != ident.subject.UserID {
 		// The handle names another user than its session: refuse it.
-		return nil, fromAuthorization
+		return nil, readPoint{}, fromAuthorization
 	}
-	return ident, fromAuthorization
+	if !hd.Expiry.IsZero() && (ident.expiresAt.IsZero() || hd.Expiry.Before(ident.expiresAt)) {
+		at.handleExpiry = hd.Expiry
+	}
+	return ident, at, fromAuthorization
+}
+
+// readPoint is where in the databroker's change log an identity was read.
+type readPoint struct {
+	ok                           bool
+	serverVersion, recordVersion uint64
+	handleExpiry                 time.Time // zero: the handle does not expire before its session
 }
 
 // corsHeaders returns the request headers cors_preflight reads.

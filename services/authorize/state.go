@@ -73,6 +73,10 @@ type route struct {
 	okPlain *okAnswer
 	// k8s is the service account token of a Kubernetes API route, or nil.
 	k8s *k8sToken
+	// reusable: an allowed answer may be reused by a proxy (see reuse.go);
+	// not for Kubernetes API routes, whose token rotates outside the
+	// databroker's change log.
+	reusable bool
 }
 
 // setsHeader reports whether the route's set_request_headers writes the
@@ -132,6 +136,7 @@ func compile(cfg *config.Config) (*state, error) {
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
 		r := &route{cfg: cr, id: cr.ID, passIdentity: cfg.PassIdentityHeadersFor(cr), k8s: newK8sToken(cr)}
+		r.reusable = r.k8s == nil
 		names := make([]string, 0, len(cr.SetRequestHeaders))
 		for k := range cr.SetRequestHeaders {
 			names = append(names, k)

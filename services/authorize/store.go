@@ -108,6 +108,20 @@ func (s *store) get(id string) *identity {
 	return ident
 }
 
+// getAt returns the identity of session id (or nil) together with the
+// point in the databroker's change log the store had applied when it was
+// read: the identity reflects every change up to recordVersion and none
+// after. It does not allocate.
+func (s *store) getAt(id string) (ident *identity, serverVersion, recordVersion uint64) {
+	s.mu.RLock()
+	ident, serverVersion, recordVersion = s.idents[id], s.serverVersion, s.recordVersion
+	s.mu.RUnlock()
+	if s.src != nil {
+		serverVersion, _ = s.src.Versions()
+	}
+	return ident, serverVersion, recordVersion
+}
+
 // isSynced reports whether the records have been loaded at least once.
 func (s *store) isSynced() bool {
 	if s.src != nil {

@@ -36,6 +36,8 @@ type checkBuf struct {
 	sock     corev3.SocketAddress
 	request  authv3.AttributeContext_Request
 	http     authv3.AttributeContext_HttpRequest
+	// key is the buffer of the request's reuse key (reuseKey).
+	key []byte
 }
 
 var checkPool = sync.Pool{New: func() any {
@@ -55,6 +57,9 @@ var checkPool = sync.Pool{New: func() any {
 // maxPooledHeaders bounds the header map a pooled buffer keeps; one
 // request with very many headers should not pin a big map forever.
 const maxPooledHeaders = 64
+
+// maxPooledKey likewise bounds the reuse key buffer a pooled buffer keeps.
+const maxPooledKey = 16 << 10
 
 // checkInput is what a Check says about a request.
 type checkInput struct {
@@ -147,17 +152,37 @@ func (b *checkBuf) release() {
 	b.http.Id, b.http.Method, b.http.Host, b.http.Path, b.http.Scheme, b.http.Protocol = "", "", "", "", "", ""
 	b.sock.Address = ""
 	b.source.Certificate = ""
+	if cap(b.key) > maxPooledKey {
+		b.key = nil
+	}
 	checkPool.Put(b)
 }
 
-// check sends one Check for the request. The error is a transport error
-// (authorize unreachable, too slow): the caller fails closed.
+// check sends one Check for the request, or answers it with an allowed
+// answer authorize gave for the identical request when that may be
+// reused (reuseSet). The error is a transport error (authorize
+// unreachable, too slow): the caller fails closed.
 func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckResponse, error) {
 	b := checkPool.Get().(*checkBuf)
 	b.fill(in)
 	var resp *authv3.CheckResponse
 	var err error
 	start := time.Now()
+	var key []byte
+	var gen uint64
+	if s.reuse != nil && !in.internal && in.clientCert == "" {
+		if key, err = reuseKey(b.key[:0], b); err == nil {
+			b.key = key
+			if resp, gen = s.reuse.get(key, start); resp != nil {
+				s.metrics.reused.Inc()
+				b.release()
+				return resp, nil
+			}
+			b.attrs.ContextExtensions[extauthz.ContextReuse] = "true"
+		} else {
+			key = nil // not reusable; ask as usual
+		}
+	}
 	defer func() { s.metrics.check.Observe(time.Since(start).Seconds()) }()
 	if s.checkTimeout > 0 {
 		var cancel context.CancelFunc
@@ -169,6 +194,9 @@ func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckRespo
 	}
 	if err != nil {
 		return nil, err // b is dropped, not pooled: the client may still hold it
+	}
+	if key != nil && resp != nil {
+		s.reuse.put(key, gen, resp, start)
 	}
 	b.release()
 	if resp == nil {

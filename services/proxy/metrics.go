@@ -19,6 +19,7 @@ const (
 	MetricCheckDuration     = "gatehouse_proxy_authorize_check_duration_seconds"
 	MetricUpstreamDuration  = "gatehouse_proxy_upstream_duration_seconds"
 	MetricUpstreamErrors    = "gatehouse_proxy_upstream_errors_total"
+	MetricReusedDecisions   = "gatehouse_proxy_reused_decisions_total"
 	upstreamErrUnreachable  = "unreachable"
 	upstreamErrTimeout      = "timeout"
 	upstreamErrOther        = "other"
@@ -37,6 +38,7 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	check          prometheus.Histogram
+	reused         prometheus.Counter
 	upstream       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 
@@ -60,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Latency of the proxy's Check calls to authorize (in process or over gRPC), failures included.",
 			Buckets: latencyBuckets,
 		}),
+		reused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricReusedDecisions,
+			Help: "Requests answered with an allowed answer authorize gave for the identical request, without asking again (a proxy remote from authorize that follows the databroker's changes).",
+		}),
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricUpstreamDuration,
 			Help:    "Time from sending a request upstream to its response headers, by route.",
@@ -72,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.routes.Store(&map[string]*routeMetrics{})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.check, m.upstream, m.upstreamErrors} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.check, m.reused, m.upstream, m.upstreamErrors} {
 			_ = reg.Register(c)
 		}
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	"github.com/gatehouse/gatehouse/pkg/cryptutil"
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/handoff"
 	"github.com/gatehouse/gatehouse/pkg/logging"
 	"github.com/gatehouse/gatehouse/pkg/pages"
@@ -36,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/pkg/routematch"
 	"github.com/gatehouse/gatehouse/pkg/signingkey"
 	"github.com/gatehouse/gatehouse/pkg/tracing"
+	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
 // DefaultCheckTimeout bounds one Check call to authorize when
@@ -72,6 +74,11 @@ type Options struct {
 	// decision; Check and upstream latency; upstream errors); nil
 	// registers none (they are still counted, unexported).
 	Metrics prometheus.Registerer
+	// DataBroker, with a remote Authorizer, lets the proxy follow the
+	// databroker's changes of sessions and users and so reuse an allowed
+	// answer of authorize's for the identical request until one of them
+	// changes (see reuseSet). Nil: every request asks authorize.
+	DataBroker databrokerv1.DataBrokerServiceClient
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
@@ -93,6 +100,11 @@ type Service struct {
 	checkErrors *logging.Limiter
 
 	metrics *metrics
+
+	// reuse keeps authorize's reusable answers, kept current by
+	// reuseSync; both nil when answers are not reused.
+	reuse     *reuseSet
+	reuseSync *databroker.Syncer
 
 	// tracer and tracerProvider are nil when tracing is off.
 	tracer         trace.Tracer
@@ -150,6 +162,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	if s.checkTimeout == 0 && !o.InProcessAuthorizer {
 		s.checkTimeout = DefaultCheckTimeout
+	}
+	if o.DataBroker != nil && !o.InProcessAuthorizer {
+		s.reuse = newReuseSet()
+		s.reuseSync = databroker.NewSyncer(o.DataBroker, "", s.reuse, databroker.SyncerOptions{
+			Logger: s.logger, ChangesOnly: true, Disconnected: s.reuse.disconnected,
+		})
+		s.reuse.versions = s.reuseSync.Versions
 	}
 	commit, err := s.build(o.Source.Current())
 	if err != nil {
@@ -234,6 +253,10 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 	st.brand = pages.BrandingFor(cfg)
 	return func() {
 		s.state.Store(st)
+		if s.reuse != nil {
+			// Answers were given under the old routes and policies.
+			s.reuse.flush()
+		}
 		s.transports.retain(keep)
 	}, nil
 }
@@ -241,9 +264,13 @@ func (s *Service) build(cfg *config.Config) (commit func(), err error) {
 // Handler returns the HTTP handler serving every route host.
 func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-// Run waits for ctx to end, then closes idle upstream connections. The
-// proxy has no other background work: reloads arrive through Prepare.
+// Run follows the databroker's changes for answer reuse, when the proxy
+// reuses answers, until ctx ends, then closes idle upstream connections.
+// Reloads arrive through Prepare.
 func (s *Service) Run(ctx context.Context) error {
+	if s.reuseSync != nil {
+		_ = s.reuseSync.Run(ctx) // returns when ctx ends
+	}
 	<-ctx.Done()
 	s.transports.closeIdle()
 	return nil
