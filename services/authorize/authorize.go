@@ -83,6 +83,9 @@ type Service struct {
 	state  atomic.Pointer[state]
 	// sessionWait is SessionWait; tests shorten it.
 	sessionWait time.Duration
+	// lookupMissed, when set (tests), runs when a Check does not find its
+	// session at the first lookup, before it reads the store's versions.
+	lookupMissed func()
 	// tracer is nil when tracing is off.
 	tracer  trace.Tracer
 	metrics *metrics
@@ -397,7 +400,13 @@ func (s *Service) identity(ctx context.Context, st *state, req *authv3.CheckRequ
 	}
 	ident, at.serverVersion, at.recordVersion = s.store.getAt(hd.ID)
 	at.ok = ident != nil
-	if ident == nil && s.store.behind(hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion) {
+	if ident == nil {
+		if s.lookupMissed != nil {
+			s.lookupMissed()
+		}
+		// Not here (yet): look again with the store's versions, in one
+		// read. Checking only the versions now would call unknown a
+		// session the Sync stream applied since the lookup above.
 		ident = s.store.waitFor(ctx, hd.ID, hd.DatabrokerServerVersion, hd.DatabrokerRecordVersion, s.sessionWait)
 	}
 	if ident == nil || ident.expired(now) {

@@ -329,10 +329,13 @@ func (s *store) rebuildUserLocked(id string) {
 // waitFor waits until the store has seen recordVersion (or is synced, when
 // it never was) and returns the identity of session id then, or nil when
 // the deadline passes, ctx ends or the store has caught up without it.
-// It wakes on the store's change notification; it never polls.
+// It wakes on the store's change notification; it never polls. It reads
+// the session and the versions together, under one lock: a session found
+// missing before a version check that finds the store caught up may have
+// arrived in between. When the store is not behind it returns at once,
+// without allocating.
 func (s *store) waitFor(ctx context.Context, id string, serverVersion, recordVersion uint64, timeout time.Duration) *identity {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	var timer *time.Timer
 	for {
 		s.mu.RLock()
 		ident := s.idents[id]
@@ -341,6 +344,10 @@ func (s *store) waitFor(ctx context.Context, id string, serverVersion, recordVer
 		s.mu.RUnlock()
 		if ident != nil || !behind {
 			return ident
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
 		}
 		select {
 		case <-ch:
