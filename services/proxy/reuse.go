@@ -12,9 +12,16 @@ import (
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
 )
 
-// maxReusedAnswers bounds the answers a proxy keeps for reuse; past it the
-// set starts over (a request then asks authorize again).
-const maxReusedAnswers = 10_000
+// The answers a proxy keeps for reuse are bounded in number and in bytes
+// (their keys and answers); past either bound the set starts over (a
+// request then asks authorize again). A request whose key alone is larger
+// than maxReuseKey (huge cookies, say) is never kept, so that one client
+// cannot fill the set with a few requests.
+const (
+	maxReusedAnswers = 10_000
+	maxReusedBytes   = 32 << 20
+	maxReuseKey      = 8 << 10
+)
 
 // reuseSet holds authorize's allowed answers that may answer the identical
 // request again (extauthz.Reuse), so that a proxy remote from authorize
@@ -45,6 +52,7 @@ type reuseSet struct {
 	serverVersion uint64
 	recordVersion uint64 // the last change applied
 	gen           uint64 // bumped by every flush; an answer asked before one is not kept
+	bytes         int    // of the keys and answers kept
 	answers       map[string]*reusedAnswer
 	bySession     map[string]map[string]struct{}
 	byUser        map[string]map[string]struct{}
@@ -53,6 +61,7 @@ type reuseSet struct {
 type reusedAnswer struct {
 	resp  *authv3.CheckResponse // read-only, shared by every request it answers
 	until time.Time
+	size  int // bytes of the key and the answer
 }
 
 func newReuseSet() *reuseSet {
@@ -65,6 +74,7 @@ func (c *reuseSet) clearLocked() {
 	c.answers = map[string]*reusedAnswer{}
 	c.bySession = map[string]map[string]struct{}{}
 	c.byUser = map[string]map[string]struct{}{}
+	c.bytes = 0
 	c.gen++
 }
 
@@ -81,20 +91,28 @@ func (c *reuseSet) get(key []byte, now time.Time) (*authv3.CheckResponse, uint64
 
 // put keeps resp, asked for key in generation gen, if its Reuse allows.
 func (c *reuseSet) put(key []byte, gen uint64, resp *authv3.CheckResponse, now time.Time) {
+	if len(key) > maxReuseKey {
+		return
+	}
 	u, ok := extauthz.ReuseOf(resp)
 	if !ok || !now.Before(u.Until) {
 		return
 	}
+	size := len(key) + proto.Size(resp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.live || gen != c.gen || u.ServerVersion != c.serverVersion || u.RecordVersion < c.recordVersion {
 		return
 	}
-	if len(c.answers) >= maxReusedAnswers {
+	if len(c.answers) >= maxReusedAnswers || c.bytes+size > maxReusedBytes {
 		c.clearLocked()
 	}
 	k := string(key)
-	c.answers[k] = &reusedAnswer{resp: resp, until: u.Until}
+	if old := c.answers[k]; old != nil {
+		c.bytes -= old.size
+	}
+	c.answers[k] = &reusedAnswer{resp: resp, until: u.Until, size: size}
+	c.bytes += size
 	index(c.bySession, u.SessionID, k)
 	index(c.byUser, u.UserID, k)
 }
@@ -111,7 +129,10 @@ func index(m map[string]map[string]struct{}, id, key string) {
 // dropLocked forgets every answer indexed under id in m.
 func (c *reuseSet) dropLocked(m map[string]map[string]struct{}, id string) {
 	for k := range m[id] {
-		delete(c.answers, k)
+		if a := c.answers[k]; a != nil {
+			delete(c.answers, k)
+			c.bytes -= a.size
+		}
 	}
 	delete(m, id)
 }

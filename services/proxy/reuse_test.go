@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gatehouse/gatehouse/pkg/databroker"
 	"github.com/gatehouse/gatehouse/pkg/extauthz"
 	"github.com/gatehouse/gatehouse/pkg/testutil"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -242,5 +244,47 @@ func TestNoReuseWithAnInProcessAuthorizer(t *testing.T) {
 		if n := f.get(t, "/a", "Authorization", bearer); n != 1 {
 			t.Fatalf("%d Checks, want 1", n)
 		}
+	}
+}
+
+// TestReuseSetBounds: the set starts over at its bounds, never keeps a
+// huge key, and keeps its byte count exact as answers come and go.
+func TestReuseSetBounds(t *testing.T) {
+	c := newReuseSet()
+	c.versions = func() (uint64, uint64) { return 1, 5 }
+	c.Reset(nil)
+	now := time.Now()
+	answer := func(session string) *authv3.CheckResponse {
+		return extauthz.WithReuse(okResponse(nil, "x-identity", "alice"), extauthz.Reuse{
+			ServerVersion: 1, RecordVersion: 5, SessionID: session, UserID: "u", Until: now.Add(time.Minute)})
+	}
+	_, gen := c.get([]byte("k"), now)
+	c.put(make([]byte, maxReuseKey+1), gen, answer("s"), now)
+	if len(c.answers) != 0 {
+		t.Fatal("kept an answer whose key is over maxReuseKey")
+	}
+	for i := range maxReusedAnswers {
+		c.put([]byte(strconv.Itoa(i)), gen, answer("s"+strconv.Itoa(i%7)), now)
+	}
+	if len(c.answers) != maxReusedAnswers {
+		t.Fatalf("%d answers, want %d", len(c.answers), maxReusedAnswers)
+	}
+	c.put([]byte("one more"), gen, answer("s"), now)
+	if len(c.answers) != 1 {
+		t.Fatalf("%d answers after the bound, want 1 (started over)", len(c.answers))
+	}
+	_, gen = c.get([]byte("k"), now) // starting over is a new generation
+	c.put([]byte("other"), gen, answer("s2"), now)
+	c.put([]byte("other"), gen, answer("s2"), now) // replaced, not counted twice
+	want := 0
+	for _, a := range c.answers {
+		want += a.size
+	}
+	if c.bytes != want {
+		t.Fatalf("bytes %d, want %d", c.bytes, want)
+	}
+	c.Update(&databrokerv1.Record{Type: databroker.SessionType, Id: "s2", Version: 6})
+	if _, ok := c.answers["other"]; ok || c.bytes != c.answers["one more"].size {
+		t.Fatalf("after s2 changed: answers %d, bytes %d", len(c.answers), c.bytes)
 	}
 }
