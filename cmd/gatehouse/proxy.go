@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/gatehouse/gatehouse/pkg/config"
 	databrokerv1 "github.com/gatehouse/gatehouse/proto/gatehouse/databroker/v1"
@@ -40,6 +41,7 @@ func (p *process) addProxy(ctx context.Context, local authv3.AuthorizationClient
 				return nil, err
 			}
 			opts.DataBroker = databrokerv1.NewDataBrokerServiceClient(db)
+			opts.AuthorizerReady = func() bool { return cc.GetState() == connectivity.Ready }
 		}
 	}
 	svc, err := proxy.New(ctx, opts)

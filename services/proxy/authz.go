@@ -165,24 +165,13 @@ func (b *checkBuf) release() {
 func (s *Service) check(ctx context.Context, in *checkInput) (*authv3.CheckResponse, error) {
 	b := checkPool.Get().(*checkBuf)
 	b.fill(in)
-	var resp *authv3.CheckResponse
-	var err error
 	start := time.Now()
-	var key []byte
-	var gen uint64
-	if s.reuse != nil && !in.internal && in.clientCert == "" {
-		if key, err = reuseKey(b.key[:0], b); err == nil {
-			b.key = key
-			if resp, gen = s.reuse.get(key, start); resp != nil {
-				s.metrics.reused.Inc()
-				b.release()
-				return resp, nil
-			}
-			b.attrs.ContextExtensions[extauthz.ContextReuse] = "true"
-		} else {
-			key = nil // not reusable; ask as usual
-		}
+	key, gen, resp := s.reused(b, in, start)
+	if resp != nil {
+		b.release()
+		return resp, nil
 	}
+	var err error
 	defer func() { s.metrics.check.Observe(time.Since(start).Seconds()) }()
 	if s.checkTimeout > 0 {
 		var cancel context.CancelFunc

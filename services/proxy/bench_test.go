@@ -8,8 +8,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/gatehouse/gatehouse/pkg/extauthz"
 )
 
 // benchUpstream answers every request with a small body.
@@ -73,6 +77,29 @@ func BenchmarkServeHTTP(b *testing.B) {
 	authz.record = false
 	h := newHarness(b, cfg, authz).svc.Handler()
 	serveBench(b, h, func() *http.Request { return browserRequest("app.test", "/d/abc?orgId=1") })
+}
+
+// BenchmarkServeHTTPReused is BenchmarkServeHTTP for a proxy remote from
+// authorize that reuses its answer (reuseSet): the request path without
+// the Check's gRPC round trip, plus building and looking up the key.
+func BenchmarkServeHTTPReused(b *testing.B) {
+	up := benchUpstream(b)
+	cfg := parseConfig(b, "", routeYAML("id: app", "from: https://app.test", "to: "+up.URL, "pass_identity_headers: true"))
+	ok := okResponse(nil, "x-pomerium-jwt-assertion", benchJWT)
+	authz := newFakeAuthz(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		return extauthz.WithReuse(ok, extauthz.Reuse{ServerVersion: 1, RecordVersion: 1, SessionID: "s", UserID: "u",
+			Until: time.Now().Add(time.Hour)}), nil
+	})
+	authz.record = false
+	svc := newHarness(b, cfg, authz).svc
+	// Live as after a Sync stream opened, without a databroker.
+	svc.reuse = newReuseSet()
+	svc.reuse.versions = func() (uint64, uint64) { return 1, 1 }
+	svc.reuse.Reset(nil)
+	serveBench(b, svc.Handler(), func() *http.Request { return browserRequest("app.test", "/d/abc?orgId=1") })
+	if n := authz.calls.Load(); n != 1 {
+		b.Fatalf("%d Checks, want 1 (the rest reused)", n)
+	}
 }
 
 // BenchmarkBareReverseProxy is the baseline: httputil.ReverseProxy alone,

@@ -79,6 +79,11 @@ type Options struct {
 	// answer of authorize's for the identical request until one of them
 	// changes (see reuseSet). Nil: every request asks authorize.
 	DataBroker databrokerv1.DataBrokerServiceClient
+	// AuthorizerReady, with DataBroker, reports whether a replica of the
+	// remote Authorizer is reachable. While none is, no answer is reused:
+	// the proxy fails closed (503) as it would asking, rather than go on
+	// with what authorize said before it went away.
+	AuthorizerReady func() bool
 }
 
 // Service is the proxy service. Its methods are safe for concurrent use.
@@ -103,8 +108,9 @@ type Service struct {
 
 	// reuse keeps authorize's reusable answers, kept current by
 	// reuseSync; both nil when answers are not reused.
-	reuse     *reuseSet
-	reuseSync *databroker.Syncer
+	reuse      *reuseSet
+	reuseSync  *databroker.Syncer
+	authzReady func() bool // nil: always
 
 	// tracer and tracerProvider are nil when tracing is off.
 	tracer         trace.Tracer
@@ -169,6 +175,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			Logger: s.logger, ChangesOnly: true, Disconnected: s.reuse.disconnected,
 		})
 		s.reuse.versions = s.reuseSync.Versions
+		s.authzReady = o.AuthorizerReady
 	}
 	commit, err := s.build(o.Source.Current())
 	if err != nil {

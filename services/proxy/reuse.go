@@ -180,6 +180,27 @@ func (c *reuseSet) disconnected() {
 
 var _ databroker.Handler = (*reuseSet)(nil)
 
+// reused returns the answer kept for the Check in b, if there is one;
+// otherwise, when the answer may be kept, the key and generation to keep it
+// under (reuseSet.put), having asked authorize to say whether it may be
+// reused.
+func (s *Service) reused(b *checkBuf, in *checkInput, now time.Time) (key []byte, gen uint64, resp *authv3.CheckResponse) {
+	if s.reuse == nil || in.internal || in.clientCert != "" || (s.authzReady != nil && !s.authzReady()) {
+		return nil, 0, nil
+	}
+	key, err := reuseKey(b.key[:0], b)
+	if err != nil {
+		return nil, 0, nil // ask as usual
+	}
+	b.key = key
+	if resp, gen = s.reuse.get(key, now); resp != nil {
+		s.metrics.reused.Inc()
+		return nil, 0, resp
+	}
+	b.attrs.ContextExtensions[extauthz.ContextReuse] = "true"
+	return key, gen, nil
+}
+
 // reuseKeyOptions marshal map entries (headers, context extensions) in
 // key order, so equal requests give equal keys.
 var reuseKeyOptions = proto.MarshalOptions{Deterministic: true}

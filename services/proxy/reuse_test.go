@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,5 +287,22 @@ func TestReuseSetBounds(t *testing.T) {
 	c.Update(&databrokerv1.Record{Type: databroker.SessionType, Id: "s2", Version: 6})
 	if _, ok := c.answers["other"]; ok || c.bytes != c.answers["one more"].size {
 		t.Fatalf("after s2 changed: answers %d, bytes %d", len(c.answers), c.bytes)
+	}
+}
+
+// TestNoReuseWhileNoAuthorizeAnswers: with every authorize replica gone
+// the proxy fails closed at once, reused answers or not.
+func TestNoReuseWhileNoAuthorizeAnswers(t *testing.T) {
+	var down atomic.Bool
+	f := newReuseFixture(t, func(o *Options) { o.AuthorizerReady = func() bool { return !down.Load() } })
+	f.get(t, "/a", "Authorization", bearer)
+	if n := f.get(t, "/a", "Authorization", bearer); n != 0 {
+		t.Fatalf("%d Checks, want the answer reused", n)
+	}
+	down.Store(true)
+	f.h.authz.set(func(*authv3.CheckRequest) (*authv3.CheckResponse, error) { return nil, errUnavailable })
+	resp, _ := f.h.get(t, reuseHost, "/a", "Authorization", bearer)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("with no authorize: %s, want 503", resp.Status)
 	}
 }
