@@ -164,3 +164,75 @@ func TestSyncer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncerChangesOnly: a ChangesOnly syncer reads no record, starts at
+// the store's latest version (which Versions reports by the time Reset
+// runs), delivers the changes after it, says when its stream ends, and
+// starts over at the latest version when it reconnects.
+func TestSyncerChangesOnly(t *testing.T) {
+	srv := databrokertest.Start(t)
+	c := srv.Client()
+	ctx := ctxT(t)
+	for i := range 3 {
+		if _, err := databroker.Put(ctx, c, &userv1.User{Id: fmt.Sprint(i)}, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := &userMap{}
+	var syncer *databroker.Syncer
+	var mu sync.Mutex
+	var atReset []uint64 // record versions Versions reported during Reset
+	disconnects := 0
+	h := &versionsAtReset{userMap: users, onReset: func() {
+		_, rv := syncer.Versions()
+		mu.Lock()
+		atReset = append(atReset, rv)
+		mu.Unlock()
+	}}
+	syncer = databroker.NewSyncer(c, databroker.UserType, h, databroker.SyncerOptions{
+		ChangesOnly: true, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Disconnected: func() { mu.Lock(); disconnects++; mu.Unlock() },
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- syncer.Run(runCtx) }()
+	if err := syncer.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := users.get(""); n != 0 {
+		t.Fatalf("%d records read at start, want none", n)
+	}
+	mu.Lock()
+	if len(atReset) != 1 || atReset[0] != 3 {
+		t.Fatalf("versions during Reset %v, want [3] (the latest)", atReset)
+	}
+	mu.Unlock()
+	if _, err := databroker.Put(ctx, c, &userv1.User{Id: "1", Name: "after"}, "1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the change", func() bool { u, _ := users.get("1"); return u.GetName() == "after" })
+
+	srv.Stop()
+	testutil.WaitFor(t, 5*time.Second, "Disconnected", func() bool { mu.Lock(); defer mu.Unlock(); return disconnects > 0 })
+	srv.Restart()
+	testutil.WaitFor(t, 10*time.Second, "a Reset after the reconnect", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(atReset) >= 2
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// versionsAtReset is a userMap that runs onReset inside Reset.
+type versionsAtReset struct {
+	*userMap
+	onReset func()
+}
+
+func (h *versionsAtReset) Reset(records []*databrokerv1.Record) {
+	h.onReset()
+	h.userMap.Reset(records)
+}
