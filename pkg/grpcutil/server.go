@@ -105,7 +105,7 @@ func (s *Server) LocalInterceptor() grpc.UnaryServerInterceptor { return s.local
 // localChain is the in-process chain of LocalInterceptor: one function
 // rather than grpc's chaining, which builds a closure per call and level.
 type localChain struct {
-	metrics *serverMetrics // nil without a Registerer
+	metrics *rpcMetrics // nil without a Registerer
 	rec     *recoverer
 	tracer  trace.Tracer // nil without a TracerProvider
 }
