@@ -207,24 +207,16 @@ func errorCode(err error) codes.Code {
 	return status.FromContextError(err).Code()
 }
 
-// unary records a unary call: started, its request received, its response
-// sent (when it succeeded), handled with its code and its duration.
-func (m *rpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	return m.unaryThen(ctx, req, info, h, nil)
-}
-
-// unaryThen is unary with h called through rec, when not nil: a chain of
-// two without a closure per call.
-func (m *rpcMetrics) unaryThen(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler, rec *recoverer) (resp any, err error) {
+// unaryThen records a unary call: started, its request received, its
+// response sent (when it succeeded), handled with its code and its
+// duration. It calls h through rec and a (see recoverer.unary): a chain
+// without a closure per call.
+func (m *rpcMetrics) unaryThen(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler, rec *recoverer, a *authenticator) (resp any, err error) {
 	start := time.Now()
 	mm := m.method(info.FullMethod, typeUnary)
 	mm.started.Inc()
 	mm.receivedCounter().Inc()
-	if rec != nil {
-		resp, err = rec.unary(ctx, req, info, h)
-	} else {
-		resp, err = h(ctx, req)
-	}
+	resp, err = rec.unary(ctx, req, info, h, a)
 	if err == nil {
 		mm.sentCounter().Inc()
 	}
