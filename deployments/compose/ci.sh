@@ -290,7 +290,7 @@ step_end "$how, $(du -h "$DEBIAN_TARBALL" | cut -f1)"
 # stage) and the Grafana stand-in.
 step_start "go build gatehouse, grafana stand-in"
 mkdir -p bin/image/certs bin/image/secrets bin/image/signouts bin/grafana-image
-CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w -X main.version=docker-ci" \
+CGO_ENABLED=0 nice -n 10 go build -trimpath -tags vtprotobuf -ldflags "-s -w -X main.version=docker-ci" \
   -o bin/image/gatehouse ./cmd/gatehouse
 CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" \
   -o bin/grafana-image/grafana ./deployments/compose/ci/grafana

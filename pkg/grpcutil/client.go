@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -96,9 +95,11 @@ var ReconnectBackoff = backoff.Config{
 	BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond,
 }
 
+// clientMetrics are the client metrics of every connection of the process,
+// registered with the first Registerer given to Dial.
 var (
 	clientMetricsOnce sync.Once
-	clientMetrics     *grpcprom.ClientMetrics
+	clientMetrics     *rpcMetrics
 )
 
 // Dial returns a connection to a service's replicas. It does not block: the
@@ -127,15 +128,15 @@ func Dial(o ClientOptions) (*grpc.ClientConn, error) {
 	}
 	if o.Registerer != nil {
 		clientMetricsOnce.Do(func() {
-			clientMetrics = grpcprom.NewClientMetrics()
+			clientMetrics = newClientMetrics()
 			if err := o.Registerer.Register(clientMetrics); err != nil {
 				clientMetrics = nil
 			}
 		})
 		if clientMetrics != nil {
 			opts = append(opts,
-				grpc.WithChainUnaryInterceptor(clientMetrics.UnaryClientInterceptor()),
-				grpc.WithChainStreamInterceptor(clientMetrics.StreamClientInterceptor()))
+				grpc.WithChainUnaryInterceptor(clientMetrics.unaryClient),
+				grpc.WithChainStreamInterceptor(clientMetrics.streamClient))
 		}
 	}
 	if !o.WaitForReady {

@@ -13,67 +13,90 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// serverMetrics are the gRPC server metrics, under the names and labels of
-// go-grpc-middleware's Prometheus provider (grpc_server_started_total,
-// grpc_server_handled_total, grpc_server_msg_received_total,
-// grpc_server_msg_sent_total, grpc_server_handling_seconds), so that
-// dashboards built for it work. gatehouse keeps its own recorder so that
-// a call made in process (Server.LocalInterceptor) is counted in the same
-// series at no allocation: each method's series are resolved once and
-// kept, where the provider resolves every label set on every call.
-type serverMetrics struct {
+// rpcMetrics are the gRPC metrics of one side, server or client, under
+// the names and labels of go-grpc-middleware's Prometheus provider
+// (grpc_server_started_total, grpc_server_handled_total,
+// grpc_server_msg_received_total, grpc_server_msg_sent_total,
+// grpc_server_handling_seconds; grpc_client_* the same but the histogram,
+// which the provider's client leaves off), so that dashboards built for it
+// work. gatehouse keeps its own recorder so that a call made in process
+// (Server.LocalInterceptor) is counted in the same series at no
+// allocation, and a Check over the network at none either: each method's
+// series are resolved once and kept, where the provider resolves every
+// label set on every call.
+type rpcMetrics struct {
 	started, handled, received, sent *prometheus.CounterVec
-	seconds                          *prometheus.HistogramVec
+	seconds                          *prometheus.HistogramVec // nil on the client
 
 	mu      sync.Mutex                                // guards writes of methods
 	methods atomic.Pointer[map[string]*methodMetrics] // copied on write
 }
 
-func newServerMetrics() *serverMetrics {
+// rpcMetricsHelp is the provider's help text of each series of one side.
+type rpcMetricsHelp struct {
+	side                                      string // "server" or "client"
+	started, handled, received, sent, seconds string
+}
+
+func newServerMetrics() *rpcMetrics {
+	return newRPCMetrics(rpcMetricsHelp{
+		side:     "server",
+		started:  "Total number of RPCs started on the server.",
+		handled:  "Total number of RPCs completed on the server, regardless of success or failure.",
+		received: "Total number of RPC stream messages received on the server.",
+		sent:     "Total number of gRPC stream messages sent by the server.",
+		seconds:  "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+	})
+}
+
+func newClientMetrics() *rpcMetrics {
+	return newRPCMetrics(rpcMetricsHelp{
+		side:     "client",
+		started:  "Total number of RPCs started on the client.",
+		handled:  "Total number of RPCs completed by the client, regardless of success or failure.",
+		received: "Total number of RPC stream messages received by the client.",
+		sent:     "Total number of gRPC stream messages sent by the client.",
+	})
+}
+
+func newRPCMetrics(h rpcMetricsHelp) *rpcMetrics {
 	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
-	m := &serverMetrics{
-		started: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_started_total",
-			Help: "Total number of RPCs started on the server.",
-		}, labels),
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_handled_total",
-			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
-		}, append(labels[:3:3], "grpc_code")),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_received_total",
-			Help: "Total number of RPC stream messages received on the server.",
-		}, labels),
-		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_sent_total",
-			Help: "Total number of gRPC stream messages sent by the server.",
-		}, labels),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "grpc_server_handling_seconds",
-			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-			Buckets: prometheus.DefBuckets,
-		}, labels),
+	name := func(n string) string { return "grpc_" + h.side + "_" + n }
+	m := &rpcMetrics{
+		started:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("started_total"), Help: h.started}, labels),
+		handled:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("handled_total"), Help: h.handled}, append(labels[:3:3], "grpc_code")),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("msg_received_total"), Help: h.received}, labels),
+		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("msg_sent_total"), Help: h.sent}, labels),
+	}
+	if h.seconds != "" {
+		m.seconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: name("handling_seconds"), Help: h.seconds, Buckets: prometheus.DefBuckets,
+		}, labels)
 	}
 	m.methods.Store(&map[string]*methodMetrics{})
 	return m
 }
 
 // Describe implements prometheus.Collector.
-func (m *serverMetrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *rpcMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.started.Describe(ch)
 	m.handled.Describe(ch)
 	m.received.Describe(ch)
 	m.sent.Describe(ch)
-	m.seconds.Describe(ch)
+	if m.seconds != nil {
+		m.seconds.Describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector.
-func (m *serverMetrics) Collect(ch chan<- prometheus.Metric) {
+func (m *rpcMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.started.Collect(ch)
 	m.handled.Collect(ch)
 	m.received.Collect(ch)
 	m.sent.Collect(ch)
-	m.seconds.Collect(ch)
+	if m.seconds != nil {
+		m.seconds.Collect(ch)
+	}
 }
 
 // grpc_type label values.
@@ -88,16 +111,16 @@ const (
 // and handled series are created on their first use, as the provider
 // does: no series of a message never sent or a code that never happened.
 type methodMetrics struct {
-	m                    *serverMetrics
+	m                    *rpcMetrics
 	typ, service, method string
 	started              prometheus.Counter
-	seconds              prometheus.Observer
+	seconds              prometheus.Observer // nil on the client
 	received, sent       atomic.Pointer[prometheus.Counter]
 	handled              [codes.Unauthenticated + 1]atomic.Pointer[prometheus.Counter]
 }
 
 // method returns the series of fullMethod called as typ.
-func (m *serverMetrics) method(fullMethod, typ string) *methodMetrics {
+func (m *rpcMetrics) method(fullMethod, typ string) *methodMetrics {
 	// The key is fullMethod alone: a method has one type.
 	if mm := (*m.methods.Load())[fullMethod]; mm != nil {
 		return mm
@@ -115,7 +138,9 @@ func (m *serverMetrics) method(fullMethod, typ string) *methodMetrics {
 	mm := &methodMetrics{
 		m: m, typ: typ, service: service, method: method,
 		started: m.started.WithLabelValues(typ, service, method),
-		seconds: m.seconds.WithLabelValues(typ, service, method),
+	}
+	if m.seconds != nil {
+		mm.seconds = m.seconds.WithLabelValues(typ, service, method)
 	}
 	next := make(map[string]*methodMetrics, len(old)+1)
 	for k, v := range old {
@@ -129,7 +154,9 @@ func (m *serverMetrics) method(fullMethod, typ string) *methodMetrics {
 // done records the end of a call that started at start and ended with err.
 func (mm *methodMetrics) done(err error, start time.Time) {
 	mm.handledCounter(errorCode(err)).Inc()
-	mm.seconds.Observe(time.Since(start).Seconds())
+	if mm.seconds != nil {
+		mm.seconds.Observe(time.Since(start).Seconds())
+	}
 }
 
 // handledCounter returns the grpc_server_handled_total series of code.
@@ -180,24 +207,16 @@ func errorCode(err error) codes.Code {
 	return status.FromContextError(err).Code()
 }
 
-// unary records a unary call: started, its request received, its response
-// sent (when it succeeded), handled with its code and its duration.
-func (m *serverMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	return m.unaryThen(ctx, req, info, h, nil)
-}
-
-// unaryThen is unary with h called through rec, when not nil: a chain of
-// two without a closure per call.
-func (m *serverMetrics) unaryThen(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler, rec *recoverer) (resp any, err error) {
+// unaryThen records a unary call: started, its request received, its
+// response sent (when it succeeded), handled with its code and its
+// duration. It calls h through rec and a (see recoverer.unary): a chain
+// without a closure per call.
+func (m *rpcMetrics) unaryThen(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler, rec *recoverer, a *authenticator) (resp any, err error) {
 	start := time.Now()
 	mm := m.method(info.FullMethod, typeUnary)
 	mm.started.Inc()
 	mm.receivedCounter().Inc()
-	if rec != nil {
-		resp, err = rec.unary(ctx, req, info, h)
-	} else {
-		resp, err = h(ctx, req)
-	}
+	resp, err = rec.unary(ctx, req, info, h, a)
 	if err == nil {
 		mm.sentCounter().Inc()
 	}
@@ -207,7 +226,7 @@ func (m *serverMetrics) unaryThen(ctx context.Context, req any, info *grpc.Unary
 
 // stream records a streaming call: started, each message received and
 // sent, handled with its code and its duration.
-func (m *serverMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (m *rpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
 	typ := typeBidiStream
 	switch {

@@ -50,9 +50,11 @@ type Server struct {
 	// Health is the grpc.health.v1 server; services set their status on it.
 	Health *health.Server
 
-	// local and localInterceptor serve LocalInterceptor.
-	local            localChain
+	// local and localInterceptor serve LocalInterceptor; remote is the
+	// chain of the unary calls over the network.
+	local            unaryChain
 	localInterceptor grpc.UnaryServerInterceptor
+	remote           unaryChain
 
 	// streams is cancelled by Drain so that long-lived streams (Sync)
 	// end and GracefulStop does not wait on them.
@@ -102,26 +104,32 @@ func (d *drainableStream) Context() context.Context { return d.ctx }
 // been called.
 func (s *Server) LocalInterceptor() grpc.UnaryServerInterceptor { return s.localInterceptor }
 
-// localChain is the in-process chain of LocalInterceptor: one function
-// rather than grpc's chaining, which builds a closure per call and level.
-type localChain struct {
-	metrics *serverMetrics // nil without a Registerer
+// unaryChain is a chain of unary interceptors run as one function rather
+// than through grpc's chaining, which builds a closure per call and level:
+// metrics, then panic recovery, then the service-token check. It serves
+// the unary calls over the network and, without the token check,
+// LocalInterceptor.
+type unaryChain struct {
+	metrics *rpcMetrics // nil without a Registerer
 	rec     *recoverer
-	tracer  trace.Tracer // nil without a TracerProvider
+	auth    *authenticator // nil in process
+	// tracer records in-process calls (the network's are the stats
+	// handler's); nil without a TracerProvider.
+	tracer trace.Tracer
 }
 
-func (l *localChain) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if l.tracer != nil {
-		return l.traced(ctx, req, info, h)
+func (c *unaryChain) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if c.tracer != nil {
+		return c.traced(ctx, req, info, h)
 	}
-	return l.untraced(ctx, req, info, h)
+	return c.untraced(ctx, req, info, h)
 }
 
-func (l *localChain) untraced(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if l.metrics == nil {
-		return l.rec.unary(ctx, req, info, h)
+func (c *unaryChain) untraced(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if c.metrics == nil {
+		return c.rec.unary(ctx, req, info, h, c.auth)
 	}
-	return l.metrics.unaryThen(ctx, req, info, h, l.rec)
+	return c.metrics.unaryThen(ctx, req, info, h, c.rec, c.auth)
 }
 
 // openMethods are reachable without a service token.
@@ -140,16 +148,14 @@ func NewServer(o ServerOptions) *Server {
 	rec := &recoverer{logger: logger}
 	s := &Server{Health: health.NewServer()}
 	s.streams, s.cancelStreams = context.WithCancel(context.Background())
-	s.local.rec = rec
 	// The chains, outermost first: metrics, panic recovery, service token.
 	// LocalInterceptor runs the first two of them for in-process calls.
-	unary := []grpc.UnaryServerInterceptor{rec.unary, a.unary}
+	s.local.rec, s.remote.rec, s.remote.auth = rec, rec, a
 	stream := []grpc.StreamServerInterceptor{rec.stream, a.stream, s.stream}
 	if o.Registerer != nil {
 		m := newServerMetrics()
 		if err := o.Registerer.Register(m); err == nil {
-			s.local.metrics = m
-			unary = append([]grpc.UnaryServerInterceptor{m.unary}, unary...)
+			s.local.metrics, s.remote.metrics = m, m
 			stream = append([]grpc.StreamServerInterceptor{m.stream}, stream...)
 		}
 	}
@@ -165,13 +171,13 @@ func NewServer(o ServerOptions) *Server {
 		)))
 	}
 	opts = append(opts,
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.UnaryInterceptor(s.remote.intercept),
 		grpc.ChainStreamInterceptor(stream...),
 		// Reuse goroutines across calls: a fresh goroutine per call grows
 		// its stack anew each time, which showed up as a tenth of
 		// authorize's CPU under load. Long-lived streams (Sync) tie up a
 		// worker, and calls past the busy workers get goroutines as before.
-		grpc.NumStreamWorkers(uint32(4*runtime.NumCPU())),
+		grpc.NumStreamWorkers(streamWorkers()),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -184,6 +190,20 @@ func NewServer(o ServerOptions) *Server {
 	healthpb.RegisterHealthServer(s.Server, s.Health)
 	reflection.Register(s.Server)
 	return s
+}
+
+// minStreamWorkers is the fewest stream workers a server keeps. Their
+// number follows the calls in flight rather than the cores: a proxy under
+// load has tens of Checks waiting on authorize at once, and with 2 cores
+// 4 per core left most of them to fresh goroutines, whose stack growth was
+// 3.5% of the CPU of a Check (BenchmarkCheckGRPC, 32 in flight). Far more
+// workers than calls do not help either: gRPC hands a call to the worker
+// idle longest, so each would run rarely and regrow the stack the
+// collector shrank meanwhile.
+const minStreamWorkers = 32
+
+func streamWorkers() uint32 {
+	return uint32(max(4*runtime.NumCPU(), minStreamWorkers))
 }
 
 type authenticator struct {
@@ -240,13 +260,6 @@ func (a *authenticator) check(ctx context.Context, method string) error {
 	return nil
 }
 
-func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if err := a.check(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
-}
-
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if err := a.check(ss.Context(), info.FullMethod); err != nil {
 		return err
@@ -262,12 +275,19 @@ func (r *recoverer) recovered(method string, p any) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-func (r *recoverer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+// unary calls h, after a's service-token check unless a is nil, and turns
+// a panic of either into codes.Internal.
+func (r *recoverer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler, a *authenticator) (resp any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = r.recovered(info.FullMethod, p)
 		}
 	}()
+	if a != nil {
+		if err := a.check(ctx, info.FullMethod); err != nil {
+			return nil, err
+		}
+	}
 	return h(ctx, req)
 }
 

@@ -24,7 +24,7 @@ func tracedCall(info *stats.RPCTagInfo) bool { return !openMethod(info.FullMetho
 // (the callee's side: there is no client span in process), with the same
 // rpc.* attributes and the status code. The parent is the caller's span,
 // from ctx: the proxy's request span, in the same trace.
-func (l *localChain) traced(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (l *unaryChain) traced(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	name := strings.TrimPrefix(info.FullMethod, "/")
 	service, method, _ := strings.Cut(name, "/")
 	ctx, span := l.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(

@@ -37,7 +37,8 @@ func Gatehouse(t testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "gatehouse")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/gatehouse")
+		// The tags of make build (Makefile GOTAGS), so that tests run what ships.
+		cmd := exec.Command("go", "build", "-tags", "vtprotobuf", "-o", buildPath, "./cmd/gatehouse")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
