@@ -91,7 +91,7 @@ proto-check: tools
 
 lint: tools
 	buf lint
-	$(GO) vet ./...
+	$(GO) vet -tags $(GOTAGS) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## fuzz: every Fuzz target of every package, FUZZTIME each (the committed
