@@ -86,23 +86,11 @@ func programmaticLogin(ctx context.Context, routeURL string, who login) (string,
 	if handle != "" {
 		return handle, nil // already signed in (should not happen with a fresh jar)
 	}
-	reqID := final.Query().Get("authRequestID")
-	if reqID == "" {
-		return "", fmt.Errorf("sign-in URL led to %s, want the IdP's login form with authRequestID", final)
-	}
 
 	// 3. Submit the form; the redirects end at routeURL?pomerium_jwt=.
-	form := url.Values{"authRequestID": {reqID}, "email": {who.Email}, "name": {who.Name}, "groups": {who.Groups}}
-	loginPost := *final
-	loginPost.RawQuery = ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, loginPost.String(), strings.NewReader(form.Encode()))
+	resp, err := submitIdPLogin(ctx, c, final, who)
 	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("IdP login form: %w", err)
+		return "", fmt.Errorf("sign-in URL: %w", err)
 	}
 	if handle != "" {
 		resp.Body.Close()
@@ -111,6 +99,29 @@ func programmaticLogin(ctx context.Context, routeURL string, who login) (string,
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	return "", fmt.Errorf("IdP login ended at %s with %s, no pomerium_jwt: %s", resp.Request.URL, resp.Status, truncate(string(b), 300))
+}
+
+// submitIdPLogin submits the dev IdP's login form at form (the URL the
+// sign-in redirects ended at, carrying authRequestID) as who, and follows
+// the redirects that come back.
+func submitIdPLogin(ctx context.Context, c *http.Client, form *url.URL, who login) (*http.Response, error) {
+	reqID := form.Query().Get("authRequestID")
+	if reqID == "" {
+		return nil, fmt.Errorf("led to %s, want the IdP's login form with authRequestID", form)
+	}
+	values := url.Values{"authRequestID": {reqID}, "email": {who.Email}, "name": {who.Name}, "groups": {who.Groups}}
+	post := *form
+	post.RawQuery = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, post.String(), strings.NewReader(values.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("IdP login form: %w", err)
+	}
+	return resp, nil
 }
 
 // get follows redirects and returns the final body and URL; any status but

@@ -73,21 +73,9 @@ func oauth2ProxyLogin(ctx context.Context, base string, who login) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("oauth2-proxy sign-in: %w", err)
 	}
-	reqID := final.Query().Get("authRequestID")
-	if reqID == "" {
-		return "", fmt.Errorf("oauth2-proxy /oauth2/start led to %s, want the IdP's login form with authRequestID", final)
-	}
-	form := url.Values{"authRequestID": {reqID}, "email": {who.Email}, "name": {who.Name}, "groups": {who.Groups}}
-	post := *final
-	post.RawQuery = ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, post.String(), strings.NewReader(form.Encode()))
+	resp, err := submitIdPLogin(ctx, c, final, who)
 	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("IdP login form: %w", err)
+		return "", fmt.Errorf("oauth2-proxy /oauth2/start: %w", err)
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
