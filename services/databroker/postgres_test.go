@@ -38,36 +38,7 @@ func TestPostgres(t *testing.T) {
 // Two databroker replicas on one PostgreSQL: a Put on A arrives on a Sync
 // stream on B, woken by NOTIFY (the safety poll is a minute).
 func testPostgresReplicas(t *testing.T, url string) {
-	opts := postgresOpts(url, "replicas")
-	opts.PollInterval = time.Minute
-	_, a := newService(t, opts)
-	_, b := newService(t, opts)
-	ctx := ctxT(t)
-	ia, err := a.ServerInfo(ctx, &databrokerv1.ServerInfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ib, err := b.ServerInfo(ctx, &databrokerv1.ServerInfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ia.GetServerVersion() == 0 || ia.GetServerVersion() != ib.GetServerVersion() {
-		t.Fatalf("server versions %d and %d", ia.GetServerVersion(), ib.GetServerVersion())
-	}
-	stream, err := b.Sync(ctx, &databrokerv1.SyncRequest{ServerVersion: ib.GetServerVersion(), RecordVersion: ib.GetLatestRecordVersion()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		put, err := a.Put(ctx, &databrokerv1.PutRequest{Records: []*databrokerv1.Record{userRecord(t, fmt.Sprint("r", i), "")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := recv(t, stream, 5*time.Second)
-		if r.GetId() != fmt.Sprint("r", i) || r.GetVersion() != put.GetRecords()[0].GetVersion() {
-			t.Fatalf("replica B got %v", r)
-		}
-	}
+	testReplicasShareChanges(t, postgresOpts(url, "replicas"))
 }
 
 // A wrong password, a missing database or an unreachable server stops
