@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,5 +305,36 @@ func TestNoReuseWhileNoAuthorizeAnswers(t *testing.T) {
 	resp, _ := f.h.get(t, reuseHost, "/a", "Authorization", bearer)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("with no authorize: %s, want 503", resp.Status)
+	}
+}
+
+// The reuse mark of an answer (session and user ids, versions) is between
+// authorize and the proxy: neither the upstream nor the client sees it, on
+// the asked request or on the reused one.
+func TestReuseMarkNeverLeavesTheProxy(t *testing.T) {
+	f := newReuseFixture(t)
+	for i, want := range []int64{1, 0} {
+		before := f.h.authz.calls.Load()
+		resp, body := f.h.get(t, reuseHost, "/a", "Authorization", bearer)
+		if n := f.h.authz.calls.Load() - before; resp.StatusCode != http.StatusOK || n != want {
+			t.Fatalf("request %d: %s with %d Checks, want 200 with %d", i, resp.Status, n, want)
+		}
+		seen := f.up.last(t)
+		for where, h := range map[string]http.Header{"upstream request": seen.Header, "client response": resp.Header} {
+			for k, vs := range h {
+				for _, v := range append([]string{k}, vs...) {
+					for _, secret := range []string{reuseSession, reuseUser, "gatehouse.reuse", extauthz.ContextReuse} {
+						if strings.Contains(strings.ToLower(v), strings.ToLower(secret)) {
+							t.Errorf("request %d: %s header %s: %q carries %q", i, where, k, v, secret)
+						}
+					}
+				}
+			}
+		}
+		for _, secret := range []string{reuseSession, reuseUser} {
+			if strings.Contains(body, secret) || strings.Contains(seen.URI, secret) {
+				t.Errorf("request %d: %q in the body or the upstream's request target", i, secret)
+			}
+		}
 	}
 }
